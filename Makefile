@@ -1,0 +1,32 @@
+# The two commands of the README's Quick start, and their helpers.
+# Everything installs what is missing first, so a fresh machine needs only `make up` / `make test`.
+
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/payout-engine-target
+SHELL := /bin/bash
+
+.PHONY: up down test unit bench-intake logs
+
+## Set up what is missing and run the whole stack (Temporal + UI, anvil, Postgres, worker, webhook).
+up:
+	@scripts/up.sh
+
+## Stop exactly what `make up` started.
+down:
+	@scripts/down.sh
+
+## Set up what is missing, start the services the tests need, run every test.
+test:
+	@scripts/up.sh
+	@scripts/test.sh
+
+## Unit and property tests only (no services needed).
+unit:
+	cargo test --workspace --lib --bins
+
+## Intake benchmark: payments per second through the webhook against a no-op workflow.
+bench-intake:
+	@scripts/up.sh
+	@scripts/bench-intake.sh
+
+logs:
+	@tail -n 50 -f .state/logs/*.log

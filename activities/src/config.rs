@@ -1,0 +1,145 @@
+//! The one typed configuration of the worker and the starter, read from the environment
+//! (the binaries load `.env` first). Validated at start-up: a missing or malformed variable
+//! is named in the error, and secrets never appear in `Debug` output.
+
+use rust_decimal::Decimal;
+use std::{env, fmt, net::SocketAddr, str::FromStr};
+use workflows::domain::PlatformFee;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set (see .env.example)")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// A value that must never be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: Secret,
+    pub temporal_address: String,
+    pub temporal_namespace: String,
+    pub temporal_task_queue: String,
+    pub eth_rpc_url: Option<String>,
+    pub host_wallet_private_key: Option<Secret>,
+    pub usdt_contract: Option<String>,
+    pub changenow_api_url: Option<String>,
+    pub changenow_api_key: Option<Secret>,
+    pub nowpayments_ipn_secret: Secret,
+    pub platform_fee: PlatformFee,
+    pub http_addr: SocketAddr,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| env::var(name).ok())
+    }
+
+    /// Reads from any lookup (the environment in production, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let parsed = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+            Ok(get(name).unwrap_or_else(|| default.to_owned()))
+        };
+
+        let fee_text = parsed("PLATFORM_FEE_PERCENT", "3")?;
+        let platform_fee = Decimal::from_str(fee_text.trim())
+            .map_err(|e| invalid("PLATFORM_FEE_PERCENT", e))
+            .and_then(|pct| PlatformFee::new(pct).map_err(|e| invalid("PLATFORM_FEE_PERCENT", e)))?;
+        let http_addr = parsed("HTTP_ADDR", "127.0.0.1:8080")?
+            .parse()
+            .map_err(|e| invalid("HTTP_ADDR", e))?;
+        let temporal_address = parsed("TEMPORAL_ADDRESS", "127.0.0.1:7233")?;
+        if temporal_address.contains("://") {
+            return Err(invalid("TEMPORAL_ADDRESS", "expected host:port, without a scheme"));
+        }
+
+        Ok(Self {
+            database_url: Secret::new(required("DATABASE_URL")?),
+            temporal_address,
+            temporal_namespace: parsed("TEMPORAL_NAMESPACE", "default")?,
+            temporal_task_queue: parsed("TEMPORAL_TASK_QUEUE", "payouts")?,
+            eth_rpc_url: get("ETH_RPC_URL"),
+            host_wallet_private_key: get("HOST_WALLET_PRIVATE_KEY").map(Secret::new),
+            usdt_contract: get("USDT_CONTRACT"),
+            changenow_api_url: get("CHANGENOW_API_URL"),
+            changenow_api_key: get("CHANGENOW_API_KEY").map(Secret::new),
+            nowpayments_ipn_secret: Secret::new(required("NOWPAYMENTS_IPN_SECRET")?),
+            platform_fee,
+            http_addr,
+        })
+    }
+}
+
+fn invalid(name: &'static str, reason: impl fmt::Display) -> ConfigError {
+    ConfigError::Invalid { name, reason: reason.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const MINIMAL: &[(&str, &str)] = &[
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1/payouts"),
+        ("NOWPAYMENTS_IPN_SECRET", "s3cret"),
+    ];
+
+    #[test]
+    fn local_defaults_fill_the_rest() {
+        let config = Config::from_lookup(lookup(MINIMAL)).unwrap();
+        assert_eq!(config.temporal_task_queue, "payouts");
+        assert_eq!(config.temporal_address, "127.0.0.1:7233");
+        assert_eq!(config.platform_fee.percent(), Decimal::from(3));
+    }
+
+    #[test]
+    fn names_the_missing_variable() {
+        let err = Config::from_lookup(lookup(&[("DATABASE_URL", "postgres://x")])).unwrap_err();
+        assert!(err.to_string().contains("NOWPAYMENTS_IPN_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn refuses_an_out_of_range_fee() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("PLATFORM_FEE_PERCENT", "100"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("PLATFORM_FEE_PERCENT"), "{err}");
+        pairs.pop();
+        pairs.push(("PLATFORM_FEE_PERCENT", "three"));
+        assert!(Config::from_lookup(lookup(&pairs)).is_err());
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let config = Config::from_lookup(lookup(MINIMAL)).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret") && !printed.contains("postgres://"), "{printed}");
+    }
+}

@@ -1,0 +1,115 @@
+//! The `clients` table: channel owners and how they want to be paid.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::{PgPool, Row};
+use workflows::domain::PayoutStrategy;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub wallet_address: String,
+    pub payout_currency: String,
+    pub payout_network: String,
+    pub payout_strategy: PayoutStrategy,
+    pub payout_threshold_usd: Decimal,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The fields an operator sets; validated by the caller before it reaches the database
+/// (the table's CHECK constraints are the last line of defence, not the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSettings {
+    pub client_id: String,
+    pub wallet_address: String,
+    pub payout_currency: String,
+    pub payout_network: String,
+    pub payout_strategy: PayoutStrategy,
+    pub payout_threshold_usd: Decimal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientStoreError {
+    #[error("client {0} already exists (use `client update`)")]
+    AlreadyExists(String),
+    #[error("client {0} does not exist")]
+    NotFound(String),
+    #[error("the stored client {client_id} is unreadable: {reason}")]
+    Corrupt { client_id: String, reason: String },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+const COLUMNS: &str = "client_id, wallet_address, payout_currency, payout_network, \
+                       payout_strategy, payout_threshold_usd, created_at, updated_at";
+
+pub async fn insert(pool: &PgPool, client: &ClientSettings) -> Result<ClientRecord, ClientStoreError> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO clients (client_id, wallet_address, payout_currency, payout_network,
+                              payout_strategy, payout_threshold_usd, payout_threshold_updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, now())
+         ON CONFLICT (client_id) DO NOTHING
+         RETURNING {COLUMNS}"
+    ))
+    .bind(&client.client_id)
+    .bind(&client.wallet_address)
+    .bind(&client.payout_currency)
+    .bind(&client.payout_network)
+    .bind(client.payout_strategy.as_str())
+    .bind(client.payout_threshold_usd)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| ClientStoreError::AlreadyExists(client.client_id.clone()))?;
+    from_row(&row)
+}
+
+pub async fn update(pool: &PgPool, client: &ClientSettings) -> Result<ClientRecord, ClientStoreError> {
+    let row = sqlx::query(&format!(
+        "UPDATE clients SET wallet_address = $2, payout_currency = $3, payout_network = $4,
+                payout_strategy = $5, payout_threshold_usd = $6, updated_at = now(),
+                payout_threshold_updated_at = CASE WHEN payout_threshold_usd <> $6 THEN now()
+                                                   ELSE payout_threshold_updated_at END
+         WHERE client_id = $1
+         RETURNING {COLUMNS}"
+    ))
+    .bind(&client.client_id)
+    .bind(&client.wallet_address)
+    .bind(&client.payout_currency)
+    .bind(&client.payout_network)
+    .bind(client.payout_strategy.as_str())
+    .bind(client.payout_threshold_usd)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| ClientStoreError::NotFound(client.client_id.clone()))?;
+    from_row(&row)
+}
+
+pub async fn find(pool: &PgPool, client_id: &str) -> Result<Option<ClientRecord>, ClientStoreError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM clients WHERE client_id = $1"))
+        .bind(client_id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+fn from_row(row: &sqlx::postgres::PgRow) -> Result<ClientRecord, ClientStoreError> {
+    let client_id: String = row.try_get("client_id")?;
+    let strategy: String = row.try_get("payout_strategy")?;
+    let payout_strategy = strategy
+        .parse()
+        .map_err(|e: workflows::domain::UnknownVariant| ClientStoreError::Corrupt {
+            client_id: client_id.clone(),
+            reason: e.to_string(),
+        })?;
+    Ok(ClientRecord {
+        client_id,
+        wallet_address: row.try_get("wallet_address")?,
+        payout_currency: row.try_get("payout_currency")?,
+        payout_network: row.try_get("payout_network")?,
+        payout_strategy,
+        payout_threshold_usd: row.try_get("payout_threshold_usd")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

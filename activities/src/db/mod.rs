@@ -1,0 +1,23 @@
+//! Postgres: the ledger of payments, accumulations and batches.
+//!
+//! `payment_ledger` holds the activities; `clients` and `payments` are the plain queries the
+//! webhook and the operator CLI share with them.
+
+pub mod clients;
+pub mod payment_ledger;
+pub mod payments;
+
+use sqlx::{postgres::PgPoolOptions, PgPool};
+use std::time::Duration;
+
+/// The project's migrations, embedded so every binary (and every test database) can apply them.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Opens a pool without failing when Postgres is briefly away: connections are made on demand.
+pub async fn connect(database_url: &str) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(database_url)
+        .await
+}

@@ -1,0 +1,5 @@
+//! The operator CLI's commands, one module per subject.
+
+pub mod clients;
+pub mod payments;
+pub mod test_ipn;

@@ -1,0 +1,218 @@
+//! `starter`: the NOWPayments webhook server and the operator CLI.
+
+use activities::{
+    db::{self, clients, payments},
+    Config,
+};
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use payout_starter::{
+    cli::{self, clients::ClientInput, test_ipn::TestIpn},
+    temporal_gateway::TemporalGateway,
+    webhook::{self, AppState},
+};
+use rust_decimal::Decimal;
+use std::{sync::Arc, time::Duration};
+
+#[derive(Parser)]
+#[command(name = "starter", about = "Payout engine: webhook server and operator commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve POST /webhooks/nowpayments and GET /health on HTTP_ADDR, with the re-driver.
+    Serve,
+    /// Apply the database migrations.
+    Migrate,
+    /// Manage clients (channel owners).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Inspect payments.
+    #[command(subcommand)]
+    Payment(PaymentCommand),
+    /// Send IPNs to a webhook.
+    #[command(subcommand)]
+    Ipn(IpnCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Add a client.
+    Add(ClientArgs),
+    /// Change some of a client's settings; the rest stay.
+    Update(ClientArgs),
+    /// Show a client.
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// The channel id (the `client_id` in order ids `PGP-{user}|{client}`), e.g. -1001234567890.
+    #[arg(allow_hyphen_values = true)]
+    client_id: String,
+    /// Where payouts go; checked for the network (EIP-55 for eth, checksums for xmr and btc).
+    #[arg(long)]
+    wallet: Option<String>,
+    /// The coin the client is paid in, e.g. xmr, btc, eth, usdt.
+    #[arg(long)]
+    currency: Option<String>,
+    /// The network of the wallet (defaults to the currency): eth, xmr or btc.
+    #[arg(long)]
+    network: Option<String>,
+    /// instant | threshold
+    #[arg(long)]
+    strategy: Option<String>,
+    /// Threshold in USD for threshold clients (at least 50; 100 recommended).
+    #[arg(long = "threshold-usd")]
+    threshold_usd: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PaymentCommand {
+    /// Show a payment, its fee split and where its money is.
+    Show { payment_id: i64 },
+}
+
+#[derive(Subcommand)]
+enum IpnCommand {
+    /// Send a correctly signed `finished` IPN for a client to the local webhook.
+    SendTest {
+        #[arg(long, allow_hyphen_values = true)]
+        client_id: String,
+        /// The subscription price in USD.
+        #[arg(long, default_value = "25.00")]
+        amount_usd: Decimal,
+        /// The ETH NOWPayments settled to the hot wallet.
+        #[arg(long, default_value = "0.01")]
+        outcome_eth: Decimal,
+        /// Defaults to a fresh id derived from the clock.
+        #[arg(long)]
+        payment_id: Option<i64>,
+        #[arg(long, default_value = "6271402111")]
+        user_id: i64,
+        #[arg(long, default_value = "finished")]
+        status: String,
+        /// Defaults to http://HTTP_ADDR/webhooks/nowpayments.
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes, without a backtrace: operators read this.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    dotenvy::dotenv().ok();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let cli = Cli::parse();
+    let config = Config::from_env()?;
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let pool = pool(&config).await?;
+            db::MIGRATOR.run(&pool).await.context("cannot apply migrations")?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Client(command) => client_command(&config, command).await,
+        Command::Payment(PaymentCommand::Show { payment_id }) => {
+            let pool = pool(&config).await?;
+            match payments::find(&pool, payment_id).await? {
+                Some(p) => println!("{}", cli::payments::describe(&p)),
+                None => bail!("payment {payment_id} is not stored"),
+            }
+            Ok(())
+        }
+        Command::Ipn(IpnCommand::SendTest { client_id, amount_usd, outcome_eth, payment_id, user_id, status, url }) => {
+            let payment_id = payment_id.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+            let ipn = TestIpn { payment_id, user_id, client_id, status, price_usd: amount_usd, outcome_eth };
+            let url = url.unwrap_or_else(|| format!("http://{}/webhooks/nowpayments", config.http_addr));
+            let (code, answer) = cli::test_ipn::send(&url, &ipn, config.nowpayments_ipn_secret.expose())
+                .await
+                .with_context(|| format!("cannot reach the webhook at {url} (is `make up` running?)"))?;
+            println!("payment {payment_id}: HTTP {code} {answer}");
+            println!("watch it: http://localhost:8233/namespaces/{}/workflows/payment-{payment_id}", config.temporal_namespace);
+            if code != 200 {
+                bail!("the webhook refused the IPN");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
+    db::connect(config.database_url.expose()).await.context("cannot connect to Postgres (DATABASE_URL)")
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let pool = pool(&config).await?;
+    db::MIGRATOR.run(&pool).await.context("cannot apply migrations")?;
+    let temporal = Arc::new(TemporalGateway::new(
+        &config.temporal_address,
+        &config.temporal_namespace,
+        &config.temporal_task_queue,
+        config.platform_fee,
+    ));
+    let state = AppState { pool, ipn_secret: config.nowpayments_ipn_secret.clone(), temporal };
+    let server = webhook::spawn(config.http_addr, state, Duration::from_secs(5))
+        .await
+        .with_context(|| format!("cannot listen on HTTP_ADDR {}", config.http_addr))?;
+    tracing::info!(addr = %server.addr, "webhook listening: POST /webhooks/nowpayments, GET /health");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+        _ = server.task => bail!("the webhook server stopped"),
+    }
+    Ok(())
+}
+
+async fn client_command(config: &Config, command: ClientCommand) -> anyhow::Result<()> {
+    let pool = pool(config).await?;
+    let (args, is_add) = match command {
+        ClientCommand::Show { client_id } => {
+            match clients::find(&pool, &client_id).await? {
+                Some(c) => println!("{}", cli::clients::describe(&c)),
+                None => bail!("client {client_id} does not exist"),
+            }
+            return Ok(());
+        }
+        ClientCommand::Add(args) => (args, true),
+        ClientCommand::Update(args) => (args, false),
+    };
+    let input = ClientInput {
+        client_id: args.client_id,
+        wallet_address: args.wallet,
+        payout_currency: args.currency,
+        payout_network: args.network,
+        payout_strategy: args.strategy,
+        payout_threshold_usd: args.threshold_usd,
+    };
+    let existing = if is_add { None } else {
+        Some(clients::find(&pool, &input.client_id).await?.with_context(|| format!("client {} does not exist", input.client_id))?)
+    };
+    let settings = cli::clients::validate(&input, existing.as_ref())?;
+    if settings.payout_strategy == workflows::domain::PayoutStrategy::Threshold
+        && settings.payout_threshold_usd < cli::clients::RECOMMENDED_THRESHOLD_USD
+    {
+        eprintln!("note: a threshold below {} USD loses more to network fees", cli::clients::RECOMMENDED_THRESHOLD_USD);
+    }
+    let stored = if is_add { clients::insert(&pool, &settings).await? } else { clients::update(&pool, &settings).await? };
+    println!("{}", cli::clients::describe(&stored));
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! Starting `PaymentWorkflow` from the webhook, tolerant of Temporal being away.
+//!
+//! The connection is made lazily and re-tried on the next call, and every start is bounded by
+//! a short deadline, so the webhook answers NOWPayments quickly whatever state Temporal is in.
+//! A start that did not happen is left to the re-driver: the IPN is already stored.
+
+use payout_worker::connect_temporal;
+use std::time::Duration;
+use temporalio_client::{
+    errors::WorkflowStartError, Client, WorkflowIdReusePolicy, WorkflowStartOptions,
+};
+use temporalio_common::search_attributes::SearchAttributes;
+use tokio::sync::Mutex;
+use tracing::warn;
+use workflows::{
+    domain::PlatformFee, payment_workflow_id, search_attributes, PaymentWorkflow, PaymentWorkflowInput,
+};
+
+/// How long a webhook request may wait for Temporal before leaving the start to the re-driver.
+const START_DEADLINE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("Temporal is unreachable: {0}")]
+    Unreachable(String),
+    #[error("Temporal did not answer within {0:?}")]
+    TimedOut(Duration),
+    #[error("Temporal refused to start the workflow: {0}")]
+    Refused(String),
+}
+
+/// Whether this call started the workflow or found it already there; both mean "done".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    Now,
+    AlreadyExisted,
+}
+
+pub struct TemporalGateway {
+    address: String,
+    namespace: String,
+    task_queue: String,
+    platform_fee: PlatformFee,
+    client: Mutex<Option<Client>>,
+}
+
+impl TemporalGateway {
+    pub fn new(address: &str, namespace: &str, task_queue: &str, platform_fee: PlatformFee) -> Self {
+        Self {
+            address: address.to_owned(),
+            namespace: namespace.to_owned(),
+            task_queue: task_queue.to_owned(),
+            platform_fee,
+            client: Mutex::new(None),
+        }
+    }
+
+    pub fn task_queue(&self) -> &str {
+        &self.task_queue
+    }
+
+    async fn client(&self) -> Result<Client, StartError> {
+        let mut cached = self.client.lock().await;
+        if let Some(client) = cached.as_ref() {
+            return Ok(client.clone());
+        }
+        let client = connect_temporal(&self.address, &self.namespace, Duration::from_secs(1))
+            .await
+            .map_err(|e| StartError::Unreachable(e.to_string()))?;
+        *cached = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Starts `payment-{payment_id}` at most once, ever: a closed workflow's id is never reused,
+    /// so a late duplicate IPN cannot pay a payment twice.
+    pub async fn start_payment_workflow(&self, payment_id: i64, client_id: &str) -> Result<Started, StartError> {
+        let client = self.client().await?;
+        let options = WorkflowStartOptions::new(self.task_queue.clone(), payment_workflow_id(payment_id))
+            .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+            .search_attributes(SearchAttributes::new([
+                search_attributes::CLIENT_ID.value_set(client_id.to_owned()),
+                search_attributes::PAYMENT_ID.value_set(payment_id.to_string()),
+            ]))
+            .static_summary(format!("payment {payment_id} for client {client_id}"))
+            .build();
+        let input = PaymentWorkflowInput { payment_id, platform_fee: self.platform_fee };
+        let start = client.start_workflow(PaymentWorkflow::run, input, options);
+        match tokio::time::timeout(START_DEADLINE, start).await {
+            Err(_) => Err(StartError::TimedOut(START_DEADLINE)),
+            Ok(Ok(_)) => Ok(Started::Now),
+            Ok(Err(WorkflowStartError::AlreadyStarted { .. })) => Ok(Started::AlreadyExisted),
+            Ok(Err(e)) => {
+                warn!(payment_id, error = %e, "workflow start failed");
+                Err(StartError::Refused(e.to_string()))
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `POST /webhooks/nowpayments`: verify, store, then start the payment's workflow.
+//!
+//! Answers: 200 accepted (also for a duplicate), 401 missing or wrong signature, 400 malformed
+//! body, 422 unknown client, 500 when the IPN could not be stored (NOWPayments retries).
+//! Nothing is stored unless the signature is right and the client is known.
+
+use super::AppState;
+use crate::{ipn, signature, temporal_gateway::Started};
+use activities::db::{clients, payments};
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::json;
+use tracing::{error, info, warn};
+
+pub const SIGNATURE_HEADER: &str = "x-nowpayments-sig";
+
+pub async fn receive_ipn(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    if signature.is_none() {
+        return reject(StatusCode::UNAUTHORIZED, signature::SignatureError::Missing);
+    }
+    let value = match ipn::parse_json(&body) {
+        Ok(value) => value,
+        Err(e) => return reject(StatusCode::BAD_REQUEST, e),
+    };
+    if let Err(e) = signature::verify(state.ipn_secret.expose(), &value, signature) {
+        warn!(error = %e, "IPN refused: bad signature");
+        return reject(StatusCode::UNAUTHORIZED, e);
+    }
+    let raw = String::from_utf8_lossy(&body);
+    let incoming = match ipn::parse_ipn(&value, &raw) {
+        Ok(incoming) => incoming,
+        Err(e) => return reject(StatusCode::BAD_REQUEST, e),
+    };
+    let payment_id = incoming.payment_id;
+
+    match clients::find(&state.pool, &incoming.client_id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            warn!(payment_id, client_id = %incoming.client_id, "IPN refused: unknown client");
+            return reject(StatusCode::UNPROCESSABLE_ENTITY, format!("unknown client '{}'", incoming.client_id));
+        }
+        Err(e) => return internal(payment_id, e),
+    }
+
+    let stored = match payments::store_ipn(&state.pool, &incoming).await {
+        Ok(stored) => stored,
+        Err(e) => return internal(payment_id, e),
+    };
+    info!(payment_id, client_id = %incoming.client_id, status = %stored.payment_status, new = stored.is_new, "IPN stored");
+
+    let workflow = if !stored.needs_workflow() {
+        if stored.workflow_started { "already_started" } else { "not_payable" }
+    } else {
+        match state.temporal.start_payment_workflow(payment_id, &incoming.client_id).await {
+            Ok(started) => {
+                if let Err(e) = payments::mark_workflow_started(&state.pool, payment_id).await {
+                    // The re-driver will find the started workflow and mark it.
+                    warn!(payment_id, error = %e, "could not record the workflow start");
+                }
+                if started == Started::Now { "started" } else { "already_started" }
+            }
+            Err(e) => {
+                warn!(payment_id, error = %e, "workflow not started yet; the re-driver will retry");
+                "queued"
+            }
+        }
+    };
+    let status = if stored.is_new { "accepted" } else { "duplicate" };
+    (StatusCode::OK, Json(json!({"status": status, "payment_id": payment_id, "payment_status": stored.payment_status, "workflow": workflow})))
+        .into_response()
+}
+
+fn reject(status: StatusCode, error: impl std::fmt::Display) -> Response {
+    (status, Json(json!({"error": error.to_string()}))).into_response()
+}
+
+fn internal(payment_id: i64, e: impl std::fmt::Display) -> Response {
+    error!(payment_id, error = %e, "IPN could not be stored");
+    reject(StatusCode::INTERNAL_SERVER_ERROR, "the IPN could not be stored; please retry")
+}

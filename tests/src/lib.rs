@@ -1,0 +1,247 @@
+//! Test harness: each test gets its own database, its own task queue, an in-process worker and
+//! an in-process webhook server, all against the real Temporal dev server and real Postgres
+//! that `make test` started (addresses from `.env`).
+
+use activities::{
+    config::Secret,
+    db::{self, clients::ClientSettings},
+    Config,
+};
+use payout_starter::{
+    cli::test_ipn::{self, TestIpn},
+    temporal_gateway::TemporalGateway,
+    webhook::{self, AppState, SIGNATURE_HEADER},
+};
+use payout_worker::{connect_temporal, RunningWorker};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicI64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+use temporalio_client::Client;
+use workflows::domain::PayoutStrategy;
+
+pub const XMR_WALLET: &str =
+    "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A";
+
+pub fn config() -> Config {
+    dotenvy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../.env")).ok();
+    Config::from_env().expect("run the tests with `make test` (it writes .env and starts the stack)")
+}
+
+/// Payment ids unique across tests and runs: workflow ids live in the shared Temporal server.
+pub fn fresh_payment_id() -> i64 {
+    static NEXT: AtomicI64 = AtomicI64::new(0);
+    let base = chrono::Utc::now().timestamp_micros() % 1_000_000_000_000;
+    base * 100 + NEXT.fetch_add(1, Ordering::Relaxed) % 100 + (std::process::id() as i64 % 97) * 1_000_000_000_000_00
+}
+
+/// A fresh database with the migrations applied.
+pub async fn fresh_database(config: &Config) -> (PgPool, String) {
+    let base_url = config.database_url.expose();
+    let server_url = format!("{}/postgres", base_url.rsplit_once('/').expect("DATABASE_URL has a database").0);
+    let name = format!("payouts_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&server_url).await.expect("Postgres is not reachable");
+    admin.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("cannot create test database");
+    let url = format!("{}/{name}", server_url.rsplit_once('/').map(|(s, _)| s).unwrap_or_default());
+    let pool = db::connect(&url).await.expect("cannot connect to the test database");
+    db::MIGRATOR.run(&pool).await.expect("migrations failed");
+    (pool, url)
+}
+
+/// A worker on its own thread and runtime, as the worker binary runs it.
+pub struct TestWorker {
+    shutdown: Box<dyn Fn() + Send + Sync>,
+}
+
+impl TestWorker {
+    pub fn start(temporal_address: &str, namespace: &str, task_queue: &str, database_url: &str) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (address, namespace, queue, url) =
+            (temporal_address.to_owned(), namespace.to_owned(), task_queue.to_owned(), database_url.to_owned());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let pool = db::connect(&url).await.expect("worker cannot reach Postgres");
+                let client = connect_temporal(&address, &namespace, Duration::from_secs(10)).await.expect("worker cannot reach Temporal");
+                let worker = RunningWorker::new(client, &queue, pool).expect("worker setup");
+                tx.send(Box::new(worker.shutdown_handle()) as Box<dyn Fn() + Send + Sync>).ok();
+                worker.run().await.expect("worker failed");
+            });
+        });
+        let shutdown = rx.recv_timeout(Duration::from_secs(30)).expect("worker did not start");
+        Self { shutdown }
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        (self.shutdown)();
+    }
+}
+
+pub struct TestApp {
+    pub config: Config,
+    pub pool: PgPool,
+    pub database_url: String,
+    pub task_queue: String,
+    pub temporal_address: String,
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub worker: Option<TestWorker>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl TestApp {
+    /// Webhook + worker against the stack's Temporal server.
+    pub async fn spawn() -> Self {
+        let config = config();
+        let address = config.temporal_address.clone();
+        let mut app = Self::spawn_without_worker(config, &address).await;
+        app.start_worker();
+        app
+    }
+
+    /// Webhook only, pointed at `temporal_address` (which may be down).
+    pub async fn spawn_without_worker(config: Config, temporal_address: &str) -> Self {
+        let (pool, database_url) = fresh_database(&config).await;
+        let task_queue = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let gateway = Arc::new(TemporalGateway::new(
+            temporal_address,
+            &config.temporal_namespace,
+            &task_queue,
+            config.platform_fee,
+        ));
+        let state = AppState { pool: pool.clone(), ipn_secret: config.nowpayments_ipn_secret.clone(), temporal: gateway };
+        let server = webhook::spawn("127.0.0.1:0".parse().unwrap(), state, Duration::from_millis(300))
+            .await
+            .expect("cannot start the webhook");
+        Self {
+            config,
+            pool,
+            database_url,
+            task_queue,
+            temporal_address: temporal_address.to_owned(),
+            addr: server.addr,
+            http: reqwest::Client::new(),
+            worker: None,
+            server: server.task,
+        }
+    }
+
+    pub fn start_worker(&mut self) {
+        self.worker = Some(TestWorker::start(
+            &self.temporal_address,
+            &self.config.temporal_namespace,
+            &self.task_queue,
+            &self.database_url,
+        ));
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!("http://{}/webhooks/nowpayments", self.addr)
+    }
+
+    pub fn secret(&self) -> &Secret {
+        &self.config.nowpayments_ipn_secret
+    }
+
+    pub async fn temporal(&self) -> Client {
+        connect_temporal(&self.temporal_address, &self.config.temporal_namespace, Duration::from_secs(5))
+            .await
+            .expect("Temporal is not reachable")
+    }
+
+    pub async fn add_client(&self, client_id: &str, strategy: PayoutStrategy) {
+        let settings = ClientSettings {
+            client_id: client_id.to_owned(),
+            wallet_address: XMR_WALLET.to_owned(),
+            payout_currency: "xmr".into(),
+            payout_network: "xmr".into(),
+            payout_strategy: strategy,
+            payout_threshold_usd: match strategy {
+                PayoutStrategy::Threshold => Decimal::from(100),
+                PayoutStrategy::Instant => Decimal::ZERO,
+            },
+        };
+        db::clients::insert(&self.pool, &settings).await.expect("cannot add client");
+    }
+
+    /// Sends a correctly signed IPN; returns the status and the JSON answer.
+    pub async fn send_ipn(&self, ipn: &TestIpn) -> (u16, Value) {
+        let (body, signature) = test_ipn::signed(ipn, self.secret().expose());
+        self.post(body, Some(signature)).await
+    }
+
+    /// Sends any body with any signature header.
+    pub async fn post(&self, body: String, signature: Option<String>) -> (u16, Value) {
+        let mut request = self.http.post(self.webhook_url()).header("content-type", "application/json").body(body);
+        if let Some(sig) = signature {
+            request = request.header(SIGNATURE_HEADER, sig);
+        }
+        let response = request.send().await.expect("webhook unreachable");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn count(&self, sql: &str, payment_id: i64) -> i64 {
+        sqlx::query_scalar(sql).bind(payment_id).fetch_one(&self.pool).await.expect("count query failed")
+    }
+
+    pub async fn accumulation_rows(&self, payment_id: i64) -> i64 {
+        self.count("SELECT count(*) FROM payout_accumulation WHERE nowpayments_payment_id = $1", payment_id).await
+    }
+
+    pub async fn payment_rows(&self, payment_id: i64) -> i64 {
+        self.count("SELECT count(*) FROM payments WHERE payment_id = $1", payment_id).await
+    }
+
+    pub async fn payment_status(&self, payment_id: i64) -> Option<String> {
+        sqlx::query_scalar("SELECT status FROM payments WHERE payment_id = $1")
+            .bind(payment_id)
+            .fetch_optional(&self.pool)
+            .await
+            .expect("status query failed")
+    }
+
+    /// Polls until the payment reaches `status` or `timeout` passes.
+    pub async fn wait_for_status(&self, payment_id: i64, status: &str, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.payment_status(payment_id).await.as_deref() == Some(status) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
+
+pub fn test_ipn(payment_id: i64, client_id: &str, price_usd: Decimal, outcome_eth: Decimal) -> TestIpn {
+    TestIpn {
+        payment_id,
+        user_id: 6271402111,
+        client_id: client_id.to_owned(),
+        status: "finished".into(),
+        price_usd,
+        outcome_eth,
+    }
+}
+
+/// A free local TCP port (for a Temporal server a test starts and stops itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+}

@@ -1,0 +1,193 @@
+//! Signed IPN -> stored payment -> PaymentWorkflow -> one accumulation row, on the real stack.
+
+use integration_tests::{fresh_payment_id, test_ipn, TestApp};
+use payout_starter::signature;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use serde_json::json;
+use std::time::Duration;
+use temporalio_client::{WorkflowCountOptions, WorkflowGetResultOptions};
+use workflows::{domain::PayoutStrategy, payment_workflow_id, PaymentWorkflow};
+
+const PROCESSED_WITHIN: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_signed_ipn_makes_exactly_one_accumulation_row_with_the_net_amount() {
+    let app = TestApp::spawn().await;
+    app.add_client("-100111", PayoutStrategy::Threshold).await;
+    let payment_id = fresh_payment_id();
+
+    let (status, answer) = app.send_ipn(&test_ipn(payment_id, "-100111", dec!(25.00), dec!(0.0125))).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["workflow"], "started", "{answer}");
+    assert!(app.wait_for_status(payment_id, "accumulated", PROCESSED_WITHIN).await);
+
+    let (net_usd, accumulated_eth, fee_usd, conversion_status, wallet): (Decimal, Decimal, Decimal, String, String) =
+        sqlx::query_as(
+            "SELECT net_amount_usd, accumulated_eth, fee_amount_usd, conversion_status, client_wallet_address
+             FROM payout_accumulation WHERE nowpayments_payment_id = $1",
+        )
+        .bind(payment_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    // 3 % of 25.00 = 0.75; 3 % of 0.0125 ETH = 0.000375 ETH.
+    assert_eq!(fee_usd, dec!(0.75));
+    assert_eq!(net_usd, dec!(24.25));
+    assert_eq!(accumulated_eth, dec!(0.012125));
+    assert_eq!(conversion_status, "pending");
+    assert_eq!(wallet, integration_tests::XMR_WALLET);
+    assert_eq!(app.accumulation_rows(payment_id).await, 1);
+
+    // The workflow's own result agrees with the ledger.
+    let handle = app.temporal().await.get_workflow_handle::<PaymentWorkflow>(payment_workflow_id(payment_id));
+    let outcome = handle.get_result(WorkflowGetResultOptions::default()).await.unwrap();
+    assert_eq!(outcome.fee.net_usd, dec!(24.25));
+    assert!(outcome.receipt.accumulation_id.is_some());
+}
+
+#[tokio::test]
+async fn the_same_ipn_three_times_makes_one_payment_one_workflow_one_row() {
+    let app = TestApp::spawn().await;
+    app.add_client("-100222", PayoutStrategy::Threshold).await;
+    let payment_id = fresh_payment_id();
+    let ipn = test_ipn(payment_id, "-100222", dec!(10.05), dec!(0.005));
+
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let (status, answer) = app.send_ipn(&ipn).await;
+        assert_eq!(status, 200, "{answer}");
+        answers.push(answer);
+    }
+    assert_eq!(answers[0]["status"], "accepted");
+    assert_eq!(answers[1]["status"], "duplicate");
+    assert_eq!(answers[2]["workflow"], "already_started");
+    assert!(app.wait_for_status(payment_id, "accumulated", PROCESSED_WITHIN).await);
+
+    assert_eq!(app.payment_rows(payment_id).await, 1);
+    assert_eq!(app.accumulation_rows(payment_id).await, 1);
+    let ipn_count = app.count("SELECT ipn_count::bigint FROM payments WHERE payment_id = $1", payment_id).await;
+    assert_eq!(ipn_count, 3);
+    let workflows = app
+        .temporal()
+        .await
+        .count_workflows(format!("WorkflowId = '{}'", payment_workflow_id(payment_id)), WorkflowCountOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(workflows.count(), 1);
+    // 3 % of 10.05 is 0.3015: the fee rounds to 0.30, the client keeps 9.75.
+    let net: Decimal = sqlx::query_scalar("SELECT net_amount_usd FROM payout_accumulation WHERE nowpayments_payment_id = $1")
+        .bind(payment_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(net, dec!(9.75));
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_signature_gets_401_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    app.add_client("-100333", PayoutStrategy::Threshold).await;
+    let payment_id = fresh_payment_id();
+    let body = test_ipn(payment_id, "-100333", dec!(25), dec!(0.01)).body();
+
+    let (status, answer) = app.post(body.to_string(), None).await;
+    assert_eq!(status, 401);
+    assert!(answer["error"].as_str().unwrap().contains("missing"), "{answer}");
+
+    let wrong = signature::sign("not-the-secret", &body);
+    let (status, answer) = app.post(body.to_string(), Some(wrong)).await;
+    assert_eq!(status, 401);
+    assert!(answer["error"].is_string());
+
+    // Signed, then tampered with: the amount changed after signing.
+    let good = signature::sign(app.secret().expose(), &body);
+    let mut tampered = body.clone();
+    tampered["price_amount"] = json!(2500);
+    let (status, _) = app.post(tampered.to_string(), Some(good)).await;
+    assert_eq!(status, 401);
+
+    assert_eq!(app.payment_rows(payment_id).await, 0);
+}
+
+#[tokio::test]
+async fn malformed_json_gets_400_with_a_json_error() {
+    let app = TestApp::spawn().await;
+    let (status, answer) = app.post("{\"payment_id\": 1,".into(), Some("00".into())).await;
+    assert_eq!(status, 400);
+    assert!(answer["error"].as_str().unwrap().contains("JSON"), "{answer}");
+
+    // Well-formed and correctly signed, but missing what an IPN must carry.
+    let body = json!({"payment_id": fresh_payment_id(), "payment_status": "finished"});
+    let sig = signature::sign(app.secret().expose(), &body);
+    let (status, answer) = app.post(body.to_string(), Some(sig)).await;
+    assert_eq!(status, 400);
+    assert!(answer["error"].as_str().unwrap().contains("order_id"), "{answer}");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM payments").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(stored, 0);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused() {
+    let app = TestApp::spawn().await;
+    let (status, _) = app.post(format!("{{\"pad\":\"{}\"}}", "x".repeat(100_000)), Some("00".into())).await;
+    assert_eq!(status, 413);
+}
+
+#[tokio::test]
+async fn an_unknown_client_gets_422_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let payment_id = fresh_payment_id();
+    let (status, answer) = app.send_ipn(&test_ipn(payment_id, "-100999", dec!(25), dec!(0.01))).await;
+    assert_eq!(status, 422);
+    assert!(answer["error"].as_str().unwrap().contains("-100999"), "{answer}");
+    assert_eq!(app.payment_rows(payment_id).await, 0);
+}
+
+#[tokio::test]
+async fn a_non_final_status_is_recorded_without_an_accumulation_and_finished_later_pays() {
+    let app = TestApp::spawn().await;
+    app.add_client("-100444", PayoutStrategy::Threshold).await;
+    let payment_id = fresh_payment_id();
+    let mut ipn = test_ipn(payment_id, "-100444", dec!(40), dec!(0.02));
+    ipn.status = "confirming".into();
+
+    let (status, answer) = app.send_ipn(&ipn).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["workflow"], "not_payable");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(app.payment_status(payment_id).await.as_deref(), Some("received"));
+    assert_eq!(app.accumulation_rows(payment_id).await, 0);
+
+    // The later `finished` IPN updates the same payment and starts its workflow.
+    ipn.status = "finished".into();
+    let (status, answer) = app.send_ipn(&ipn).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["workflow"], "started");
+    assert!(app.wait_for_status(payment_id, "accumulated", PROCESSED_WITHIN).await);
+
+    // A late, out-of-order `confirming` cannot undo `finished`.
+    ipn.status = "confirming".into();
+    let (_, answer) = app.send_ipn(&ipn).await;
+    assert_eq!(answer["payment_status"], "finished");
+    assert_eq!(app.accumulation_rows(payment_id).await, 1);
+}
+
+#[tokio::test]
+async fn an_instant_client_payment_is_handed_off_without_an_accumulation() {
+    let app = TestApp::spawn().await;
+    app.add_client("-100555", PayoutStrategy::Instant).await;
+    let payment_id = fresh_payment_id();
+    let (status, _) = app.send_ipn(&test_ipn(payment_id, "-100555", dec!(19.99), dec!(0.01))).await;
+    assert_eq!(status, 200);
+    assert!(app.wait_for_status(payment_id, "awaiting_instant_payout", PROCESSED_WITHIN).await);
+    assert_eq!(app.accumulation_rows(payment_id).await, 0);
+    let (net_usd, net_eth): (Decimal, Decimal) =
+        sqlx::query_as("SELECT net_amount_usd, net_amount_eth FROM payments WHERE payment_id = $1")
+            .bind(payment_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(net_usd, dec!(19.39)); // fee 0.5997 -> 0.60
+    assert_eq!(net_eth, dec!(0.0097));
+}

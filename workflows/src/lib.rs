@@ -1,0 +1,28 @@
+//! Workflow definitions and the deterministic domain rules they use.
+//!
+//! Nothing in this crate performs I/O: side effects are declared in [`activity_definitions`]
+//! and implemented by the `activities` crate, so the worker can register them and the
+//! workflows stay replayable.
+
+pub mod activity_definitions;
+pub mod domain;
+pub mod intake_benchmark;
+pub mod payment_processing;
+
+pub use intake_benchmark::NoopBenchmarkWorkflow;
+pub use payment_processing::{PaymentWorkflow, PaymentWorkflowInput, PaymentWorkflowOutcome};
+
+/// Search attribute keys operators use in the Temporal UI (registered on the dev server by
+/// `make up`: `temporal server start-dev --search-attribute ClientId=Keyword ...`).
+pub mod search_attributes {
+    use temporalio_common::search_attributes::SearchAttributeKey;
+
+    pub const CLIENT_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("ClientId");
+    pub const PAYMENT_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("PaymentId");
+}
+
+/// The workflow id of a payment: the business id, so a duplicate IPN can never start a second
+/// workflow for the same payment.
+pub fn payment_workflow_id(payment_id: i64) -> String {
+    format!("payment-{payment_id}")
+}

@@ -1,0 +1,119 @@
+//! `PaymentWorkflow`: one finished NOWPayments payment, from stored IPN to the place its net
+//! amount waits for payout.
+//!
+//! Trigger: the webhook (or its re-driver) starts it with workflow id `payment-{payment_id}`,
+//! so one payment can never have two workflows.
+//!
+//! Steps:
+//! 1. `db.begin_payment_processing`: `received -> processing`; read the payment and its client.
+//! 2. Take the platform fee (pure, [`PlatformFee::split`]); the percentage travels in the
+//!    input, so the history records the fee that was in force when the payment arrived.
+//! 3. Route by the client's strategy:
+//!    - threshold: `db.record_threshold_accumulation` inserts one `pending` accumulation row;
+//!    - instant: `db.record_instant_payout_handoff` marks the payment awaiting instant payout.
+//!
+//! Guarantees: each step is idempotent on the payment id, so a retried activity or a replayed
+//! workflow leaves exactly one accumulation row. The steps are local activities: each is one
+//! short Postgres transaction, and local activities keep the history (and so the intake rate)
+//! close to that of a workflow with a single activity.
+
+use crate::{
+    activity_definitions::{PaymentLedger, RoutedPayment, RoutingReceipt},
+    domain::{FeeSplit, PayoutStrategy, PlatformFee},
+};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use temporalio_common::{error::ApplicationFailure, RetryPolicy};
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{LocalActivityOptions, WorkflowContext, WorkflowResult};
+
+/// The only currency the hot wallet receives from NOWPayments.
+pub const SETTLEMENT_CURRENCY: &str = "eth";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentWorkflowInput {
+    pub payment_id: i64,
+    pub platform_fee: PlatformFee,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentWorkflowOutcome {
+    pub receipt: RoutingReceipt,
+    pub fee: FeeSplit,
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct PaymentWorkflow;
+
+#[workflow_methods]
+impl PaymentWorkflow {
+    #[run(name = "PaymentWorkflow")]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        input: PaymentWorkflowInput,
+    ) -> WorkflowResult<PaymentWorkflowOutcome> {
+        let payment = ctx
+            .execute_local_activity(
+                PaymentLedger::begin_payment_processing,
+                input.payment_id,
+                ledger_step_options(),
+            )
+            .await?;
+
+        let outcome_eth = match (&payment.outcome_amount, &payment.outcome_currency) {
+            (Some(amount), Some(currency)) if currency.eq_ignore_ascii_case(SETTLEMENT_CURRENCY) => *amount,
+            (_, currency) => {
+                return Err(ApplicationFailure::non_retryable(format!(
+                    "payment {} settled in {:?}, but only {SETTLEMENT_CURRENCY} outcomes can be paid out",
+                    payment.payment_id, currency
+                ))
+                .into())
+            }
+        };
+        let fee = input
+            .platform_fee
+            .split(payment.price_amount, outcome_eth)
+            .map_err(ApplicationFailure::non_retryable)?;
+
+        let routed = RoutedPayment {
+            payment_id: payment.payment_id,
+            client_id: payment.client_id.clone(),
+            fee: fee.clone(),
+            client: payment.client.clone(),
+        };
+        let receipt = match payment.client.strategy {
+            PayoutStrategy::Threshold => {
+                ctx.execute_local_activity(
+                    PaymentLedger::record_threshold_accumulation,
+                    routed,
+                    ledger_step_options(),
+                )
+                .await?
+            }
+            PayoutStrategy::Instant => {
+                ctx.execute_local_activity(
+                    PaymentLedger::record_instant_payout_handoff,
+                    routed,
+                    ledger_step_options(),
+                )
+                .await?
+            }
+        };
+        Ok(PaymentWorkflowOutcome { receipt, fee })
+    }
+}
+
+/// Database steps retry with backoff for as long as Postgres is away; errors the activities mark
+/// non-retryable (unknown payment, wrong status) fail the workflow at once.
+fn ledger_step_options() -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(Duration::from_secs(15))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_millis(200))
+                .maximum_interval(Duration::from_secs(30))
+                .build(),
+        )
+        .build()
+}
