@@ -23,10 +23,9 @@ CREATE TABLE payments (
     order_id            TEXT NOT NULL,               -- PGP-{user_id}|{client_id}
     user_id             BIGINT NOT NULL,
     client_id           TEXT NOT NULL REFERENCES clients (client_id),
-    -- NOWPayments' own status, as last reported.
-    payment_status      TEXT NOT NULL CHECK (payment_status IN (
-                            'waiting', 'confirming', 'confirmed', 'sending', 'partially_paid',
-                            'finished', 'failed', 'refunded', 'expired')),
+    -- NOWPayments' own status, as last reported (waiting, confirming, confirmed, sending,
+    -- partially_paid, finished, failed, refunded, expired; an undocumented one is recorded too).
+    payment_status      TEXT NOT NULL CHECK (payment_status ~ '^[a-z_]{1,32}$'),
     -- Our processing state (workflows::domain::PaymentStatus).
     status              TEXT NOT NULL DEFAULT 'received' CHECK (status IN (
                             'received', 'processing', 'accumulated', 'awaiting_instant_payout')),

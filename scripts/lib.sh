@@ -5,7 +5,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="$ROOT/.state"
 TOOLS="${PAYOUT_TOOLS_DIR:-$HOME/.cache/payout-engine/tools}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/payout-engine-target}"
-export PATH="$TOOLS/node_modules/@foundry-rs/anvil-linux-amd64/bin:$TOOLS/bin:$PATH"
+export PATH="$TOOLS/node_modules/@foundry-rs/anvil-linux-amd64/bin:$TOOLS/venv/bin:$PATH"
 mkdir -p "$STATE/pids" "$STATE/logs" "$TOOLS"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }

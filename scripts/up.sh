@@ -66,7 +66,7 @@ cat <<INFO
   Temporal gRPC     $TEMPORAL_ADDRESS   (task queue $TEMPORAL_TASK_QUEUE)
   Webhook           http://$HTTP_ADDR/webhooks/nowpayments   (health: http://$HTTP_ADDR/health)
   Ethereum (anvil)  $ETH_RPC_URL
-  Postgres          ${DATABASE_URL%%\?*}
+  Postgres          $(echo "${DATABASE_URL%%\?*}" | sed -E 's#://[^@/]*@#://#')
   Logs              $STATE/logs/
 
   Try it:  $BIN/starter client add -1001234567890 --strategy threshold --threshold-usd 100 \\

@@ -8,3 +8,4 @@ pub mod signature;
 pub mod temporal_gateway;
 pub mod wallet_address;
 pub mod webhook;
+pub mod workflow_launcher;

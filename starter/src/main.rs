@@ -175,9 +175,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on HTTP_ADDR {}", config.http_addr))?;
     tracing::info!(addr = %server.addr, "webhook listening: POST /webhooks/nowpayments, GET /health");
+    let mut server = server;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
-        _ = server.task => bail!("the webhook server stopped"),
+        _ = &mut server.task => bail!("the webhook server stopped"),
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 use temporalio_client::Client;
-use workflows::domain::PayoutStrategy;
+use workflows::domain::{PayoutStrategy, PlatformFee};
 
 pub const XMR_WALLET: &str =
     "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A";
@@ -95,13 +95,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub worker: Option<TestWorker>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: webhook::RunningServer,
 }
 
 impl TestApp {
@@ -115,7 +109,9 @@ impl TestApp {
     }
 
     /// Webhook only, pointed at `temporal_address` (which may be down).
-    pub async fn spawn_without_worker(config: Config, temporal_address: &str) -> Self {
+    pub async fn spawn_without_worker(mut config: Config, temporal_address: &str) -> Self {
+        // The tests' expected amounts assume 3 %, whatever .env says.
+        config.platform_fee = PlatformFee::new(Decimal::from(3)).expect("3 % is a valid fee");
         let (pool, database_url) = fresh_database(&config).await;
         let task_queue = format!("test-{}", uuid::Uuid::new_v4().simple());
         let gateway = Arc::new(TemporalGateway::new(
@@ -137,7 +133,7 @@ impl TestApp {
             addr: server.addr,
             http: reqwest::Client::new(),
             worker: None,
-            server: server.task,
+            _server: server,
         }
     }
 
@@ -215,6 +211,24 @@ impl TestApp {
             .fetch_optional(&self.pool)
             .await
             .expect("status query failed")
+    }
+
+    /// Polls until Temporal's acceptance of the payment's workflow is recorded.
+    pub async fn wait_for_workflow_start(&self, payment_id: i64, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            let started: Option<bool> =
+                sqlx::query_scalar("SELECT workflow_started_at IS NOT NULL FROM payments WHERE payment_id = $1")
+                    .bind(payment_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .expect("query failed");
+            if started == Some(true) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
     }
 
     /// Polls until the payment reaches `status` or `timeout` passes.

@@ -19,7 +19,7 @@ async fn a_signed_ipn_makes_exactly_one_accumulation_row_with_the_net_amount() {
 
     let (status, answer) = app.send_ipn(&test_ipn(payment_id, "-100111", dec!(25.00), dec!(0.0125))).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["workflow"], "started", "{answer}");
+    assert_eq!(answer["workflow"], "scheduled", "{answer}");
     assert!(app.wait_for_status(payment_id, "accumulated", PROCESSED_WITHIN).await);
 
     let (net_usd, accumulated_eth, fee_usd, conversion_status, wallet): (Decimal, Decimal, Decimal, String, String) =
@@ -61,20 +61,29 @@ async fn the_same_ipn_three_times_makes_one_payment_one_workflow_one_row() {
     }
     assert_eq!(answers[0]["status"], "accepted");
     assert_eq!(answers[1]["status"], "duplicate");
-    assert_eq!(answers[2]["workflow"], "already_started");
+    assert_eq!(answers[2]["status"], "duplicate");
     assert!(app.wait_for_status(payment_id, "accumulated", PROCESSED_WITHIN).await);
+    // Once the start is recorded, a fourth copy does not even try to start anything.
+    assert!(app.wait_for_workflow_start(payment_id, PROCESSED_WITHIN).await);
+    let (_, fourth) = app.send_ipn(&ipn).await;
+    assert_eq!(fourth["workflow"], "already_started", "{fourth}");
 
     assert_eq!(app.payment_rows(payment_id).await, 1);
     assert_eq!(app.accumulation_rows(payment_id).await, 1);
     let ipn_count = app.count("SELECT ipn_count::bigint FROM payments WHERE payment_id = $1", payment_id).await;
-    assert_eq!(ipn_count, 3);
-    let workflows = app
-        .temporal()
-        .await
-        .count_workflows(format!("WorkflowId = '{}'", payment_workflow_id(payment_id)), WorkflowCountOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(workflows.count(), 1);
+    assert_eq!(ipn_count, 4);
+    // Temporal's visibility store is eventually consistent: wait for it to see the run.
+    let temporal = app.temporal().await;
+    let query = format!("WorkflowId = '{}'", payment_workflow_id(payment_id));
+    let mut runs = 0;
+    for _ in 0..50 {
+        runs = temporal.count_workflows(query.clone(), WorkflowCountOptions::default()).await.unwrap().count();
+        if runs > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(runs, 1, "one payment, one workflow run");
     // 3 % of 10.05 is 0.3015: the fee rounds to 0.30, the client keeps 9.75.
     let net: Decimal = sqlx::query_scalar("SELECT net_amount_usd FROM payout_accumulation WHERE nowpayments_payment_id = $1")
         .bind(payment_id)
@@ -163,7 +172,7 @@ async fn a_non_final_status_is_recorded_without_an_accumulation_and_finished_lat
     ipn.status = "finished".into();
     let (status, answer) = app.send_ipn(&ipn).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["workflow"], "started");
+    assert_eq!(answer["workflow"], "scheduled");
     assert!(app.wait_for_status(payment_id, "accumulated", PROCESSED_WITHIN).await);
 
     // A late, out-of-order `confirming` cannot undo `finished`.
@@ -190,4 +199,24 @@ async fn an_instant_client_payment_is_handed_off_without_an_accumulation() {
             .unwrap();
     assert_eq!(net_usd, dec!(19.39)); // fee 0.5997 -> 0.60
     assert_eq!(net_eth, dec!(0.0097));
+}
+
+#[tokio::test]
+async fn a_payment_not_priced_in_usd_fails_its_workflow_and_routes_nothing() {
+    let app = TestApp::spawn().await;
+    app.add_client("-100888", PayoutStrategy::Threshold).await;
+    let payment_id = fresh_payment_id();
+    let mut body = test_ipn(payment_id, "-100888", dec!(25), dec!(0.01)).body();
+    body["price_currency"] = json!("eur");
+    let sig = signature::sign(app.secret().expose(), &body);
+    let (status, _) = app.post(body.to_string(), Some(sig)).await;
+    assert_eq!(status, 200, "recorded like any IPN");
+
+    assert!(app.wait_for_workflow_start(payment_id, PROCESSED_WITHIN).await);
+    let handle = app.temporal().await.get_workflow_handle::<PaymentWorkflow>(payment_workflow_id(payment_id));
+    let result = handle.get_result(WorkflowGetResultOptions::default()).await;
+    let error = format!("{:?}", result.expect_err("the workflow must fail"));
+    assert!(error.contains("eur"), "the failure names the currency: {error}");
+    assert_eq!(app.accumulation_rows(payment_id).await, 0);
+    assert_eq!(app.payment_status(payment_id).await.as_deref(), Some("processing"));
 }

@@ -43,7 +43,7 @@ async fn an_ipn_accepted_while_temporal_is_down_is_processed_once_it_is_back() {
     let sent = Instant::now();
     let (status, answer) = app.send_ipn(&test_ipn(payment_id, "-100666", dec!(30), dec!(0.015))).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["workflow"], "queued");
+    assert_eq!(answer["workflow"], "scheduled");
     assert!(sent.elapsed() < Duration::from_secs(5), "the webhook must answer while Temporal is down");
     assert_eq!(app.payment_rows(payment_id).await, 1, "the IPN is stored before anything else");
     assert_eq!(app.payment_status(payment_id).await.as_deref(), Some("received"));

@@ -12,6 +12,9 @@
 //!    - threshold: `db.record_threshold_accumulation` inserts one `pending` accumulation row;
 //!    - instant: `db.record_instant_payout_handoff` marks the payment awaiting instant payout.
 //!
+//! A payment not priced in USD or not settled in ETH fails the workflow with a non-retryable
+//! error that names the reason (visible in the Temporal UI); nothing is routed for it.
+//!
 //! Guarantees: each step is idempotent on the payment id, so a retried activity or a replayed
 //! workflow leaves exactly one accumulation row. The steps are local activities: each is one
 //! short Postgres transaction, and local activities keep the history (and so the intake rate)
@@ -29,6 +32,8 @@ use temporalio_sdk::{LocalActivityOptions, WorkflowContext, WorkflowResult};
 
 /// The only currency the hot wallet receives from NOWPayments.
 pub const SETTLEMENT_CURRENCY: &str = "eth";
+/// Subscriptions are priced in USD; the accumulated value is a USD value.
+pub const PRICE_CURRENCY: &str = "usd";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentWorkflowInput {
@@ -61,6 +66,13 @@ impl PaymentWorkflow {
             )
             .await?;
 
+        if !payment.price_currency.eq_ignore_ascii_case(PRICE_CURRENCY) {
+            return Err(ApplicationFailure::non_retryable(format!(
+                "payment {} is priced in '{}', but only {PRICE_CURRENCY} prices can be accumulated",
+                payment.payment_id, payment.price_currency
+            ))
+            .into());
+        }
         let outcome_eth = match (&payment.outcome_amount, &payment.outcome_currency) {
             (Some(amount), Some(currency)) if currency.eq_ignore_ascii_case(SETTLEMENT_CURRENCY) => *amount,
             (_, currency) => {

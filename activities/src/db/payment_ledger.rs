@@ -35,9 +35,16 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
-    /// Only the database being away is worth another attempt; the rest would fail the same way.
+    /// Only the database being away (or busy) is worth another attempt. Data exceptions
+    /// (SQLSTATE class 22) and integrity violations (class 23) would fail the same way forever.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, LedgerError::Database(_))
+        match self {
+            LedgerError::Database(sqlx::Error::Database(db)) => {
+                !matches!(db.code().as_deref().map(|c| &c[..2.min(c.len())]), Some("22" | "23"))
+            }
+            LedgerError::Database(_) => true,
+            _ => false,
+        }
     }
 
     fn into_activity_error(self) -> ActivityError {

@@ -44,10 +44,19 @@ impl StoredIpn {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum StoreIpnError {
+    #[error("unknown client '{0}'")]
+    UnknownClient(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
 /// Inserts the IPN, or records a later IPN for the same payment. Once a payment has reached a
 /// final status its amounts and status stay as they were: a late or replayed `confirming` can
 /// never undo a `finished`.
-pub async fn store_ipn(pool: &PgPool, ipn: &IncomingIpn) -> Result<StoredIpn, sqlx::Error> {
+/// The client must exist (one round trip: the foreign key says so).
+pub async fn store_ipn(pool: &PgPool, ipn: &IncomingIpn) -> Result<StoredIpn, StoreIpnError> {
     let row = sqlx::query(
         "INSERT INTO payments (payment_id, order_id, user_id, client_id, payment_status,
                                price_amount, price_currency, pay_amount, actually_paid, pay_currency,
@@ -80,7 +89,13 @@ pub async fn store_ipn(pool: &PgPool, ipn: &IncomingIpn) -> Result<StoredIpn, sq
     .bind(&ipn.raw_body)
     .bind(&FINAL_IPN_STATUSES[..])
     .fetch_one(pool)
-    .await?;
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("payments_client_id_fkey") => {
+            StoreIpnError::UnknownClient(ipn.client_id.clone())
+        }
+        _ => StoreIpnError::Database(e),
+    })?;
     Ok(StoredIpn {
         is_new: row.try_get("is_new")?,
         payment_status: row.try_get("payment_status")?,
@@ -101,14 +116,21 @@ pub async fn mark_workflow_started(pool: &PgPool, payment_id: i64) -> Result<(),
 }
 
 /// Finished payments (id, client id) whose workflow Temporal has not yet accepted, oldest first.
-pub async fn awaiting_workflow(pool: &PgPool, limit: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+/// Payments updated within `settled_for` are left to the webhook's own launch.
+pub async fn awaiting_workflow(
+    pool: &PgPool,
+    settled_for: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
     sqlx::query_as(
+        // The literal status matches the partial index payments_awaiting_workflow_idx.
         "SELECT payment_id, client_id FROM payments
-         WHERE payment_status = $1 AND workflow_started_at IS NULL
-         ORDER BY received_at LIMIT $2",
+         WHERE payment_status = 'finished' AND workflow_started_at IS NULL
+           AND updated_at < now() - $2 * interval '1 millisecond'
+         ORDER BY received_at LIMIT $1",
     )
-    .bind(PAYABLE_IPN_STATUS)
     .bind(limit)
+    .bind(i64::try_from(settled_for.as_millis()).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await
 }

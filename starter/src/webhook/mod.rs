@@ -4,7 +4,7 @@ mod nowpayments;
 
 pub use nowpayments::SIGNATURE_HEADER;
 
-use crate::{redriver, temporal_gateway::TemporalGateway};
+use crate::{redriver, temporal_gateway::TemporalGateway, workflow_launcher::WorkflowLauncher};
 use activities::config::Secret;
 use axum::{
     extract::DefaultBodyLimit,
@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 /// IPNs are a few hundred bytes; anything near this limit is not from NOWPayments.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// What the server needs; [`spawn`] builds the launcher from it.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
@@ -26,7 +27,17 @@ pub struct AppState {
     pub temporal: Arc<TemporalGateway>,
 }
 
-pub fn router(state: AppState) -> Router {
+#[derive(Clone)]
+struct HandlerState {
+    pool: PgPool,
+    ipn_secret: Secret,
+    launcher: WorkflowLauncher,
+}
+
+/// Temporal start calls in flight at once (each is one short RPC).
+const PARALLEL_STARTS: usize = 32;
+
+fn router(state: HandlerState) -> Router {
     Router::new()
         .route("/webhooks/nowpayments", post(nowpayments::receive_ipn))
         .route("/health", get(health))
@@ -38,10 +49,19 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// A running server: its address, and the task serving it.
+/// A running server: its address, and the task serving it. Dropping it stops the server and
+/// the re-driver beside it.
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub task: tokio::task::JoinHandle<()>,
+    redriver: tokio::task::AbortHandle,
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.redriver.abort();
+    }
 }
 
 /// Binds, then serves in the background with the re-driver beside it.
@@ -49,12 +69,14 @@ pub async fn spawn(addr: SocketAddr, state: AppState, redrive_every: Duration) -
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let redriver = tokio::spawn(redriver::run(state.pool.clone(), state.temporal.clone(), redrive_every));
-    let app = router(state);
+    let launcher = WorkflowLauncher::spawn(state.pool.clone(), state.temporal.clone(), PARALLEL_STARTS);
+    let app = router(HandlerState { pool: state.pool, ipn_secret: state.ipn_secret, launcher });
+    let redriver_handle = redriver.abort_handle();
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "webhook server stopped");
         }
         redriver.abort();
     });
-    Ok(RunningServer { addr, task })
+    Ok(RunningServer { addr, task, redriver: redriver_handle })
 }

@@ -1,12 +1,16 @@
 //! `POST /webhooks/nowpayments`: verify, store, then start the payment's workflow.
 //!
+//! The answer never waits for Temporal: once the IPN is stored, the workflow start is handed to
+//! the [`WorkflowLauncher`](crate::workflow_launcher::WorkflowLauncher), and the re-driver
+//! covers any start that does not happen.
+//!
 //! Answers: 200 accepted (also for a duplicate), 401 missing or wrong signature, 400 malformed
 //! body, 422 unknown client, 500 when the IPN could not be stored (NOWPayments retries).
 //! Nothing is stored unless the signature is right and the client is known.
 
-use super::AppState;
-use crate::{ipn, signature, temporal_gateway::Started};
-use activities::db::{clients, payments};
+use super::HandlerState;
+use crate::{ipn, signature};
+use activities::db::payments::{self, StoreIpnError};
 use axum::{
     body::Bytes,
     extract::State,
@@ -19,7 +23,7 @@ use tracing::{error, info, warn};
 
 pub const SIGNATURE_HEADER: &str = "x-nowpayments-sig";
 
-pub async fn receive_ipn(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn receive_ipn(State(state): State<HandlerState>, headers: HeaderMap, body: Bytes) -> Response {
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     if signature.is_none() {
         return reject(StatusCode::UNAUTHORIZED, signature::SignatureError::Missing);
@@ -39,37 +43,26 @@ pub async fn receive_ipn(State(state): State<AppState>, headers: HeaderMap, body
     };
     let payment_id = incoming.payment_id;
 
-    match clients::find(&state.pool, &incoming.client_id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            warn!(payment_id, client_id = %incoming.client_id, "IPN refused: unknown client");
-            return reject(StatusCode::UNPROCESSABLE_ENTITY, format!("unknown client '{}'", incoming.client_id));
-        }
-        Err(e) => return internal(payment_id, e),
-    }
-
     let stored = match payments::store_ipn(&state.pool, &incoming).await {
         Ok(stored) => stored,
+        Err(e @ StoreIpnError::UnknownClient(_)) => {
+            warn!(payment_id, client_id = %incoming.client_id, "IPN refused: unknown client");
+            return reject(StatusCode::UNPROCESSABLE_ENTITY, e);
+        }
         Err(e) => return internal(payment_id, e),
     };
     info!(payment_id, client_id = %incoming.client_id, status = %stored.payment_status, new = stored.is_new, "IPN stored");
 
-    let workflow = if !stored.needs_workflow() {
-        if stored.workflow_started { "already_started" } else { "not_payable" }
+    // The IPN is durable now: answer at once and start the workflow off the request path.
+    let workflow = if stored.workflow_started {
+        "already_started"
+    } else if !stored.needs_workflow() {
+        "not_payable"
+    } else if state.launcher.launch(payment_id, &incoming.client_id) {
+        "scheduled"
     } else {
-        match state.temporal.start_payment_workflow(payment_id, &incoming.client_id).await {
-            Ok(started) => {
-                if let Err(e) = payments::mark_workflow_started(&state.pool, payment_id).await {
-                    // The re-driver will find the started workflow and mark it.
-                    warn!(payment_id, error = %e, "could not record the workflow start");
-                }
-                if started == Started::Now { "started" } else { "already_started" }
-            }
-            Err(e) => {
-                warn!(payment_id, error = %e, "workflow not started yet; the re-driver will retry");
-                "queued"
-            }
-        }
+        warn!(payment_id, "launch queue full; the re-driver will start the workflow");
+        "queued"
     };
     let status = if stored.is_new { "accepted" } else { "duplicate" };
     (StatusCode::OK, Json(json!({"status": status, "payment_id": payment_id, "payment_status": stored.payment_status, "workflow": workflow})))
