@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make down`: stops exactly the processes `make up` started (by their pid files, never by name).
 . "$(dirname "$0")/lib.sh"
-for name in webhook worker anvil temporal; do
+for name in webhook worker changenow-simulator anvil temporal; do
   f="$STATE/pids/$name.pid"
   [ -f "$f" ] || continue
   pid="$(cat "$f")"

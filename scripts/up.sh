@@ -38,21 +38,31 @@ rpc_port="$(echo "$ETH_RPC_URL" | sed -E 's#^https?://[^:/]+:([0-9]+).*#\1#')"
 if port_open "$rpc_host" "$rpc_port" && ! pid_alive anvil; then
   say "an Ethereum node already answers on $ETH_RPC_URL (not started by us); using it"
 else
-  start_bg anvil anvil --host "$rpc_host" --port "$rpc_port" --silent
+  # --state keeps the chain across `make down` / `make up` (dumped every 5 s and on exit), so
+  # it stays in step with the nonces the outbox stored in the payouts database.
+  start_bg anvil anvil --host "$rpc_host" --port "$rpc_port" --silent \
+    --state "$STATE/anvil-state.json" --state-interval 5
 fi
 anvil_ready() { curl -sf -H 'content-type: application/json' \
   -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' "$ETH_RPC_URL"; }
 wait_for "anvil" 30 anvil_ready
 
 # --- binaries, migrations ------------------------------------------------------------------
-say "building the worker and the starter"
-(cd "$ROOT" && cargo build --quiet --bin worker --bin starter)
+say "building the worker, the starter and the ChangeNow simulator"
+(cd "$ROOT" && cargo build --quiet --bin worker --bin starter --bin changenow-simulator)
 BIN="$CARGO_TARGET_DIR/debug"
 (cd "$ROOT" && "$BIN/starter" migrate)
 
+# --- local USDT (deployed once per chain; its address goes to .env) ------------------------
+(cd "$ROOT" && "$BIN/changenow-simulator" setup-chain --env-file "$ROOT/.env" >/dev/null)
+load_env
+
 if [ "$with_services_only" = "--services-only" ]; then exit 0; fi
 
-# --- worker and webhook --------------------------------------------------------------------
+# --- ChangeNow simulator, worker and webhook ----------------------------------------------
+(cd "$ROOT" && start_bg changenow-simulator "$BIN/changenow-simulator" serve)
+wait_for "ChangeNow simulator" 30 curl -sf "$CHANGENOW_API_URL/sim/faults"
+
 (cd "$ROOT" && start_bg worker "$BIN/worker")
 worker_ready() { pid_alive worker && grep -q "worker running" "$STATE/logs/worker.log"; }
 wait_for "worker" 30 worker_ready
@@ -65,7 +75,8 @@ cat <<INFO
   Temporal Web UI   http://localhost:8233/namespaces/$TEMPORAL_NAMESPACE/workflows
   Temporal gRPC     $TEMPORAL_ADDRESS   (task queue $TEMPORAL_TASK_QUEUE)
   Webhook           http://$HTTP_ADDR/webhooks/nowpayments   (health: http://$HTTP_ADDR/health)
-  Ethereum (anvil)  $ETH_RPC_URL
+  Ethereum (anvil)  $ETH_RPC_URL   (test USDT at $USDT_CONTRACT)
+  ChangeNow (sim)   $CHANGENOW_API_URL   (exchanges: $CHANGENOW_API_URL/)
   Postgres          $(echo "${DATABASE_URL%%\?*}" | sed -E 's#://[^@/]*@#://#')
   Logs              $STATE/logs/
 

@@ -3,7 +3,7 @@
 //! is named in the error, and secrets never appear in `Debug` output.
 
 use rust_decimal::Decimal;
-use std::{env, fmt, net::SocketAddr, str::FromStr};
+use std::{env, fmt, net::SocketAddr, str::FromStr, time::Duration};
 use workflows::domain::PlatformFee;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +48,16 @@ pub struct Config {
     pub nowpayments_ipn_secret: Secret,
     pub platform_fee: PlatformFee,
     pub http_addr: SocketAddr,
+    /// Blocks a transfer needs (its own included) before it counts: `ETH_CONFIRMATIONS`,
+    /// default 1 for anvil; use 12 or more on mainnet.
+    pub eth_confirmations: u64,
+    /// A transfer not mined this long after its broadcast is replaced with higher fees:
+    /// `TRANSFER_STUCK_AFTER_SECS`, default 180.
+    pub transfer_stuck_after: Duration,
+    /// Fault injection for the crash tests: `PAYOUT_FAULT_KILL_AFTER_BROADCAST=1` makes the
+    /// worker SIGKILL itself right after a transfer is broadcast, before the activity reports
+    /// back: the worst moment to die. Never set it in production.
+    pub fault_kill_after_broadcast: bool,
 }
 
 impl Config {
@@ -75,6 +85,16 @@ impl Config {
             return Err(invalid("TEMPORAL_ADDRESS", "expected host:port, without a scheme"));
         }
 
+        let eth_confirmations: u64 =
+            parsed("ETH_CONFIRMATIONS", "1")?.trim().parse().map_err(|e| invalid("ETH_CONFIRMATIONS", e))?;
+        if eth_confirmations == 0 {
+            return Err(invalid("ETH_CONFIRMATIONS", "must be at least 1"));
+        }
+        let stuck_secs: u64 = parsed("TRANSFER_STUCK_AFTER_SECS", "180")?
+            .trim()
+            .parse()
+            .map_err(|e| invalid("TRANSFER_STUCK_AFTER_SECS", e))?;
+
         Ok(Self {
             database_url: Secret::new(required("DATABASE_URL")?),
             temporal_address,
@@ -88,7 +108,16 @@ impl Config {
             nowpayments_ipn_secret: Secret::new(required("NOWPAYMENTS_IPN_SECRET")?),
             platform_fee,
             http_addr,
+            eth_confirmations,
+            transfer_stuck_after: Duration::from_secs(stuck_secs.max(1)),
+            fault_kill_after_broadcast: get("PAYOUT_FAULT_KILL_AFTER_BROADCAST").is_some_and(|v| v.trim() == "1"),
         })
+    }
+
+    /// A setting only some binaries need (the worker needs the chain and ChangeNow; the
+    /// webhook does not), with an error that names it.
+    pub fn required<'a>(value: &'a Option<Secret>, name: &'static str) -> Result<&'a str, ConfigError> {
+        value.as_ref().map(Secret::expose).ok_or(ConfigError::Missing(name))
     }
 }
 

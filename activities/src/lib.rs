@@ -2,9 +2,14 @@
 //! assume it runs twice and that the process dies between any two lines.
 
 pub mod benchmark;
+pub mod changenow;
 pub mod config;
 pub mod db;
+pub mod ethereum;
 
 pub use benchmark::BenchmarkActivitiesImpl;
+pub use changenow::ChangeNowActivities;
 pub use config::{Config, ConfigError};
+pub use db::instant_payout_ledger::InstantPayoutLedgerActivities;
+pub use ethereum::EthereumActivities;
 pub use db::payment_ledger::PaymentLedgerActivities;

@@ -1,7 +1,7 @@
 //! Reading a NOWPayments IPN body into an [`IncomingIpn`], with an error that names the field.
 //!
 //! Amounts arrive as JSON numbers or strings; both are read from their text into `Decimal`,
-//! never through `f64`.
+//! never through binary floating point.
 
 use activities::db::payments::IncomingIpn;
 use rust_decimal::Decimal;

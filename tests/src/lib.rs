@@ -1,6 +1,9 @@
-//! Test harness: each test gets its own database, its own task queue, an in-process worker and
-//! an in-process webhook server, all against the real Temporal dev server and real Postgres
-//! that `make test` started (addresses from `.env`).
+//! Test harness: each test gets its own database, its own task queue, its own chain (anvil with
+//! the test USDT, and the ChangeNow simulator watching it), an in-process worker and an
+//! in-process webhook server, all against the real Temporal dev server and real Postgres that
+//! `make test` started (addresses from `.env`).
+
+pub mod chain;
 
 use activities::{
     config::Secret,
@@ -12,7 +15,8 @@ use payout_starter::{
     temporal_gateway::TemporalGateway,
     webhook::{self, AppState, SIGNATURE_HEADER},
 };
-use payout_worker::{connect_temporal, RunningWorker};
+use chain::TestChain;
+use payout_worker::{connect_temporal, PayoutServices, RunningWorker};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -61,16 +65,20 @@ pub struct TestWorker {
 }
 
 impl TestWorker {
-    pub fn start(temporal_address: &str, namespace: &str, task_queue: &str, database_url: &str) -> Self {
+    /// `config` names the chain and ChangeNow the worker talks to; `database_url` its database.
+    pub fn start(config: &Config, temporal_address: &str, task_queue: &str, database_url: &str) -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
-        let (address, namespace, queue, url) =
-            (temporal_address.to_owned(), namespace.to_owned(), task_queue.to_owned(), database_url.to_owned());
+        let (config, address, queue, url) =
+            (config.clone(), temporal_address.to_owned(), task_queue.to_owned(), database_url.to_owned());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             runtime.block_on(async move {
                 let pool = db::connect(&url).await.expect("worker cannot reach Postgres");
-                let client = connect_temporal(&address, &namespace, Duration::from_secs(10)).await.expect("worker cannot reach Temporal");
-                let worker = RunningWorker::new(client, &queue, pool).expect("worker setup");
+                let services = PayoutServices::connect(&config, pool).await.expect("worker cannot reach the chain");
+                let client = connect_temporal(&address, &config.temporal_namespace, Duration::from_secs(10))
+                    .await
+                    .expect("worker cannot reach Temporal");
+                let worker = RunningWorker::new(client, &queue, services).expect("worker setup");
                 tx.send(Box::new(worker.shutdown_handle()) as Box<dyn Fn() + Send + Sync>).ok();
                 worker.run().await.expect("worker failed");
             });
@@ -95,6 +103,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub worker: Option<TestWorker>,
+    pub chain: TestChain,
     _server: webhook::RunningServer,
 }
 
@@ -112,6 +121,15 @@ impl TestApp {
     pub async fn spawn_without_worker(mut config: Config, temporal_address: &str) -> Self {
         // The tests' expected amounts assume 3 %, whatever .env says.
         config.platform_fee = PlatformFee::new(Decimal::from(3)).expect("3 % is a valid fee");
+        let api_key = config.changenow_api_key.as_ref().map(|k| k.expose().to_owned()).unwrap_or_else(|| "test-key".into());
+        let chain = TestChain::start(&api_key).await;
+        config.eth_rpc_url = Some(Secret::new(chain.anvil.url.clone()));
+        config.changenow_api_url = Some(Secret::new(chain.changenow_url()));
+        config.changenow_api_key = Some(Secret::new(api_key));
+        config.usdt_contract = Some(chain.usdt.to_checksum(None));
+        config.host_wallet_private_key = Some(Secret::new(chain::HOT_WALLET_KEY));
+        // Stuck transfers are replaced quickly in tests (automine off).
+        config.transfer_stuck_after = Duration::from_secs(2);
         let (pool, database_url) = fresh_database(&config).await;
         let task_queue = format!("test-{}", uuid::Uuid::new_v4().simple());
         let gateway = Arc::new(TemporalGateway::new(
@@ -133,17 +151,13 @@ impl TestApp {
             addr: server.addr,
             http: reqwest::Client::new(),
             worker: None,
+            chain,
             _server: server,
         }
     }
 
     pub fn start_worker(&mut self) {
-        self.worker = Some(TestWorker::start(
-            &self.temporal_address,
-            &self.config.temporal_namespace,
-            &self.task_queue,
-            &self.database_url,
-        ));
+        self.worker = Some(TestWorker::start(&self.config, &self.temporal_address, &self.task_queue, &self.database_url));
     }
 
     pub fn webhook_url(&self) -> String {
@@ -173,6 +187,59 @@ impl TestApp {
             },
         };
         db::clients::insert(&self.pool, &settings).await.expect("cannot add client");
+    }
+
+    /// An instant client paid in `currency` on `network` at `wallet`.
+    pub async fn add_instant_client(&self, client_id: &str, currency: &str, network: &str, wallet: &str) {
+        let settings = ClientSettings {
+            client_id: client_id.to_owned(),
+            wallet_address: wallet.to_owned(),
+            payout_currency: currency.into(),
+            payout_network: network.into(),
+            payout_strategy: PayoutStrategy::Instant,
+            payout_threshold_usd: Decimal::ZERO,
+        };
+        db::clients::insert(&self.pool, &settings).await.expect("cannot add client");
+    }
+
+    /// Polls until the payment's instant payout reaches `status`; returns the row as JSON.
+    pub async fn wait_for_instant_payout(&self, payment_id: i64, status: &str, timeout: Duration) -> Value {
+        let start = Instant::now();
+        let mut last = Value::Null;
+        while start.elapsed() < timeout {
+            let row: Option<Value> = sqlx::query_scalar("SELECT to_jsonb(p) FROM instant_payouts p WHERE payment_id = $1")
+                .bind(payment_id)
+                .fetch_optional(&self.pool)
+                .await
+                .expect("instant payout query failed");
+            if let Some(row) = row {
+                if row["status"] == status {
+                    return row;
+                }
+                last = row;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("instant payout of {payment_id} did not reach '{status}' within {timeout:?}; last seen: {last}");
+    }
+
+    /// The environment of this app's worker, for running the worker binary as a child process.
+    pub fn worker_env(&self) -> Vec<(String, String)> {
+        let c = &self.config;
+        let secret = |s: &Option<Secret>| s.as_ref().map(|s| s.expose().to_owned()).unwrap_or_default();
+        vec![
+            ("DATABASE_URL".into(), self.database_url.clone()),
+            ("TEMPORAL_ADDRESS".into(), self.temporal_address.clone()),
+            ("TEMPORAL_NAMESPACE".into(), c.temporal_namespace.clone()),
+            ("TEMPORAL_TASK_QUEUE".into(), self.task_queue.clone()),
+            ("ETH_RPC_URL".into(), secret(&c.eth_rpc_url)),
+            ("HOST_WALLET_PRIVATE_KEY".into(), secret(&c.host_wallet_private_key)),
+            ("USDT_CONTRACT".into(), c.usdt_contract.clone().unwrap_or_default()),
+            ("CHANGENOW_API_URL".into(), secret(&c.changenow_api_url)),
+            ("CHANGENOW_API_KEY".into(), secret(&c.changenow_api_key)),
+            ("NOWPAYMENTS_IPN_SECRET".into(), c.nowpayments_ipn_secret.expose().to_owned()),
+            ("TRANSFER_STUCK_AFTER_SECS".into(), c.transfer_stuck_after.as_secs().to_string()),
+        ]
     }
 
     /// Sends a correctly signed IPN; returns the status and the JSON answer.
@@ -253,6 +320,16 @@ pub fn test_ipn(payment_id: i64, client_id: &str, price_usd: Decimal, outcome_et
         price_usd,
         outcome_eth,
     }
+}
+
+/// The worker binary `make test` built (scripts/up.sh builds it before the tests run).
+pub fn worker_binary() -> std::path::PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let binary = target.join("debug/worker");
+    assert!(binary.exists(), "{} is missing: run `make test` (it builds the worker first)", binary.display());
+    binary
 }
 
 /// A free local TCP port (for a Temporal server a test starts and stops itself).

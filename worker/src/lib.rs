@@ -1,12 +1,21 @@
 //! The worker: connects to Temporal and Postgres, registers every workflow and activity, runs.
 //! A library as well as a binary so the integration tests run the very same worker in-process.
 
-use activities::{BenchmarkActivitiesImpl, PaymentLedgerActivities};
+use activities::{
+    changenow::ChangeNowClient,
+    config::{Config, ConfigError},
+    ethereum::{HotWallet, OutboxSettings},
+    BenchmarkActivitiesImpl, ChangeNowActivities, EthereumActivities, InstantPayoutLedgerActivities,
+    PaymentLedgerActivities,
+};
 use sqlx::PgPool;
-use std::time::Duration;
+use std::{str::FromStr, sync::Arc, time::Duration};
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
-use workflows::{NoopBenchmarkWorkflow, PaymentWorkflow};
+use workflows::{InstantPayoutWorkflow, NoopBenchmarkWorkflow, PaymentWorkflow};
+
+/// How long one ChangeNow request may take before it is retried.
+const CHANGENOW_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -16,6 +25,41 @@ pub enum WorkerError {
     Connect { address: String, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("cannot set up the worker: {0}")]
     Setup(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the hot wallet cannot start: {0}")]
+    HotWallet(#[from] activities::ethereum::HotWalletError),
+}
+
+/// What the activities talk to, built once from the configuration.
+#[derive(Clone)]
+pub struct PayoutServices {
+    pub pool: PgPool,
+    pub hot_wallet: Arc<HotWallet>,
+    pub changenow: ChangeNowClient,
+    pub usdt_contract: Option<alloy::primitives::Address>,
+    pub fault_kill_after_broadcast: bool,
+}
+
+impl PayoutServices {
+    pub async fn connect(config: &Config, pool: PgPool) -> Result<Self, WorkerError> {
+        let rpc_url = Config::required(&config.eth_rpc_url, "ETH_RPC_URL")?;
+        let key = Config::required(&config.host_wallet_private_key, "HOST_WALLET_PRIVATE_KEY")?;
+        let changenow_url = Config::required(&config.changenow_api_url, "CHANGENOW_API_URL")?;
+        let changenow_key = Config::required(&config.changenow_api_key, "CHANGENOW_API_KEY")?;
+        let usdt_contract = match config.usdt_contract.as_deref() {
+            None => None,
+            Some(text) => Some(alloy::primitives::Address::from_str(text.trim()).map_err(|_| {
+                ConfigError::Invalid { name: "USDT_CONTRACT", reason: format!("'{text}' is not an Ethereum address") }
+            })?),
+        };
+        let settings =
+            OutboxSettings { confirmations: config.eth_confirmations, stuck_after: config.transfer_stuck_after };
+        let hot_wallet = Arc::new(HotWallet::connect(pool.clone(), rpc_url, key, settings).await?);
+        let changenow = ChangeNowClient::new(changenow_url, changenow_key, CHANGENOW_TIMEOUT)
+            .map_err(|e| WorkerError::Setup(e.to_string()))?;
+        Ok(Self { pool, hot_wallet, changenow, usdt_contract, fault_kill_after_broadcast: config.fault_kill_after_broadcast })
+    }
 }
 
 /// Connects a Temporal client; fails within `timeout` when nothing answers.
@@ -35,12 +79,20 @@ fn identity() -> String {
 }
 
 /// Every workflow and activity of the payout engine, on one task queue.
-pub fn worker_options(task_queue: &str, pool: PgPool) -> Result<WorkerOptions, WorkerError> {
+pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<WorkerOptions, WorkerError> {
+    let refund_address = services.hot_wallet.address().to_checksum(None);
     Ok(WorkerOptions::new(task_queue)
         .register_workflow::<PaymentWorkflow>()
+        .and_then(|o| o.register_workflow::<InstantPayoutWorkflow>())
         .and_then(|o| o.register_workflow::<NoopBenchmarkWorkflow>())
         .map_err(|e| WorkerError::Setup(e.to_string()))?
-        .register_activities(PaymentLedgerActivities::new(pool))
+        .register_activities(PaymentLedgerActivities::new(services.pool.clone()))
+        .register_activities(InstantPayoutLedgerActivities::new(services.pool.clone()))
+        .register_activities(ChangeNowActivities::new(services.changenow, services.pool, refund_address))
+        .register_activities(
+            EthereumActivities::new(services.hot_wallet, services.usdt_contract)
+                .killing_the_process_after_broadcast(services.fault_kill_after_broadcast),
+        )
         .register_activities(BenchmarkActivitiesImpl)
         .build())
 }
@@ -53,10 +105,10 @@ pub struct RunningWorker {
 }
 
 impl RunningWorker {
-    pub fn new(client: Client, task_queue: &str, pool: PgPool) -> Result<Self, WorkerError> {
+    pub fn new(client: Client, task_queue: &str, services: PayoutServices) -> Result<Self, WorkerError> {
         let runtime = Runtime::from_current_tokio(Default::default())
             .map_err(|e| WorkerError::Setup(e.to_string()))?;
-        let worker = Worker::new(&runtime, client, worker_options(task_queue, pool)?)
+        let worker = Worker::new(&runtime, client, worker_options(task_queue, services)?)
             .map_err(|e| WorkerError::Setup(e.to_string()))?;
         Ok(Self { worker, _runtime: runtime })
     }

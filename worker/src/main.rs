@@ -2,7 +2,7 @@
 
 use activities::{db, Config};
 use anyhow::Context;
-use payout_worker::{connect_temporal, RunningWorker};
+use payout_worker::{connect_temporal, PayoutServices, RunningWorker};
 use std::time::Duration;
 use tracing::info;
 
@@ -25,8 +25,9 @@ async fn run() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let pool = db::connect(config.database_url.expose()).await.context("cannot connect to Postgres (DATABASE_URL)")?;
     db::MIGRATOR.run(&pool).await.context("cannot apply migrations")?;
+    let services = PayoutServices::connect(&config, pool).await?;
     let client = connect_temporal(&config.temporal_address, &config.temporal_namespace, Duration::from_secs(10)).await?;
-    let worker = RunningWorker::new(client, &config.temporal_task_queue, pool)?;
+    let worker = RunningWorker::new(client, &config.temporal_task_queue, services)?;
     let shutdown = worker.shutdown_handle();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

@@ -6,9 +6,11 @@
 
 pub mod activity_definitions;
 pub mod domain;
+pub mod instant_payout;
 pub mod intake_benchmark;
 pub mod payment_processing;
 
+pub use instant_payout::{InstantPayoutInput, InstantPayoutOutcome, InstantPayoutWorkflow};
 pub use intake_benchmark::NoopBenchmarkWorkflow;
 pub use payment_processing::{PaymentWorkflow, PaymentWorkflowInput, PaymentWorkflowOutcome};
 

@@ -10,7 +10,9 @@
 //!    input, so the history records the fee that was in force when the payment arrived.
 //! 3. Route by the client's strategy:
 //!    - threshold: `db.record_threshold_accumulation` inserts one `pending` accumulation row;
-//!    - instant: `db.record_instant_payout_handoff` marks the payment awaiting instant payout.
+//!    - instant: `db.record_instant_payout_handoff` marks the payment awaiting instant payout,
+//!      then the child `InstantPayoutWorkflow` (`instant-payout-{payment_id}`) swaps and sends it;
+//!      this workflow completes with the child's outcome (and fails when the child fails).
 //!
 //! A payment not priced in USD or not settled in ETH fails the workflow with a non-retryable
 //! error that names the reason (visible in the Temporal UI); nothing is routed for it.
@@ -23,12 +25,16 @@
 use crate::{
     activity_definitions::{PaymentLedger, RoutedPayment, RoutingReceipt},
     domain::{FeeSplit, PayoutStrategy, PlatformFee},
+    instant_payout::{instant_payout_workflow_id, InstantPayoutInput, InstantPayoutOutcome, InstantPayoutWorkflow},
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use temporalio_common::{error::ApplicationFailure, RetryPolicy};
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{LocalActivityOptions, WorkflowContext, WorkflowResult};
+use temporalio_sdk::{ChildWorkflowOptions, LocalActivityOptions, WorkflowContext, WorkflowResult};
+
+/// Runs recorded before this patch routed instant payments without starting the child.
+const INSTANT_PAYOUT_CHILD_PATCH: &str = "instant-payout-child";
 
 /// The only currency the hot wallet receives from NOWPayments.
 pub const SETTLEMENT_CURRENCY: &str = "eth";
@@ -45,6 +51,9 @@ pub struct PaymentWorkflowInput {
 pub struct PaymentWorkflowOutcome {
     pub receipt: RoutingReceipt,
     pub fee: FeeSplit,
+    /// Instant clients: what the child workflow did.
+    #[serde(default)]
+    pub instant_payout: Option<InstantPayoutOutcome>,
 }
 
 #[workflow]
@@ -112,7 +121,20 @@ impl PaymentWorkflow {
                 .await?
             }
         };
-        Ok(PaymentWorkflowOutcome { receipt, fee })
+        let instant_payout = if payment.client.strategy == PayoutStrategy::Instant && ctx.patched(INSTANT_PAYOUT_CHILD_PATCH) {
+            let child_input = InstantPayoutInput {
+                payment_id: payment.payment_id,
+                client_id: payment.client_id.clone(),
+                amount_eth: fee.net_eth,
+                client: payment.client.clone(),
+            };
+            let options = ChildWorkflowOptions::workflow_id(instant_payout_workflow_id(payment.payment_id));
+            let child = ctx.start_child_workflow(InstantPayoutWorkflow::run, child_input, options).await?;
+            Some(child.result().await?)
+        } else {
+            None
+        };
+        Ok(PaymentWorkflowOutcome { receipt, fee, instant_payout })
     }
 }
 

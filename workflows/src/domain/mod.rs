@@ -1,7 +1,13 @@
 //! Pure business rules: no I/O, no clock, no randomness. Unit- and property-tested.
 
+pub mod base_units;
+pub mod exchange;
 pub mod fees;
+pub mod instant_payout;
 pub mod payment;
 
+pub use base_units::{from_base_units, to_base_units, BaseUnitError, ChainAsset};
+pub use exchange::{ExchangePair, ExchangeStatus};
 pub use fees::{FeeError, FeeSplit, PlatformFee};
+pub use instant_payout::{InstantPayoutStatus, RangeVerdict};
 pub use payment::{PaymentStatus, PayoutStrategy, UnknownVariant};

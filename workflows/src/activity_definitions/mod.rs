@@ -2,8 +2,16 @@
 //! each one with `#[activity(definition = ...)]`, which makes the compiler check that both
 //! sides agree on the name, the input and the output.
 //!
-//! Names are grouped by the system they touch: `db.*`, later `changenow.*` and `ethereum.*`.
+//! Names are grouped by the system they touch: `db.*`, `changenow.*` and `ethereum.*`.
 #![allow(unused_variables)]
+
+mod changenow;
+mod ethereum;
+mod instant_payout_ledger;
+
+pub use changenow::*;
+pub use ethereum::*;
+pub use instant_payout_ledger::*;
 
 use crate::domain::{FeeSplit, PaymentStatus, PayoutStrategy};
 use rust_decimal::Decimal;

@@ -1,0 +1,130 @@
+//! The `ethereum.*` activities: the workflows' view of the [`HotWallet`] outbox. Amounts cross
+//! here from `Decimal` to integer base units, exactly or not at all.
+
+use super::{Asset, HotWallet, HotWalletError, TransferRequest, TransferState};
+use alloy::primitives::{Address, U256};
+use std::sync::Arc;
+use temporalio_common::error::ApplicationFailure;
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use tracing::warn;
+use workflows::{
+    activity_definitions::{
+        CheckTransfer, FindIncomingTransfer, IncomingTransfer, IncomingTransferQuery, SendTransfer, TransferOrder,
+        TransferProgress,
+    },
+    domain::{from_base_units, to_base_units, BaseUnitError, ChainAsset},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EthereumActivityError {
+    #[error(transparent)]
+    Wallet(#[from] HotWalletError),
+    #[error(transparent)]
+    Amount(#[from] BaseUnitError),
+    #[error("a USDT transfer was requested but USDT_CONTRACT is not configured")]
+    NoUsdtContract,
+    #[error("transaction {0} is not mined yet")]
+    NotMinedYet(String),
+}
+
+impl EthereumActivityError {
+    fn into_activity_error(self) -> ActivityError {
+        let retryable = match &self {
+            Self::Wallet(e) => e.is_retryable(),
+            Self::NotMinedYet(_) => true,
+            Self::Amount(_) | Self::NoUsdtContract => false,
+        };
+        if !retryable {
+            warn!(error = %self, alert = true, "hot wallet step failed for good");
+        }
+        ActivityError::application(if retryable { ApplicationFailure::new(self) } else { ApplicationFailure::non_retryable(self) })
+    }
+}
+
+pub struct EthereumActivities {
+    wallet: Arc<HotWallet>,
+    usdt_contract: Option<Address>,
+    kill_after_broadcast: bool,
+}
+
+impl EthereumActivities {
+    pub fn new(wallet: Arc<HotWallet>, usdt_contract: Option<Address>) -> Self {
+        Self { wallet, usdt_contract, kill_after_broadcast: false }
+    }
+
+    /// See `Config::fault_kill_after_broadcast`.
+    pub fn killing_the_process_after_broadcast(mut self, enabled: bool) -> Self {
+        self.kill_after_broadcast = enabled;
+        self
+    }
+
+    fn asset(&self, asset: ChainAsset) -> Result<Asset, EthereumActivityError> {
+        match asset {
+            ChainAsset::Eth => Ok(Asset::Eth),
+            ChainAsset::Usdt => self.usdt_contract.map(Asset::Erc20).ok_or(EthereumActivityError::NoUsdtContract),
+        }
+    }
+
+    async fn send(&self, order: TransferOrder) -> Result<String, EthereumActivityError> {
+        let request = TransferRequest {
+            purpose_key: order.purpose_key,
+            asset: self.asset(order.asset)?,
+            to: order.to,
+            amount: U256::from(to_base_units(order.amount, order.asset)?),
+        };
+        self.wallet.prepare_transfer(&request).await?;
+        let tx_hash = self.wallet.broadcast(&request.purpose_key).await?;
+        if self.kill_after_broadcast {
+            warn!(purpose_key = %request.purpose_key, %tx_hash, "fault injection: SIGKILL after broadcast");
+            let _ = std::process::Command::new("kill").args(["-9", &std::process::id().to_string()]).status();
+        }
+        Ok(tx_hash)
+    }
+
+    async fn incoming(&self, query: IncomingTransferQuery) -> Result<IncomingTransfer, EthereumActivityError> {
+        let asset = self.asset(query.asset)?;
+        let (amount, block) = self
+            .wallet
+            .incoming(&query.tx_hash, asset)
+            .await?
+            .ok_or_else(|| EthereumActivityError::NotMinedYet(query.tx_hash.clone()))?;
+        let units = u128::try_from(amount).map_err(|_| BaseUnitError::TooLarge(u128::MAX))?;
+        Ok(IncomingTransfer { tx_hash: query.tx_hash, amount: from_base_units(units, query.asset)?, block })
+    }
+}
+
+#[activities]
+impl EthereumActivities {
+    #[activity(definition = SendTransfer)]
+    pub async fn send_transfer(self: Arc<Self>, _ctx: ActivityContext, order: TransferOrder) -> Result<String, ActivityError> {
+        self.send(order).await.map_err(EthereumActivityError::into_activity_error)
+    }
+
+    #[activity(definition = CheckTransfer)]
+    pub async fn check_transfer(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        purpose_key: String,
+    ) -> Result<TransferProgress, ActivityError> {
+        let state = self
+            .wallet
+            .check(&purpose_key)
+            .await
+            .map_err(|e| EthereumActivityError::from(e).into_activity_error())?;
+        Ok(match state {
+            TransferState::Pending { latest_tx_hash, replaced } => TransferProgress::Pending { tx_hash: latest_tx_hash, replaced },
+            TransferState::Mined { tx_hash, confirmations } => TransferProgress::Mined { tx_hash, confirmations },
+            TransferState::Confirmed { tx_hash, block } => TransferProgress::Confirmed { tx_hash, block },
+        })
+    }
+
+    #[activity(definition = FindIncomingTransfer)]
+    pub async fn find_incoming_transfer(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        query: IncomingTransferQuery,
+    ) -> Result<IncomingTransfer, ActivityError> {
+        self.incoming(query).await.map_err(EthereumActivityError::into_activity_error)
+    }
+}

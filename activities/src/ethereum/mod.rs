@@ -1,0 +1,18 @@
+//! The Ethereum hot wallet: exactly-once ETH and ERC-20 transfers through a Postgres outbox,
+//! and the `ethereum.*` activities on top of it.
+//!
+//! A transfer is identified by its purpose key (a business id). [`HotWallet::prepare_transfer`]
+//! takes a nonce, signs and stores the raw bytes before anything is broadcast;
+//! [`HotWallet::broadcast`] re-sends the stored bytes (a retry sends the same transaction);
+//! [`HotWallet::check`] waits for the configured confirmations and, when the transaction is
+//! stuck, signs a replacement with the same nonce and fees at least 12.5 % higher. All attempts
+//! of one purpose key share one nonce, so two of them can never both land.
+//!
+//! The key must belong to the outbox alone: a transaction sent with it from elsewhere would
+//! take a nonce the outbox does not know about.
+
+pub mod activities;
+mod outbox;
+
+pub use activities::EthereumActivities;
+pub use outbox::{balance_of, erc20_transfer_calldata, Asset, ERC20_TRANSFER_SELECTOR, HotWallet, HotWalletError, OutboxSettings, TransferRequest, TransferState};

@@ -1,0 +1,108 @@
+//! The simulator's configuration, from the environment (and `.env`): the project's own
+//! variables (`ETH_RPC_URL`, `USDT_CONTRACT`, `CHANGENOW_API_URL`, `CHANGENOW_API_KEY`) and a few
+//! of its own, all optional, for demos that want other prices or a slower exchange.
+
+use crate::market::Market;
+use alloy::primitives::Address;
+use rust_decimal::Decimal;
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+/// anvil's second dev account (public knowledge; local chains only): the simulator's treasury.
+pub const ANVIL_TREASURY_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimulatorConfigError {
+    #[error("environment variable {0} is required but not set (see .env.example)")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+#[derive(Clone)]
+pub struct SimulatorConfig {
+    pub rpc_url: String,
+    pub treasury_key: String,
+    pub usdt_contract: Option<Address>,
+    pub api_key: String,
+    /// Time between two statuses of an exchange.
+    pub step_delay: Duration,
+    pub market: Market,
+}
+
+impl std::fmt::Debug for SimulatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimulatorConfig")
+            .field("usdt_contract", &self.usdt_contract)
+            .field("step_delay", &self.step_delay)
+            .field("market", &self.market)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimulatorConfig {
+    /// For tests and embedding: the local defaults against `rpc_url`.
+    pub fn local(rpc_url: &str, usdt_contract: Option<Address>, api_key: &str) -> Self {
+        Self {
+            rpc_url: rpc_url.to_owned(),
+            treasury_key: ANVIL_TREASURY_KEY.to_owned(),
+            usdt_contract,
+            api_key: api_key.to_owned(),
+            step_delay: Duration::from_millis(200),
+            market: Market::default(),
+        }
+    }
+
+    /// Reads the configuration and the address to listen on (the host:port of `CHANGENOW_API_URL`).
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<(Self, SocketAddr), SimulatorConfigError> {
+        use SimulatorConfigError::{Invalid, Missing};
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &'static str| get(name).ok_or(Missing(name));
+        let decimal = |name: &'static str, default: &str| -> Result<Decimal, SimulatorConfigError> {
+            let text = get(name).unwrap_or_else(|| default.to_owned());
+            Decimal::from_str(text.trim()).map_err(|e| Invalid { name, reason: e.to_string() })
+        };
+
+        let api_url = required("CHANGENOW_API_URL")?;
+        let listen = api_url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse::<SocketAddr>()
+            .map_err(|_| Invalid { name: "CHANGENOW_API_URL", reason: format!("'{api_url}' is not http://ip:port") })?;
+        let usdt_contract = get("USDT_CONTRACT")
+            .map(|text| Address::from_str(text.trim()).map_err(|_| Invalid { name: "USDT_CONTRACT", reason: text }))
+            .transpose()?;
+        let step_ms: u64 = get("SIMULATOR_STEP_DELAY_MS")
+            .unwrap_or_else(|| "1000".into())
+            .trim()
+            .parse()
+            .map_err(|e| Invalid { name: "SIMULATOR_STEP_DELAY_MS", reason: format!("{e}") })?;
+
+        let mut market = Market::default();
+        market.fee_percent = decimal("SIMULATOR_FEE_PERCENT", "0.5")?;
+        market.min_usd = decimal("SIMULATOR_MIN_USD", "5")?;
+        market.max_usd = get("SIMULATOR_MAX_USD").map(|_| decimal("SIMULATOR_MAX_USD", "0")).transpose()?;
+        if let Some(prices) = get("SIMULATOR_PRICES_USD") {
+            for entry in prices.split(',') {
+                let (coin, price) = entry
+                    .split_once('=')
+                    .ok_or_else(|| Invalid { name: "SIMULATOR_PRICES_USD", reason: format!("'{entry}' is not coin=price") })?;
+                let price = Decimal::from_str(price.trim())
+                    .map_err(|e| Invalid { name: "SIMULATOR_PRICES_USD", reason: e.to_string() })?;
+                market.usd_prices.insert(coin.trim().to_ascii_lowercase(), price);
+            }
+        }
+        if market.fee_percent.is_sign_negative() || market.fee_percent >= Decimal::ONE_HUNDRED {
+            return Err(Invalid { name: "SIMULATOR_FEE_PERCENT", reason: "must be in [0, 100)".into() });
+        }
+
+        let config = Self {
+            rpc_url: required("ETH_RPC_URL")?,
+            treasury_key: get("SIMULATOR_TREASURY_KEY").unwrap_or_else(|| ANVIL_TREASURY_KEY.to_owned()),
+            usdt_contract,
+            api_key: required("CHANGENOW_API_KEY")?,
+            step_delay: Duration::from_millis(step_ms),
+            market,
+        };
+        Ok((config, listen))
+    }
+}

@@ -1,0 +1,248 @@
+//! `InstantPayoutWorkflow`: one payment of an instant client, swapped through ChangeNow into the
+//! client's coin and sent to the client's wallet.
+//!
+//! Trigger: a child of `PaymentWorkflow`, workflow id `instant-payout-{payment_id}`.
+//!
+//! Steps:
+//! 1. `db.open_instant_payout`: the `instant_payouts` row, `pending`.
+//! 2. `changenow.check_exchange_range` for ETH -> the client's coin. Outside the range the payout
+//!    is **held** (reason recorded, alert logged) and the workflow ends: nothing is sent, and an
+//!    operator decides. A payment below ChangeNow's minimum can never be swapped alone, so
+//!    failing or retrying would not help, and silently dropping it would lose the client's money.
+//! 3. `changenow.create_exchange` (once per payment, stored and reused on retry) to the client's
+//!    wallet. A refused request (invalid address) fails fast: recorded as `failed`, nothing sent.
+//! 4. `ethereum.send_transfer`: the payment's net ETH to the pay-in address, through the outbox
+//!    (signed and stored once, then broadcast); `ethereum.check_transfer` until confirmed.
+//! 5. Poll `changenow.exchange_progress` with workflow timers until a final status:
+//!    `finished` -> `completed` with the amount received and the payout hash; `failed` ->
+//!    `failed`; `refunded` -> the refund is looked up on chain and recorded -> `refunded`. An
+//!    unknown status is never success: polling goes on until the deadline, then the workflow
+//!    fails with the last status (an alert in the Temporal UI), the row stays `sent`.
+//!
+//! Guarantees: the purpose key `instant-payout-{payment_id}` names both the exchange and the
+//! transfer, so retries and replays reuse them: one exchange, one transaction, whatever crashes.
+//! Failed and refunded payouts fail the workflow (non-retryable) after being recorded, so they
+//! stand out in the Temporal UI.
+
+use crate::{
+    activity_definitions::{
+        ChangeNow, ClientPayoutProfile, Ethereum, ExchangeOrder, ExchangeSnapshot, IncomingTransferQuery,
+        InstantPayoutLedger, InstantPayoutOpening, InstantPayoutStep, InstantPayoutTransition, TransferOrder,
+        TransferProgress,
+    },
+    domain::{ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict},
+    payment_processing::SETTLEMENT_CURRENCY,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use temporalio_common::{
+    error::{ActivityExecutionError, ApplicationFailure},
+    RetryPolicy,
+};
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
+
+/// How often the exchange and the transfer are polled.
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// ChangeNow usually finishes within minutes; past this an operator must look.
+const EXCHANGE_DEADLINE: Duration = Duration::from_secs(6 * 60 * 60);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstantPayoutInput {
+    pub payment_id: i64,
+    pub client_id: String,
+    /// The payment's ETH net of the platform fee: exactly what is sent to the exchange.
+    pub amount_eth: Decimal,
+    pub client: ClientPayoutProfile,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum InstantPayoutOutcome {
+    Completed {
+        exchange_id: String,
+        payin_tx_hash: String,
+        amount_sent_eth: Decimal,
+        amount_received: Decimal,
+        payout_currency: String,
+        payout_hash: Option<String>,
+    },
+    Held {
+        reason: String,
+    },
+}
+
+pub fn instant_payout_workflow_id(payment_id: i64) -> String {
+    format!("instant-payout-{payment_id}")
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct InstantPayoutWorkflow;
+
+#[workflow_methods]
+impl InstantPayoutWorkflow {
+    #[run(name = "InstantPayoutWorkflow")]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: InstantPayoutInput) -> WorkflowResult<InstantPayoutOutcome> {
+        let purpose_key = instant_payout_workflow_id(input.payment_id);
+        let opening = InstantPayoutOpening {
+            payment_id: input.payment_id,
+            client_id: input.client_id.clone(),
+            amount_eth: input.amount_eth,
+            client: input.client.clone(),
+        };
+        ctx.execute_activity(InstantPayoutLedger::open_instant_payout, opening, step_options()).await?;
+
+        let pair = ExchangePair::new(
+            (SETTLEMENT_CURRENCY, SETTLEMENT_CURRENCY),
+            (&input.client.payout_currency, &input.client.payout_network),
+        );
+        let range = ctx.execute_activity(ChangeNow::check_exchange_range, pair.clone(), step_options()).await?;
+        let hold_reason = match RangeVerdict::judge(input.amount_eth, range.min_amount, range.max_amount) {
+            RangeVerdict::Within => None,
+            RangeVerdict::BelowMinimum { minimum } => {
+                Some(format!("{} ETH is below ChangeNow's minimum of {minimum} ETH for {pair}", input.amount_eth))
+            }
+            RangeVerdict::AboveMaximum { maximum } => {
+                Some(format!("{} ETH is above ChangeNow's maximum of {maximum} ETH for {pair}", input.amount_eth))
+            }
+        };
+        if let Some(reason) = hold_reason {
+            record(ctx, input.payment_id, InstantPayoutStep::Held { reason: reason.clone() }).await?;
+            return Ok(InstantPayoutOutcome::Held { reason });
+        }
+
+        let order = ExchangeOrder {
+            purpose_key: purpose_key.clone(),
+            pair,
+            from_amount: input.amount_eth,
+            payout_address: input.client.wallet_address.clone(),
+        };
+        let ticket = match ctx.execute_activity(ChangeNow::create_exchange, order, step_options()).await {
+            Ok(ticket) => ticket,
+            Err(refused) => {
+                let reason = format!("ChangeNow refused the exchange: {}", root_cause(&refused));
+                record(ctx, input.payment_id, InstantPayoutStep::Failed { reason: reason.clone() }).await?;
+                return Err(ApplicationFailure::non_retryable(reason).into());
+            }
+        };
+        record(ctx, input.payment_id, InstantPayoutStep::ExchangeCreated { exchange_id: ticket.exchange_id.clone() }).await?;
+
+        let transfer = TransferOrder {
+            purpose_key: purpose_key.clone(),
+            asset: ChainAsset::Eth,
+            to: ticket.payin_address.clone(),
+            amount: input.amount_eth,
+        };
+        ctx.execute_activity(Ethereum::send_transfer, transfer, step_options()).await?;
+        let payin_tx_hash = wait_until_confirmed(ctx, &purpose_key).await?;
+        record(ctx, input.payment_id, InstantPayoutStep::Sent { payin_tx_hash: payin_tx_hash.clone() }).await?;
+
+        let last = wait_until_final(ctx, &ticket.exchange_id).await?;
+        match last.status {
+            ExchangeStatus::Finished => {
+                let amount_received = last.amount_to.unwrap_or_default();
+                let step = InstantPayoutStep::Completed { amount_received, payout_hash: last.payout_hash.clone() };
+                record(ctx, input.payment_id, step).await?;
+                Ok(InstantPayoutOutcome::Completed {
+                    exchange_id: ticket.exchange_id,
+                    payin_tx_hash,
+                    amount_sent_eth: input.amount_eth,
+                    amount_received,
+                    payout_currency: input.client.payout_currency,
+                    payout_hash: last.payout_hash,
+                })
+            }
+            ExchangeStatus::Refunded => {
+                let refund_amount = match &last.refund_hash {
+                    Some(tx_hash) => {
+                        let query = IncomingTransferQuery { tx_hash: tx_hash.clone(), asset: ChainAsset::Eth };
+                        let seen = ctx
+                            .execute_activity(Ethereum::find_incoming_transfer, query, step_options())
+                            .await?;
+                        Some(seen.amount)
+                    }
+                    None => None,
+                };
+                let reason = match refund_amount {
+                    Some(amount) => format!("exchange {} was refunded; {amount} ETH came back on chain", ticket.exchange_id),
+                    None => format!("exchange {} was refunded but ChangeNow gave no refund hash", ticket.exchange_id),
+                };
+                let step = InstantPayoutStep::Refunded { reason: reason.clone(), refund_hash: last.refund_hash, refund_amount };
+                record(ctx, input.payment_id, step).await?;
+                Err(ApplicationFailure::non_retryable(reason).into())
+            }
+            status => {
+                let reason = format!("exchange {} ended '{status}'; the ETH sent stays with ChangeNow's support", ticket.exchange_id);
+                record(ctx, input.payment_id, InstantPayoutStep::Failed { reason: reason.clone() }).await?;
+                Err(ApplicationFailure::non_retryable(reason).into())
+            }
+        }
+    }
+}
+
+async fn record(ctx: &mut WorkflowContext<InstantPayoutWorkflow>, payment_id: i64, step: InstantPayoutStep) -> WorkflowResult<()> {
+    let transition = InstantPayoutTransition { payment_id, step };
+    ctx.execute_activity(InstantPayoutLedger::record_instant_payout_step, transition, step_options()).await?;
+    Ok(())
+}
+
+/// Polls the outbox until the transfer has its confirmations; returns the hash that landed.
+pub(crate) async fn wait_until_confirmed<W>(ctx: &mut WorkflowContext<W>, purpose_key: &str) -> WorkflowResult<String> {
+    loop {
+        let progress =
+            ctx.execute_activity(Ethereum::check_transfer, purpose_key.to_owned(), step_options()).await?;
+        if let TransferProgress::Confirmed { tx_hash, .. } = progress {
+            return Ok(tx_hash);
+        }
+        ctx.timer(POLL_INTERVAL).await;
+    }
+}
+
+/// Polls ChangeNow until a final status, or fails after [`EXCHANGE_DEADLINE`].
+pub(crate) async fn wait_until_final<W>(ctx: &mut WorkflowContext<W>, exchange_id: &str) -> WorkflowResult<ExchangeSnapshot> {
+    let mut waited = Duration::ZERO;
+    loop {
+        let snapshot =
+            ctx.execute_activity(ChangeNow::exchange_progress, exchange_id.to_owned(), step_options()).await?;
+        if snapshot.status.is_final() {
+            return Ok(snapshot);
+        }
+        if waited >= EXCHANGE_DEADLINE {
+            return Err(ApplicationFailure::non_retryable(format!(
+                "exchange {exchange_id} is still '{}' after {}h; check it with ChangeNow",
+                snapshot.status,
+                EXCHANGE_DEADLINE.as_secs() / 3600
+            ))
+            .into());
+        }
+        ctx.timer(POLL_INTERVAL).await;
+        waited += POLL_INTERVAL;
+    }
+}
+
+/// The innermost message of an activity failure (Temporal wraps the activity's own error as the
+/// cause of a generic "activity task failed").
+pub(crate) fn root_cause(error: &ActivityExecutionError) -> String {
+    let Some(mut failure) = error.failure() else { return error.to_string() };
+    while let Some(cause) = failure.cause.as_deref() {
+        failure = cause;
+    }
+    failure.message.clone()
+}
+
+/// External calls retry with backoff for as long as the system is away; the errors activities
+/// mark non-retryable end the step at once. Each call is short (one HTTP request, one signature,
+/// one transaction), so a worker that dies mid-step is noticed after 15 s and the step retried.
+fn step_options() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(15))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_millis(500))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(60))
+                .build(),
+        )
+        .build()
+}
