@@ -13,8 +13,9 @@ CREATE TABLE changenow_exchanges (
     expected_to_amount   NUMERIC(38, 18),
     payin_address        TEXT NOT NULL,
     payout_address       TEXT NOT NULL,
-    -- ChangeNow's status as last seen; any text, since ChangeNow may add statuses.
-    status               TEXT NOT NULL CHECK (status ~ '^[a-z_]{1,32}$'),
+    -- ChangeNow's status as last seen, as it sent it: ChangeNow may add statuses, and an
+    -- unexpected one must be stored (and alerted on), never refused.
+    status               TEXT NOT NULL CHECK (status <> '' AND length(status) <= 64),
     amount_from          NUMERIC(38, 18),
     amount_to            NUMERIC(38, 18),
     payin_hash           TEXT,

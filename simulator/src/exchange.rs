@@ -52,7 +52,45 @@ pub enum ChainAction {
     Refund { exchange_id: String, coin: String, to: String, amount: Decimal },
 }
 
+/// What a new exchange starts from.
+pub struct NewExchange {
+    pub id: String,
+    pub pair: ExchangePair,
+    pub expected_amount_from: Decimal,
+    pub expected_amount_to: Decimal,
+    pub payin_address: Address,
+    pub payout_address: String,
+    pub refund_address: Option<String>,
+    pub forced_outcome: Option<Outcome>,
+}
+
 impl Exchange {
+    /// A `new` exchange whose first step is due after `step_delay`.
+    pub fn new(start: NewExchange, step_delay: Duration) -> Self {
+        let now = chrono::Utc::now();
+        Self {
+            id: start.id,
+            pair: start.pair,
+            expected_amount_from: start.expected_amount_from,
+            expected_amount_to: start.expected_amount_to,
+            payin_address: start.payin_address,
+            payout_address: start.payout_address,
+            refund_address: start.refund_address,
+            status: ExchangeStatus::New,
+            amount_from: None,
+            amount_to: None,
+            payin_hash: None,
+            payout_hash: None,
+            refund_hash: None,
+            refund_amount: None,
+            forced_outcome: start.forced_outcome,
+            created_at: now,
+            updated_at: now,
+            next_step_at: Instant::now() + step_delay,
+            chain_action_pending: false,
+        }
+    }
+
     pub fn set_status(&mut self, status: ExchangeStatus, step_delay: Duration) {
         self.status = status;
         self.updated_at = chrono::Utc::now();
@@ -155,7 +193,7 @@ mod tests {
     use rust_decimal_macros::dec;
 
     fn exchange(outcome: Option<Outcome>) -> Exchange {
-        Exchange {
+        let start = NewExchange {
             id: "x1".into(),
             pair: ExchangePair::new(("eth", "eth"), ("usdt", "eth")),
             expected_amount_from: dec!(0.01),
@@ -163,19 +201,9 @@ mod tests {
             payin_address: Address::ZERO,
             payout_address: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into(),
             refund_address: Some("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".into()),
-            status: ExchangeStatus::New,
-            amount_from: None,
-            amount_to: None,
-            payin_hash: None,
-            payout_hash: None,
-            refund_hash: None,
-            refund_amount: None,
             forced_outcome: outcome,
-            created_at: chrono::Utc::now(),
-            updated_at: chrono::Utc::now(),
-            next_step_at: Instant::now(),
-            chain_action_pending: false,
-        }
+        };
+        Exchange::new(start, Duration::ZERO)
     }
 
     fn step(x: &mut Exchange) -> Option<ChainAction> {

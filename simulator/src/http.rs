@@ -2,7 +2,7 @@
 //! controls for tests and demos, and a small overview page at `/`.
 
 use crate::{
-    exchange::Exchange,
+    exchange::{Exchange, NewExchange},
     faults::{AddressRule, Endpoint, Faults, Outcome},
     market::{address_is_valid, MarketError},
     Simulator,
@@ -20,9 +20,9 @@ use axum::{
     Json, Router,
 };
 use serde::Deserialize;
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 use tracing::info;
-use workflows::domain::{ExchangePair, ExchangeStatus};
+use workflows::domain::ExchangePair;
 
 type Shared = State<Arc<Simulator>>;
 
@@ -156,8 +156,7 @@ async fn create_exchange(State(sim): Shared, headers: HeaderMap, body: axum::bod
     };
     let id = uuid::Uuid::new_v4().simple().to_string()[..14].to_owned();
     let payin_address = Address::from_slice(&uuid_bytes20());
-    let now = chrono::Utc::now();
-    let exchange = Exchange {
+    let start = NewExchange {
         id: id.clone(),
         pair: pair.clone(),
         expected_amount_from: order.from_amount,
@@ -165,22 +164,12 @@ async fn create_exchange(State(sim): Shared, headers: HeaderMap, body: axum::bod
         payin_address,
         payout_address: order.address.clone(),
         refund_address: order.refund_address.clone(),
-        status: ExchangeStatus::New,
-        amount_from: None,
-        amount_to: None,
-        payin_hash: None,
-        payout_hash: None,
-        refund_hash: None,
-        refund_amount: None,
         forced_outcome: match rule {
             Some(AddressRule::Outcome(outcome)) => Some(outcome),
             _ => None,
         },
-        created_at: now,
-        updated_at: now,
-        next_step_at: Instant::now() + sim.config.step_delay,
-        chain_action_pending: false,
     };
+    let exchange = Exchange::new(start, sim.config.step_delay);
     sim.exchanges.lock().expect("exchanges lock").insert(id.clone(), exchange);
     info!(exchange_id = %id, %pair, from_amount = %order.from_amount, payin = %payin_address, "exchange created");
     Json(CreateExchangeResponse {

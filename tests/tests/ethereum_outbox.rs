@@ -95,14 +95,21 @@ async fn different_purposes_take_consecutive_nonces_and_all_land() {
 #[tokio::test]
 async fn a_stuck_transfer_is_replaced_with_the_same_nonce_and_lands_once() {
     let chain = OwnChain::start().await;
-    let wallet = wallet(&chain, Duration::ZERO).await;
+    let wallet = wallet(&chain, Duration::from_secs(1)).await;
     let to = recipient(0x44);
     let amount = U256::from(5_000_000_000_000_000u64);
     chain.rpc("evm_setAutomine", json!([false])).await;
 
     let first = wallet.prepare_transfer(&eth("conversion:stuck", to, amount)).await.unwrap();
     wallet.broadcast("conversion:stuck").await.unwrap();
-    // Nothing is mined; the transfer counts as stuck at once (stuck_after = 0).
+    // Nothing is mined. Checks before `stuck_after` re-send the same bytes, and must not restart
+    // the clock: the workflow checks every few seconds.
+    for _ in 0..3 {
+        let state = wallet.check("conversion:stuck").await.unwrap();
+        assert_eq!(state, TransferState::Pending { latest_tx_hash: first.clone(), replaced: false });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let state = wallet.check("conversion:stuck").await.unwrap();
     let TransferState::Pending { latest_tx_hash: replacement, replaced: true } = state else {
         panic!("expected a replacement, got {state:?}");

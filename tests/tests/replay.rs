@@ -6,10 +6,17 @@ use rust_decimal_macros::dec;
 use std::{path::Path, time::Duration};
 use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
-use workflows::{domain::PayoutStrategy, payment_workflow_id, PaymentWorkflow};
+use workflows::{
+    domain::PayoutStrategy, instant_payout::instant_payout_workflow_id, payment_workflow_id, InstantPayoutWorkflow,
+    PaymentWorkflow,
+};
 
 fn replayer() -> WorkflowReplayer {
-    let options = WorkflowReplayerOptions::new().register_workflow::<PaymentWorkflow>().expect("register").build();
+    let options = WorkflowReplayerOptions::new()
+        .register_workflow::<PaymentWorkflow>()
+        .and_then(|o| o.register_workflow::<InstantPayoutWorkflow>())
+        .expect("register")
+        .build();
     WorkflowReplayer::new(options).expect("replayer")
 }
 
@@ -28,7 +35,7 @@ async fn committed_histories_replay_against_the_current_code() {
         replayer().replay_workflow(history).await.unwrap_or_else(|e| panic!("{} no longer replays: {e}", path.display()));
         replayed += 1;
     }
-    assert!(replayed >= 2, "expected the threshold and instant histories, replayed {replayed}");
+    assert!(replayed >= 4, "expected the threshold, instant (before and after the child) and child histories, replayed {replayed}");
 }
 
 #[tokio::test]
@@ -45,4 +52,32 @@ async fn a_fresh_payment_history_replays_deterministically() {
     handle.get_result(Default::default()).await.expect("workflow completed");
     let history = handle.fetch_history(WorkflowFetchHistoryOptions::default());
     replayer().replay_workflow(history).await.expect("replay must be deterministic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_instant_payout_and_its_parent_replay_deterministically() {
+    let app = TestApp::spawn().await;
+    let wallet = alloy::primitives::Address::from([0x78; 20]).to_checksum(None);
+    app.add_instant_client("-100778", "usdt", "eth", &wallet).await;
+    let payment_id = fresh_payment_id();
+    let (status, _) = app.send_ipn(&test_ipn(payment_id, "-100778", dec!(100), dec!(0.04))).await;
+    assert_eq!(status, 200);
+
+    let client = app.temporal().await;
+    let parent = client.get_workflow_handle::<PaymentWorkflow>(payment_workflow_id(payment_id));
+    let mut outcome = None;
+    for _ in 0..60 {
+        match parent.get_result(Default::default()).await {
+            Ok(result) => {
+                outcome = Some(result);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    let outcome = outcome.expect("the payment workflow completed");
+    assert!(outcome.instant_payout.is_some(), "the parent waited for its child: {outcome:?}");
+    replayer().replay_workflow(parent.fetch_history(WorkflowFetchHistoryOptions::default())).await.expect("parent replays");
+    let child = client.get_workflow_handle::<InstantPayoutWorkflow>(instant_payout_workflow_id(payment_id));
+    replayer().replay_workflow(child.fetch_history(WorkflowFetchHistoryOptions::default())).await.expect("child replays");
 }

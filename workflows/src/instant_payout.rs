@@ -13,7 +13,8 @@
 //!    wallet. A refused request (invalid address) fails fast: recorded as `failed`, nothing sent.
 //! 4. `ethereum.send_transfer`: the payment's net ETH to the pay-in address, through the outbox
 //!    (signed and stored once, then broadcast); `ethereum.check_transfer` until confirmed.
-//! 5. Poll `changenow.exchange_progress` with workflow timers until a final status:
+//! 5. Poll `changenow.exchange_progress` with workflow timers (2 s, backing off to 1 min) until
+//!    a final status:
 //!    `finished` -> `completed` with the amount received and the payout hash; `failed` ->
 //!    `failed`; `refunded` -> the refund is looked up on chain and recorded -> `refunded`. An
 //!    unknown status is never success: polling goes on until the deadline, then the workflow
@@ -43,10 +44,20 @@ use temporalio_common::{
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
 
-/// How often the exchange and the transfer are polled.
-const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// The exchange and the transfer are polled at 2 s, backing off by half each time up to a
+/// minute: quick when things are quick, and a 6-hour wait stays a few hundred events of history.
+const FIRST_POLL: Duration = Duration::from_secs(2);
+const SLOWEST_POLL: Duration = Duration::from_secs(60);
 /// ChangeNow usually finishes within minutes; past this an operator must look.
 const EXCHANGE_DEADLINE: Duration = Duration::from_secs(6 * 60 * 60);
+/// A transfer is replaced with higher fees when stuck; not confirmed after this, something else
+/// is wrong (node, funds) and an operator must look.
+const TRANSFER_DEADLINE: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// The next poll interval: 1.5x the last, at most [`SLOWEST_POLL`].
+fn next_poll(last: Duration) -> Duration {
+    (last * 3 / 2).min(SLOWEST_POLL)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstantPayoutInput {
@@ -135,13 +146,25 @@ impl InstantPayoutWorkflow {
             to: ticket.payin_address.clone(),
             amount: input.amount_eth,
         };
-        ctx.execute_activity(Ethereum::send_transfer, transfer, step_options()).await?;
-        let payin_tx_hash = wait_until_confirmed(ctx, &purpose_key).await?;
+        // Errors reaching here are final (the rest are retried inside the activity): record them.
+        let sent = match ctx.execute_activity(Ethereum::send_transfer, transfer, step_options()).await {
+            Ok(_) => wait_until_confirmed(ctx, &purpose_key).await,
+            Err(e) => Err(ApplicationFailure::non_retryable(root_cause(&e)).into()),
+        };
+        let payin_tx_hash = match sent {
+            Ok(hash) => hash,
+            Err(e) => {
+                let reason = format!("the ETH transfer to exchange {} did not complete: {e}", ticket.exchange_id);
+                record(ctx, input.payment_id, InstantPayoutStep::Failed { reason: reason.clone() }).await?;
+                return Err(ApplicationFailure::non_retryable(reason).into());
+            }
+        };
         record(ctx, input.payment_id, InstantPayoutStep::Sent { payin_tx_hash: payin_tx_hash.clone() }).await?;
 
         let last = wait_until_final(ctx, &ticket.exchange_id).await?;
         match last.status {
             ExchangeStatus::Finished => {
+                // `wait_until_final` only returns `finished` together with its `amountTo`.
                 let amount_received = last.amount_to.unwrap_or_default();
                 let step = InstantPayoutStep::Completed { amount_received, payout_hash: last.payout_hash.clone() };
                 record(ctx, input.payment_id, step).await?;
@@ -189,24 +212,37 @@ async fn record(ctx: &mut WorkflowContext<InstantPayoutWorkflow>, payment_id: i6
 }
 
 /// Polls the outbox until the transfer has its confirmations; returns the hash that landed.
+/// Fails after [`TRANSFER_DEADLINE`].
 pub(crate) async fn wait_until_confirmed<W>(ctx: &mut WorkflowContext<W>, purpose_key: &str) -> WorkflowResult<String> {
+    let (mut waited, mut interval) = (Duration::ZERO, FIRST_POLL);
     loop {
-        let progress =
-            ctx.execute_activity(Ethereum::check_transfer, purpose_key.to_owned(), step_options()).await?;
+        let progress = ctx.execute_activity(Ethereum::check_transfer, purpose_key.to_owned(), step_options()).await;
+        let progress = progress.map_err(|e| ApplicationFailure::non_retryable(root_cause(&e)))?;
         if let TransferProgress::Confirmed { tx_hash, .. } = progress {
             return Ok(tx_hash);
         }
-        ctx.timer(POLL_INTERVAL).await;
+        if waited >= TRANSFER_DEADLINE {
+            return Err(ApplicationFailure::non_retryable(format!(
+                "transfer {purpose_key} is not confirmed after {}h ({progress:?}); check the node and the hot wallet",
+                TRANSFER_DEADLINE.as_secs() / 3600
+            ))
+            .into());
+        }
+        ctx.timer(interval).await;
+        waited += interval;
+        interval = next_poll(interval);
     }
 }
 
-/// Polls ChangeNow until a final status, or fails after [`EXCHANGE_DEADLINE`].
+/// Polls ChangeNow until a final status (`finished` only once it reports the amount sent), or
+/// fails after [`EXCHANGE_DEADLINE`].
 pub(crate) async fn wait_until_final<W>(ctx: &mut WorkflowContext<W>, exchange_id: &str) -> WorkflowResult<ExchangeSnapshot> {
-    let mut waited = Duration::ZERO;
+    let (mut waited, mut interval) = (Duration::ZERO, FIRST_POLL);
     loop {
         let snapshot =
             ctx.execute_activity(ChangeNow::exchange_progress, exchange_id.to_owned(), step_options()).await?;
-        if snapshot.status.is_final() {
+        let finished_without_amount = snapshot.status == ExchangeStatus::Finished && snapshot.amount_to.is_none();
+        if snapshot.status.is_final() && !finished_without_amount {
             return Ok(snapshot);
         }
         if waited >= EXCHANGE_DEADLINE {
@@ -217,8 +253,9 @@ pub(crate) async fn wait_until_final<W>(ctx: &mut WorkflowContext<W>, exchange_i
             ))
             .into());
         }
-        ctx.timer(POLL_INTERVAL).await;
-        waited += POLL_INTERVAL;
+        ctx.timer(interval).await;
+        waited += interval;
+        interval = next_poll(interval);
     }
 }
 
@@ -245,4 +282,22 @@ fn step_options() -> ActivityOptions {
                 .build(),
         )
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_backs_off_to_a_minute_and_six_hours_stay_a_small_history() {
+        let (mut waited, mut interval, mut polls) = (Duration::ZERO, FIRST_POLL, 0);
+        while waited < EXCHANGE_DEADLINE {
+            waited += interval;
+            interval = next_poll(interval);
+            polls += 1;
+        }
+        assert_eq!(interval, SLOWEST_POLL);
+        // About 10 history events per poll (activity + timer); Temporal's limit is ~51k.
+        assert!(polls < 400, "{polls} polls");
+    }
 }

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use temporalio_common::{error::ApplicationFailure, RetryPolicy};
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{ChildWorkflowOptions, LocalActivityOptions, WorkflowContext, WorkflowResult};
+use temporalio_sdk::{ChildWorkflowOptions, LocalActivityOptions, ParentClosePolicy, WorkflowContext, WorkflowResult};
 
 /// Runs recorded before this patch routed instant payments without starting the child.
 const INSTANT_PAYOUT_CHILD_PATCH: &str = "instant-payout-child";
@@ -128,7 +128,12 @@ impl PaymentWorkflow {
                 amount_eth: fee.net_eth,
                 client: payment.client.clone(),
             };
-            let options = ChildWorkflowOptions::workflow_id(instant_payout_workflow_id(payment.payment_id));
+            // Abandon: terminating or resetting this workflow must never kill a payout that may
+            // already have sent ETH.
+            let options = ChildWorkflowOptions::builder()
+                .workflow_id(instant_payout_workflow_id(payment.payment_id))
+                .parent_close_policy(ParentClosePolicy::Abandon)
+                .build();
             let child = ctx.start_child_workflow(InstantPayoutWorkflow::run, child_input, options).await?;
             Some(child.result().await?)
         } else {

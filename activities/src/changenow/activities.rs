@@ -44,6 +44,8 @@ impl ExchangeActivityError {
         };
         if !retryable {
             warn!(error = %self, alert = true, "exchange step failed for good");
+        } else if matches!(self, Self::ChangeNow(ChangeNowError::Unauthorized { .. })) {
+            warn!(error = %self, alert = true, "ChangeNow refuses the API key; retrying until it is fixed");
         }
         ActivityError::application(if retryable { ApplicationFailure::new(self) } else { ApplicationFailure::non_retryable(self) })
     }

@@ -1,8 +1,8 @@
 //! The HTTP client for ChangeNow API v2.
 //!
 //! Errors are classified for Temporal: a request ChangeNow refuses (bad address, amount out of
-//! range, unknown pair, bad API key) is not retryable, the workflow fails fast with ChangeNow's
-//! own reason; 429, 5xx, time-outs and connection errors are retried with backoff.
+//! range, unknown pair) is not retryable, the workflow fails fast with ChangeNow's own reason;
+//! 429, 5xx, time-outs, connection errors and a refused API key (alerted) are retried.
 
 use super::api::{
     CreateExchangeRequest, CreateExchangeResponse, ErrorResponse, EstimateResponse, ExchangeStatusResponse, ExchangePair, Flow,
@@ -31,8 +31,10 @@ pub enum ChangeNowError {
 }
 
 impl ChangeNowError {
+    /// A refused API key is retried too: it is a configuration problem an operator fixes (and is
+    /// alerted about), not a reason to give up on the payout.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::RateLimited | Self::Unavailable { .. } | Self::Transport(_) | Self::BadResponse(_))
+        !matches!(self, Self::Rejected { .. })
     }
 
     /// ChangeNow's error code, e.g. `not_valid_address`.
@@ -157,7 +159,7 @@ mod tests {
         assert!(!bad_address.is_retryable());
         assert_eq!(bad_address.code(), Some("not_valid_address"));
         assert!(bad_address.to_string().contains("Invalid payout address"));
-        assert!(!classify(StatusCode::UNAUTHORIZED, "").is_retryable());
+        assert!(classify(StatusCode::UNAUTHORIZED, "").is_retryable(), "a key rotation must not fail payouts");
         assert!(!classify(StatusCode::NOT_FOUND, "not json").is_retryable());
         assert!(classify(StatusCode::TOO_MANY_REQUESTS, "").is_retryable());
         assert!(classify(StatusCode::BAD_GATEWAY, "<html>").is_retryable());

@@ -37,6 +37,8 @@ impl EthereumActivityError {
         };
         if !retryable {
             warn!(error = %self, alert = true, "hot wallet step failed for good");
+        } else if matches!(self, Self::Wallet(HotWalletError::InsufficientFunds { .. })) {
+            warn!(error = %self, alert = true, "hot wallet is short of funds; retrying until it is topped up");
         }
         ActivityError::application(if retryable { ApplicationFailure::new(self) } else { ApplicationFailure::non_retryable(self) })
     }

@@ -67,8 +67,24 @@ impl HotWalletError {
     }
 }
 
+/// Node errors can quote the RPC URL, and provider URLs often carry an API key.
 fn rpc(e: impl std::fmt::Display) -> HotWalletError {
-    HotWalletError::Rpc(e.to_string())
+    HotWalletError::Rpc(redact_urls(&e.to_string()))
+}
+
+/// Replaces every `http(s)://...` in `text` with `<url>`.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("http://").or_else(|| rest.find("https://")) {
+        out.push_str(&rest[..start]);
+        out.push_str("<url>");
+        let tail = &rest[start..];
+        let end = tail.find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | ',')).unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -165,7 +181,8 @@ struct StoredAttempt {
     max_fee_per_gas: u128,
     max_priority_fee_per_gas: u128,
     raw_tx: Vec<u8>,
-    last_broadcast_at_age: Option<Duration>,
+    /// Since this attempt was signed: a re-send must not restart the stuck clock.
+    age: Duration,
 }
 
 impl HotWallet {
@@ -227,15 +244,9 @@ impl HotWallet {
             return Ok(self.latest_attempt(&request.purpose_key).await?.tx_hash);
         }
 
-        let available = self.balance(request.asset).await?;
-        if available < request.amount {
-            return Err(HotWalletError::InsufficientFunds {
-                purpose_key: request.purpose_key.clone(),
-                asset,
-                available,
-                needed: request.amount,
-            });
-        }
+        let fees = self.provider.estimate_eip1559_fees().await.map_err(rpc)?;
+        let call = TransferCall::new(request.asset, to, request.amount);
+        self.ensure_funds(&mut tx, request, &asset, &call, fees.max_fee_per_gas).await?;
         let stored_next: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(nonce) + 1, 0) FROM transfer_intents WHERE chain_id = $1 AND from_address = $2",
         )
@@ -245,8 +256,6 @@ impl HotWallet {
         .await?;
         let chain_next = self.provider.get_transaction_count(self.address()).pending().await.map_err(rpc)?;
         let nonce = chain_next.max(u64::try_from(stored_next).unwrap_or(0));
-        let fees = self.provider.estimate_eip1559_fees().await.map_err(rpc)?;
-        let call = TransferCall::new(request.asset, to, request.amount);
         let gas_limit = call.gas_limit;
         let envelope = self.sign(call, nonce, fees.max_fee_per_gas, fees.max_priority_fee_per_gas).await?;
         let tx_hash = envelope.tx_hash().to_string();
@@ -306,6 +315,42 @@ impl HotWallet {
         Ok(Some((amount, block)))
     }
 
+    /// Refuses (retryably) a transfer the wallet cannot cover: the amount plus, for ETH, the most
+    /// its gas can cost, on top of what open transfers of the same asset have already claimed.
+    /// Open transfers already mined are counted twice until confirmed: the error errs on the
+    /// safe side, and a retry moments later passes.
+    async fn ensure_funds(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        request: &TransferRequest,
+        asset: &str,
+        call: &TransferCall,
+        max_fee_per_gas: u128,
+    ) -> Result<(), HotWalletError> {
+        let reserved: String = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(amount_base_units), 0)::text FROM transfer_intents
+             WHERE status = 'signed' AND asset = $1 AND chain_id = $2 AND from_address = $3",
+        )
+        .bind(asset)
+        .bind(self.chain_id as i64)
+        .bind(self.address().to_checksum(None))
+        .fetch_one(&mut **tx)
+        .await?;
+        let reserved = U256::from_str(&reserved).map_err(|e| HotWalletError::Corrupt(e.to_string()))?;
+        let gas = U256::from(call.gas_limit) * U256::from(max_fee_per_gas);
+        let needed = request.amount + reserved + if request.asset == Asset::Eth { gas } else { U256::ZERO };
+        let available = self.balance(request.asset).await?;
+        if available < needed {
+            return Err(HotWalletError::InsufficientFunds {
+                purpose_key: request.purpose_key.clone(),
+                asset: asset.to_owned(),
+                available,
+                needed,
+            });
+        }
+        Ok(())
+    }
+
     /// Sends the latest stored attempt, byte for byte. "Already known" is success.
     pub async fn broadcast(&self, purpose_key: &str) -> Result<String, HotWalletError> {
         let attempt = self.latest_attempt(purpose_key).await?;
@@ -341,8 +386,10 @@ impl HotWallet {
         }
 
         let latest = self.latest_attempt(purpose_key).await?;
-        let stuck = latest.last_broadcast_at_age.is_some_and(|age| age >= self.settings.stuck_after);
+        let stuck = latest.age >= self.settings.stuck_after;
         if !stuck {
+            // A lower nonce still open would hold this one back: send those again first.
+            self.resend_open_below(purpose_key).await?;
             // Dropped from a mempool, or never sent: the same bytes again.
             self.send_raw(purpose_key, &latest).await?;
             return Ok(TransferState::Pending { latest_tx_hash: latest.tx_hash, replaced: false });
@@ -350,6 +397,24 @@ impl HotWallet {
         let replacement = self.replace(purpose_key, &latest).await?;
         self.send_raw(purpose_key, &replacement).await?;
         Ok(TransferState::Pending { latest_tx_hash: replacement.tx_hash, replaced: true })
+    }
+
+    /// Re-sends the latest attempt of every open intent with a lower nonce than `purpose_key`'s.
+    async fn resend_open_below(&self, purpose_key: &str) -> Result<(), HotWalletError> {
+        let lower: Vec<String> = sqlx::query_scalar(
+            "SELECT o.purpose_key FROM transfer_intents o JOIN transfer_intents me ON me.purpose_key = $1
+             WHERE o.status = 'signed' AND o.chain_id = me.chain_id AND o.from_address = me.from_address
+               AND o.nonce < me.nonce
+             ORDER BY o.nonce",
+        )
+        .bind(purpose_key)
+        .fetch_all(&self.pool)
+        .await?;
+        for key in lower {
+            let attempt = self.latest_attempt(&key).await?;
+            self.send_raw(&key, &attempt).await?;
+        }
+        Ok(())
     }
 
     async fn replace(&self, purpose_key: &str, stuck: &StoredAttempt) -> Result<StoredAttempt, HotWalletError> {
@@ -409,7 +474,7 @@ impl HotWallet {
     async fn latest_attempt(&self, purpose_key: &str) -> Result<StoredAttempt, HotWalletError> {
         let row = sqlx::query(
             "SELECT tx_hash, attempt, max_fee_per_gas::text AS max_fee, max_priority_fee_per_gas::text AS priority, raw_tx,
-                    EXTRACT(EPOCH FROM (now() - last_broadcast_at))::bigint * 1000 AS age_ms
+                    (EXTRACT(EPOCH FROM (now() - signed_at)) * 1000)::bigint AS age_ms
              FROM transfer_attempts WHERE purpose_key = $1 ORDER BY attempt DESC LIMIT 1",
         )
         .bind(purpose_key)
@@ -426,9 +491,7 @@ impl HotWallet {
             max_fee_per_gas: number("max_fee")?,
             max_priority_fee_per_gas: number("priority")?,
             raw_tx: row.try_get("raw_tx")?,
-            last_broadcast_at_age: row
-                .try_get::<Option<i64>, _>("age_ms")?
-                .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+            age: Duration::from_millis(u64::try_from(row.try_get::<i64, _>("age_ms")?).unwrap_or(0)),
         })
     }
 
@@ -502,7 +565,14 @@ fn bump(value: u128) -> u128 {
 
 fn is_benign_resend(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    m.contains("already known") || m.contains("already imported") || m.contains("nonce too low")
+    // "underpriced" / "fee too low": the node refused these fees; `check` replaces the attempt
+    // with higher ones once it counts as stuck.
+    m.contains("already known")
+        || m.contains("already imported")
+        || m.contains("nonce too low")
+        || m.contains("underpriced")
+        || m.contains("fee too low")
+        || m.contains("less than block base fee")
 }
 
 #[cfg(test)]
@@ -533,5 +603,13 @@ mod tests {
         assert!(is_benign_resend("server returned an error response: error code -32003: Transaction already known"));
         assert!(is_benign_resend("nonce too low"));
         assert!(!is_benign_resend("insufficient funds for gas * price + value"));
+        assert!(is_benign_resend("replacement transaction underpriced"));
+    }
+
+    #[test]
+    fn urls_never_reach_error_messages() {
+        let message = "error sending request for url (https://mainnet.infura.io/v3/SECRETKEY): timed out";
+        assert_eq!(redact_urls(message), "error sending request for url (<url>): timed out");
+        assert_eq!(redact_urls("no url here"), "no url here");
     }
 }
