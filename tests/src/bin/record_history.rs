@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let config = config();
     let client = connect_temporal(&config.temporal_address, &config.temporal_namespace, Duration::from_secs(5)).await?;
     let history = client.get_workflow_handle::<PaymentWorkflow>(workflow_id.as_str()).fetch_history(WorkflowFetchHistoryOptions::default());
-    std::fs::write(&path, quote_floats(&history.to_json().await?))?;
+    std::fs::write(&path, quote_floats(&String::from_utf8(history.to_json().await?)?))?;
     println!("recorded {workflow_id} to {path}");
     Ok(())
 }
