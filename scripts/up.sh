@@ -67,6 +67,9 @@ wait_for "ChangeNow simulator" 30 curl -sf "$CHANGENOW_API_URL/sim/faults"
 worker_ready() { pid_alive worker && grep -q "worker running" "$STATE/logs/worker.log"; }
 wait_for "worker" 30 worker_ready
 
+# The periodic conversion (idempotent: an existing schedule is updated).
+(cd "$ROOT" && "$BIN/starter" schedules apply >/dev/null)
+
 (cd "$ROOT" && start_bg webhook "$BIN/starter" serve)
 wait_for "webhook" 30 curl -sf "http://$HTTP_ADDR/health"
 

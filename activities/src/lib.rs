@@ -10,6 +10,7 @@ pub mod ethereum;
 pub use benchmark::BenchmarkActivitiesImpl;
 pub use changenow::ChangeNowActivities;
 pub use config::{Config, ConfigError};
+pub use db::conversion_ledger::ConversionLedgerActivities;
 pub use db::instant_payout_ledger::InstantPayoutLedgerActivities;
 pub use ethereum::EthereumActivities;
 pub use db::payment_ledger::PaymentLedgerActivities;

@@ -36,6 +36,32 @@ enum Command {
     /// Send IPNs to a webhook.
     #[command(subcommand)]
     Ipn(IpnCommand),
+    /// The micro-batch conversion threshold (read by every run; no restart needed).
+    #[command(subcommand)]
+    Threshold(ThresholdCommand),
+    /// The project's Temporal Schedules.
+    #[command(subcommand)]
+    Schedules(SchedulesCommand),
+}
+
+#[derive(Subcommand)]
+enum ThresholdCommand {
+    /// Set the pool value (USD) at which a micro-batch converts ETH to USDT.
+    Set { usd: String },
+    /// Show the threshold in force.
+    Show,
+}
+
+#[derive(Subcommand)]
+enum SchedulesCommand {
+    /// Create every schedule, or update it when it exists.
+    Apply {
+        /// How often the micro-batch conversion runs.
+        #[arg(long, env = "MICRO_BATCH_INTERVAL_SECS", default_value_t = 900)]
+        micro_batch_interval_secs: u64,
+    },
+    /// Run a schedule's action now, e.g. `micro-batch-conversion`.
+    Trigger { schedule_id: String },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +158,43 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(command) => client_command(&config, command).await,
+        Command::Threshold(ThresholdCommand::Set { usd }) => {
+            let value = cli::threshold::parse_threshold(&usd)?;
+            cli::threshold::set(&pool(&config).await?, value).await?;
+            println!("micro-batch threshold set to {value:.2} USD; it applies from the next conversion run");
+            Ok(())
+        }
+        Command::Threshold(ThresholdCommand::Show) => {
+            let value = db::conversion_ledger::read_threshold(&pool(&config).await?).await?;
+            println!("micro-batch threshold: {value} USD");
+            Ok(())
+        }
+        Command::Schedules(command) => {
+            let client = payout_worker::connect_temporal(
+                &config.temporal_address,
+                &config.temporal_namespace,
+                Duration::from_secs(10),
+            )
+            .await?;
+            match command {
+                SchedulesCommand::Apply { micro_batch_interval_secs } => {
+                    if micro_batch_interval_secs == 0 {
+                        bail!("MICRO_BATCH_INTERVAL_SECS must be at least 1");
+                    }
+                    let settings = cli::schedules::ScheduleSettings {
+                        task_queue: config.temporal_task_queue.clone(),
+                        micro_batch_every: Duration::from_secs(micro_batch_interval_secs),
+                    };
+                    cli::schedules::apply(&client, &settings).await?;
+                    println!("schedules applied: {}", cli::schedules::ALL.join(", "));
+                }
+                SchedulesCommand::Trigger { schedule_id } => {
+                    cli::schedules::trigger(&client, &schedule_id).await?;
+                    println!("triggered {schedule_id}");
+                }
+            }
+            Ok(())
+        }
         Command::Payment(PaymentCommand::Show { payment_id }) => {
             let pool = pool(&config).await?;
             match payments::find(&pool, payment_id).await? {

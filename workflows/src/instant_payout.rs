@@ -272,7 +272,7 @@ pub(crate) fn root_cause(error: &ActivityExecutionError) -> String {
 /// External calls retry with backoff for as long as the system is away; the errors activities
 /// mark non-retryable end the step at once. Each call is short (one HTTP request, one signature,
 /// one transaction), so a worker that dies mid-step is noticed after 15 s and the step retried.
-fn step_options() -> ActivityOptions {
+pub(crate) fn step_options() -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(15))
         .retry_policy(
             RetryPolicy::builder()

@@ -8,10 +8,12 @@ pub mod activity_definitions;
 pub mod domain;
 pub mod instant_payout;
 pub mod intake_benchmark;
+pub mod micro_batch_conversion;
 pub mod payment_processing;
 
 pub use instant_payout::{InstantPayoutInput, InstantPayoutOutcome, InstantPayoutWorkflow};
 pub use intake_benchmark::NoopBenchmarkWorkflow;
+pub use micro_batch_conversion::{MicroBatchConversionInput, MicroBatchConversionOutcome, MicroBatchConversionWorkflow};
 pub use payment_processing::{PaymentWorkflow, PaymentWorkflowInput, PaymentWorkflowOutcome};
 
 /// Search attribute keys operators use in the Temporal UI (registered on the dev server by

@@ -4,6 +4,7 @@
 //! webhook and the operator CLI share with them.
 
 pub mod clients;
+pub mod conversion_ledger;
 pub mod instant_payout_ledger;
 pub mod payment_ledger;
 pub mod payments;

@@ -10,7 +10,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::warn;
 use workflows::{
     activity_definitions::{
-        CheckTransfer, FindIncomingTransfer, IncomingTransfer, IncomingTransferQuery, SendTransfer, TransferOrder,
+        CheckTransfer, FindIncomingTransfer, HotWalletAddress, IncomingTransfer, IncomingTransferQuery, SendTransfer, TransferOrder,
         TransferProgress,
     },
     domain::{from_base_units, to_base_units, BaseUnitError, ChainAsset},
@@ -119,6 +119,11 @@ impl EthereumActivities {
             TransferState::Mined { tx_hash, confirmations } => TransferProgress::Mined { tx_hash, confirmations },
             TransferState::Confirmed { tx_hash, block } => TransferProgress::Confirmed { tx_hash, block },
         })
+    }
+
+    #[activity(definition = HotWalletAddress)]
+    pub async fn hot_wallet_address(self: Arc<Self>, _ctx: ActivityContext, _unit: ()) -> Result<String, ActivityError> {
+        Ok(self.wallet.address().to_checksum(None))
     }
 
     #[activity(definition = FindIncomingTransfer)]

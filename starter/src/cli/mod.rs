@@ -2,4 +2,6 @@
 
 pub mod clients;
 pub mod payments;
+pub mod schedules;
 pub mod test_ipn;
+pub mod threshold;

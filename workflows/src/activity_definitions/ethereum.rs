@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
 
-pub use self::ethereum::{CheckTransfer, FindIncomingTransfer, SendTransfer};
+pub use self::ethereum::{CheckTransfer, FindIncomingTransfer, HotWalletAddress, SendTransfer};
 
 /// A transfer out of the hot wallet, made exactly once per purpose key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +61,12 @@ impl Ethereum {
     /// Receipt and confirmations of the transfer; replaces it when stuck.
     #[activity(name = "ethereum.check_transfer")]
     pub fn check_transfer(purpose_key: String) -> Result<TransferProgress, ActivityError> {
+        unimplemented!()
+    }
+
+    /// The hot wallet's address (where ChangeNow pays converted USDT).
+    #[activity(name = "ethereum.hot_wallet_address")]
+    pub fn hot_wallet_address(unit: ()) -> Result<String, ActivityError> {
         unimplemented!()
     }
 

@@ -6,10 +6,12 @@
 #![allow(unused_variables)]
 
 mod changenow;
+mod conversion_ledger;
 mod ethereum;
 mod instant_payout_ledger;
 
 pub use changenow::*;
+pub use conversion_ledger::*;
 pub use ethereum::*;
 pub use instant_payout_ledger::*;
 

@@ -5,9 +5,11 @@ pub mod exchange;
 pub mod fees;
 pub mod instant_payout;
 pub mod payment;
+pub mod proportional_split;
 
 pub use base_units::{from_base_units, to_base_units, BaseUnitError, ChainAsset};
 pub use exchange::{ExchangePair, ExchangeStatus};
 pub use fees::{FeeError, FeeSplit, PlatformFee};
 pub use instant_payout::{InstantPayoutStatus, RangeVerdict};
 pub use payment::{PaymentStatus, PayoutStrategy, UnknownVariant};
+pub use proportional_split::{split_proportionally, SplitError};

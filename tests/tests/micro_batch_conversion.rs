@@ -1,0 +1,200 @@
+//! Micro-batch ETH -> USDT conversion on the real stack: threshold payments accumulate, a run
+//! converts the pool in one exchange, and the USDT that reached the hot wallet on chain is split
+//! back over the rows exactly.
+
+use alloy::primitives::{Address, U256};
+use integration_tests::{chain::HOT_WALLET, fresh_payment_id, test_ipn, worker_binary, TestApp};
+use payout_starter::cli::threshold;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use std::{os::unix::process::ExitStatusExt, process::Command, str::FromStr, time::Duration};
+use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
+use workflows::{
+    domain::{from_base_units, split_proportionally, ChainAsset},
+    MicroBatchConversionInput, MicroBatchConversionOutcome, MicroBatchConversionWorkflow,
+};
+
+/// Threshold payments of the given USD prices (settled at 3000 USD/ETH), accumulated.
+async fn accumulate(app: &TestApp, client_id: &str, prices: &[Decimal]) {
+    app.add_client(client_id, workflows::domain::PayoutStrategy::Threshold).await;
+    for price in prices {
+        let payment_id = fresh_payment_id();
+        let eth = (*price / dec!(3000)).round_dp(18);
+        let (status, _) = app.send_ipn(&test_ipn(payment_id, client_id, *price, eth)).await;
+        assert_eq!(status, 200);
+        assert!(app.wait_for_status(payment_id, "accumulated", Duration::from_secs(30)).await);
+    }
+}
+
+async fn run_conversion(app: &TestApp, name: &str) -> Result<MicroBatchConversionOutcome, String> {
+    let client = app.temporal().await;
+    let id = format!("{}-{name}-{}", workflows::micro_batch_conversion::SCHEDULE_ID, uuid::Uuid::new_v4().simple());
+    let handle = client
+        .start_workflow(
+            MicroBatchConversionWorkflow::run,
+            MicroBatchConversionInput::default(),
+            WorkflowStartOptions::new(app.task_queue.clone(), id).build(),
+        )
+        .await
+        .expect("start the conversion");
+    handle.get_result(WorkflowGetResultOptions::default()).await.map_err(|e| format!("{e:?}"))
+}
+
+async fn hot_wallet_usdt(app: &TestApp) -> U256 {
+    app.chain.usdt_balance(Address::from_str(HOT_WALLET).unwrap()).await
+}
+
+/// Every row of `batch_id`, in id order: (net USD, USDT share).
+async fn shares(app: &TestApp, batch_id: &str) -> Vec<(Decimal, Decimal)> {
+    sqlx::query_as(
+        "SELECT net_amount_usd, accumulated_amount_usdt FROM payout_accumulation
+         WHERE batch_conversion_id = $1::uuid AND conversion_status = 'completed' ORDER BY id",
+    )
+    .bind(batch_id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&app.pool).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_threshold_nothing_is_exchanged() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-100801", &[dec!(5), dec!(6)]).await; // 10.67 USD net, threshold 20
+    let outcome = run_conversion(&app, "below").await.unwrap();
+    assert!(
+        matches!(outcome, MicroBatchConversionOutcome::BelowThreshold { pending_rows: 2, threshold_usd, .. } if threshold_usd == dec!(20)),
+        "{outcome:?}"
+    );
+    assert!(app.chain.exchanges().await.is_empty());
+    assert_eq!(count(&app, "SELECT count(*) FROM batch_conversions").await, 0);
+    assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status = 'pending'").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_over_the_threshold_is_converted_once_and_split_exactly() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-100802", &[dec!(10), dec!(15), dec!(25), dec!(7.77)]).await;
+    let usdt_before = hot_wallet_usdt(&app).await;
+
+    let outcome = run_conversion(&app, "over").await.unwrap();
+    let MicroBatchConversionOutcome::Converted { batch_id, rows, usdt_received, .. } = outcome else {
+        panic!("expected a conversion, got {outcome:?}");
+    };
+    assert_eq!(rows, 4);
+    assert_eq!(app.chain.exchanges().await.len(), 1, "one exchange for the whole pool");
+    assert_eq!(count(&app, "SELECT count(*) FROM transfer_intents").await, 1, "one transaction");
+
+    // The USDT recorded is what reached the hot wallet on chain.
+    let on_chain = hot_wallet_usdt(&app).await - usdt_before;
+    let on_chain = from_base_units(u128::try_from(on_chain).unwrap(), ChainAsset::Usdt).unwrap();
+    assert_eq!(usdt_received, on_chain);
+    let rows = shares(&app, &batch_id).await;
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows.iter().map(|(_, s)| *s).sum::<Decimal>(), on_chain, "shares sum exactly to the USDT received");
+    let weights: Vec<Decimal> = rows.iter().map(|(usd, _)| *usd).collect();
+    let expected = split_proportionally(on_chain, &weights, 6).unwrap();
+    assert_eq!(rows.iter().map(|(_, s)| *s).collect::<Vec<_>>(), expected);
+    let status: String =
+        sqlx::query_scalar("SELECT conversion_status FROM batch_conversions WHERE batch_conversion_id = $1::uuid")
+            .bind(&batch_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_threshold_changed_at_run_time_applies_to_the_next_run() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-100803", &[dec!(30)]).await; // 29.10 USD net
+    threshold::set(&app.pool, dec!(50)).await.unwrap();
+    let first = run_conversion(&app, "high").await.unwrap();
+    assert!(matches!(first, MicroBatchConversionOutcome::BelowThreshold { threshold_usd, .. } if threshold_usd == dec!(50)));
+
+    threshold::set(&app.pool, dec!(25)).await.unwrap();
+    let second = run_conversion(&app, "lowered").await.unwrap();
+    let MicroBatchConversionOutcome::Converted { batch_id, .. } = second else { panic!("expected a conversion: {second:?}") };
+    let recorded: Decimal =
+        sqlx::query_scalar("SELECT threshold_at_creation FROM batch_conversions WHERE batch_conversion_id = $1::uuid")
+            .bind(&batch_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, dec!(25), "the batch records the threshold in force");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_started_at_once_claim_disjoint_rows() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-100804", &[dec!(12), dec!(13), dec!(14)]).await;
+    let (a, b) = tokio::join!(run_conversion(&app, "a"), run_conversion(&app, "b"));
+    let outcomes = [a.unwrap(), b.unwrap()];
+    let converted: Vec<_> =
+        outcomes.iter().filter(|o| matches!(o, MicroBatchConversionOutcome::Converted { .. })).collect();
+    assert_eq!(converted.len(), 1, "the pool is claimed once: {outcomes:?}");
+    assert_eq!(app.chain.exchanges().await.len(), 1);
+    assert_eq!(count(&app, "SELECT count(DISTINCT batch_conversion_id) FROM payout_accumulation").await, 1);
+    assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status = 'completed'").await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_exchange_returns_the_rows_to_the_pool() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-100805", &[dec!(40)]).await;
+    app.chain.control("/sim/rules", serde_json::json!({"payout_address": HOT_WALLET, "rule": "failed"})).await;
+    let error = run_conversion(&app, "fails").await.expect_err("the run fails visibly");
+    assert!(error.contains("ended 'failed'"), "{error}");
+    assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status = 'pending' AND batch_conversion_id IS NULL").await, 1);
+    assert_eq!(count(&app, "SELECT count(*) FROM batch_conversions WHERE conversion_status = 'failed' AND failure_reason IS NOT NULL").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_batch_finishes_it_exactly_once() {
+    let mut app = TestApp::spawn().await;
+    accumulate(&app, "-100806", &[dec!(11), dec!(22)]).await;
+    // From here the crashing worker binary runs the conversion alone.
+    app.worker = None;
+    let mut doomed = Command::new(worker_binary())
+        .envs(app.worker_env())
+        .env("PAYOUT_FAULT_KILL_AFTER_BROADCAST", "1")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("cannot start the worker binary");
+    let run = {
+        let client = app.temporal().await;
+        let id = format!("micro-batch-conversion-crash-{}", uuid::Uuid::new_v4().simple());
+        client
+            .start_workflow(
+                MicroBatchConversionWorkflow::run,
+                MicroBatchConversionInput::default(),
+                WorkflowStartOptions::new(app.task_queue.clone(), id).build(),
+            )
+            .await
+            .expect("start")
+    };
+    let status = tokio::task::spawn_blocking(move || {
+        for _ in 0..600 {
+            if let Some(status) = doomed.try_wait().expect("worker process") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = doomed.kill();
+        panic!("the worker never reached the broadcast within 60 s");
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.signal(), Some(9));
+
+    app.start_worker();
+    let outcome = run.get_result(WorkflowGetResultOptions::default()).await.expect("the batch finishes");
+    let MicroBatchConversionOutcome::Converted { batch_id, usdt_received, .. } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(app.chain.exchanges().await.len(), 1);
+    assert_eq!(count(&app, "SELECT count(*) FROM transfer_attempts").await, 1);
+    assert_eq!(app.chain.anvil.transaction_count(Address::from_str(HOT_WALLET).unwrap()).await, 1);
+    assert_eq!(shares(&app, &batch_id).await.iter().map(|(_, s)| *s).sum::<Decimal>(), usdt_received);
+}
