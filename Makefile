@@ -4,7 +4,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/payout-engine-target
 SHELL := /bin/bash
 
-.PHONY: up down test unit bench-intake logs
+.PHONY: up down test unit bench-intake bench-conversion logs
 
 ## Set up what is missing and run the whole stack (Temporal + UI, anvil, Postgres, worker, webhook).
 up:
@@ -27,6 +27,11 @@ unit:
 bench-intake:
 	@scripts/up.sh
 	@scripts/bench-intake.sh
+
+## Conversion benchmark: gas per converted payment for pools of 1/10/100, pool query over 1M rows.
+bench-conversion:
+	@scripts/up.sh
+	@scripts/bench-conversion.sh
 
 logs:
 	@tail -n 50 -f .state/logs/*.log

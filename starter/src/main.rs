@@ -47,7 +47,10 @@ enum Command {
 #[derive(Subcommand)]
 enum ThresholdCommand {
     /// Set the pool value (USD) at which a micro-batch converts ETH to USDT.
-    Set { usd: String },
+    Set {
+        #[arg(allow_hyphen_values = true)]
+        usd: String,
+    },
     /// Show the threshold in force.
     Show,
 }

@@ -198,3 +198,15 @@ async fn a_worker_killed_mid_batch_finishes_it_exactly_once() {
     assert_eq!(app.chain.anvil.transaction_count(Address::from_str(HOT_WALLET).unwrap()).await, 1);
     assert_eq!(shares(&app, &batch_id).await.iter().map(|(_, s)| *s).sum::<Decimal>(), usdt_received);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refunded_exchange_records_the_refund_seen_on_chain_and_releases_the_rows() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-100807", &[dec!(45)]).await; // 43.65 USD net = 0.01455 ETH net
+    app.chain.control("/sim/rules", serde_json::json!({"payout_address": HOT_WALLET, "rule": "refunded"})).await;
+    let error = run_conversion(&app, "refunded").await.expect_err("the run fails visibly");
+    assert!(error.contains("ended 'refunded'"), "{error}");
+    let reason: String = sqlx::query_scalar("SELECT failure_reason FROM batch_conversions").fetch_one(&app.pool).await.unwrap();
+    assert!(reason.contains("returned 0.01455 ETH on chain"), "{reason}");
+    assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status = 'pending'").await, 1);
+}

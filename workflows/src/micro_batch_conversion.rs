@@ -109,7 +109,15 @@ impl MicroBatchConversionWorkflow {
         let usdt_tx_hash = match (&last.status, &last.payout_hash) {
             (ExchangeStatus::Finished, Some(hash)) => hash.clone(),
             (status, _) => {
-                let refund = last.refund_hash.as_deref().map(|h| format!("; refund {h}")).unwrap_or_default();
+                // A refund is matched on chain: what actually came back to the hot wallet.
+                let refund = match &last.refund_hash {
+                    Some(hash) => {
+                        let query = IncomingTransferQuery { tx_hash: hash.clone(), asset: ChainAsset::Eth };
+                        let back = ctx.execute_activity(Ethereum::find_incoming_transfer, query, step_options()).await?;
+                        format!("; refund {hash} returned {} ETH on chain", back.amount)
+                    }
+                    None => String::new(),
+                };
                 let reason = format!("exchange {} ended '{status}'{refund}", ticket.exchange_id);
                 release(ctx, &batch_id, Some(ticket.exchange_id.clone()), reason.clone()).await?;
                 return Err(ApplicationFailure::non_retryable(reason).into());

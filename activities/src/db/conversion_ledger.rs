@@ -18,6 +18,10 @@ use workflows::activity_definitions::{
 };
 
 pub const THRESHOLD_SETTING: &str = "micro_batch_threshold_usd";
+/// The pending pool's value, actual ETH and size (an index-only scan of
+/// `accumulation_pending_pool_idx`); `make bench-conversion` times it.
+pub const PENDING_POOL_SQL: &str = "SELECT COALESCE(SUM(net_amount_usd), 0) AS usd, COALESCE(SUM(accumulated_eth), 0) AS eth,
+        count(*) AS n FROM payout_accumulation WHERE conversion_status = 'pending'";
 /// One claim at a time: the pool's sum and the rows claimed are the same rows.
 const CLAIM_LOCK: &str = "micro-batch-conversion-claim";
 
@@ -134,10 +138,7 @@ async fn claim(pool: &PgPool, batch_id: &str) -> Result<ConversionClaim, Convers
         });
     }
 
-    let pool_row = sqlx::query(
-        "SELECT COALESCE(SUM(net_amount_usd), 0) AS usd, COALESCE(SUM(accumulated_eth), 0) AS eth, count(*) AS n
-         FROM payout_accumulation WHERE conversion_status = 'pending'",
-    )
+    let pool_row = sqlx::query(PENDING_POOL_SQL)
     .fetch_one(&mut *tx)
     .await?;
     let (pool_usd, pool_eth, pending_rows): (Decimal, Decimal, i64) =
