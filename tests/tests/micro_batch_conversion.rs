@@ -136,20 +136,30 @@ async fn two_runs_started_at_once_claim_disjoint_rows() {
     let converted: Vec<_> =
         outcomes.iter().filter(|o| matches!(o, MicroBatchConversionOutcome::Converted { .. })).collect();
     assert_eq!(converted.len(), 1, "the pool is claimed once: {outcomes:?}");
+    assert!(
+        outcomes.iter().any(|o| matches!(o, MicroBatchConversionOutcome::BelowThreshold { pending_rows: 0, .. })),
+        "the other run found the pool empty: {outcomes:?}"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM batch_conversions").await, 1);
     assert_eq!(app.chain.exchanges().await.len(), 1);
     assert_eq!(count(&app, "SELECT count(DISTINCT batch_conversion_id) FROM payout_accumulation").await, 1);
     assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status = 'completed'").await, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_exchange_returns_the_rows_to_the_pool() {
+async fn an_exchange_failed_after_the_deposit_keeps_its_rows_out_of_the_pool() {
     let app = TestApp::spawn().await;
     accumulate(&app, "-100805", &[dec!(40)]).await;
     app.chain.control("/sim/rules", serde_json::json!({"payout_address": HOT_WALLET, "rule": "failed"})).await;
     let error = run_conversion(&app, "fails").await.expect_err("the run fails visibly");
     assert!(error.contains("ended 'failed'"), "{error}");
-    assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status = 'pending' AND batch_conversion_id IS NULL").await, 1);
-    assert_eq!(count(&app, "SELECT count(*) FROM batch_conversions WHERE conversion_status = 'failed' AND failure_reason IS NOT NULL").await, 1);
+    // The ETH went to ChangeNow and did not come back: sending it again in a later batch would
+    // pay it twice, so the row stays with the failed batch for an operator.
+    assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status = 'swapping'").await, 1);
+    assert_eq!(count(&app, "SELECT count(*) FROM batch_conversions WHERE conversion_status = 'failed' AND failure_reason LIKE '%stay swapping%'").await, 1);
+    let next = run_conversion(&app, "after-failure").await.unwrap();
+    assert!(matches!(next, MicroBatchConversionOutcome::BelowThreshold { pending_rows: 0, .. }), "{next:?}");
+    assert_eq!(count(&app, "SELECT count(*) FROM transfer_intents").await, 1, "the ETH was sent once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -234,14 +234,16 @@ pub(crate) async fn wait_until_confirmed<W>(ctx: &mut WorkflowContext<W>, purpos
     }
 }
 
-/// Polls ChangeNow until a final status (`finished` only once it reports the amount sent), or
+/// Polls ChangeNow until a final status (`finished` only once it reports the amount sent and the
+/// payout hash), or
 /// fails after [`EXCHANGE_DEADLINE`].
 pub(crate) async fn wait_until_final<W>(ctx: &mut WorkflowContext<W>, exchange_id: &str) -> WorkflowResult<ExchangeSnapshot> {
     let (mut waited, mut interval) = (Duration::ZERO, FIRST_POLL);
     loop {
         let snapshot =
             ctx.execute_activity(ChangeNow::exchange_progress, exchange_id.to_owned(), step_options()).await?;
-        let finished_without_amount = snapshot.status == ExchangeStatus::Finished && snapshot.amount_to.is_none();
+        let finished_without_amount = snapshot.status == ExchangeStatus::Finished
+            && (snapshot.amount_to.is_none() || snapshot.payout_hash.is_none());
         if snapshot.status.is_final() && !finished_without_amount {
             return Ok(snapshot);
         }

@@ -19,9 +19,11 @@
 //! 5. The pure [`split_proportionally`] shares it over the rows by USD value (rounded down to
 //!    USDT's 6 decimals, the rest to the last row); `db.complete_conversion` records the shares.
 //!
-//! Failures lose nothing: an exchange that fails, is refused or is refunded releases the batch
-//! (rows back to `pending` for a later batch, the batch `failed` with its reason), and the run
-//! fails visibly. The batch id is derived from the workflow id, and the exchange and transfer use
+//! Failures lose nothing and spend nothing twice: the batch is marked `failed` with its reason and
+//! the run fails visibly. Its rows go back to `pending` (for a later batch) only while their ETH
+//! is provably in the hot wallet: nothing was sent yet, or the refund was seen on chain. After a
+//! deposit that ChangeNow failed, or any error past the broadcast, the rows stay `swapping` under
+//! the failed batch for an operator: releasing them would send their ETH a second time. The batch id is derived from the workflow id, and the exchange and transfer use
 //! the purpose key `conversion-{batch_id}`, so a worker killed mid-batch resumes the same batch:
 //! one exchange, one transaction.
 
@@ -83,10 +85,19 @@ impl MicroBatchConversionWorkflow {
 
         let pair = ExchangePair::new((SETTLEMENT_CURRENCY, SETTLEMENT_CURRENCY), (USDT, USDT_NETWORK));
         let range = ctx.execute_activity(ChangeNow::check_exchange_range, pair.clone(), step_options()).await?;
-        if let RangeVerdict::BelowMinimum { minimum } = RangeVerdict::judge(total_eth, range.min_amount, None) {
-            let reason = format!("{total_eth} ETH is below ChangeNow's minimum of {minimum} ETH; the rows wait for a bigger pool");
-            release(ctx, &batch_id, None, reason).await?;
-            return Ok(MicroBatchConversionOutcome::BelowExchangeMinimum { batch_id, pool_eth: total_eth, minimum_eth: minimum });
+        match RangeVerdict::judge(total_eth, range.min_amount, range.max_amount) {
+            RangeVerdict::Within => {}
+            RangeVerdict::BelowMinimum { minimum } => {
+                let reason = format!("{total_eth} ETH is below ChangeNow's minimum of {minimum} ETH; the rows wait for a bigger pool");
+                end_batch(ctx, &batch_id, None, reason, true).await?;
+                return Ok(MicroBatchConversionOutcome::BelowExchangeMinimum { batch_id, pool_eth: total_eth, minimum_eth: minimum });
+            }
+            RangeVerdict::AboveMaximum { maximum } => {
+                // Rare with a threshold of tens of USD; lowering the interval keeps pools small.
+                let reason = format!("{total_eth} ETH is above ChangeNow's maximum of {maximum} ETH; run conversions more often");
+                end_batch(ctx, &batch_id, None, reason.clone(), true).await?;
+                return Err(ApplicationFailure::non_retryable(reason).into());
+            }
         }
 
         let purpose_key = format!("conversion-{batch_id}");
@@ -96,41 +107,61 @@ impl MicroBatchConversionWorkflow {
             Ok(ticket) => ticket,
             Err(refused) => {
                 let reason = format!("ChangeNow refused the exchange: {}", root_cause(&refused));
-                release(ctx, &batch_id, None, reason.clone()).await?;
+                end_batch(ctx, &batch_id, None, reason.clone(), true).await?;
                 return Err(ApplicationFailure::non_retryable(reason).into());
             }
         };
+        let exchange_id = Some(ticket.exchange_id.clone());
         let transfer =
             TransferOrder { purpose_key: purpose_key.clone(), asset: ChainAsset::Eth, to: ticket.payin_address.clone(), amount: total_eth };
-        ctx.execute_activity(Ethereum::send_transfer, transfer, step_options()).await?;
-        wait_until_confirmed(ctx, &purpose_key).await?;
+        // From the first broadcast on, the rows' ETH may have left the wallet: a failure from
+        // here keeps the rows `swapping` under the failed batch unless the ETH is seen back.
+        let sent = match ctx.execute_activity(Ethereum::send_transfer, transfer, step_options()).await {
+            Ok(_) => wait_until_confirmed(ctx, &purpose_key).await,
+            Err(e) => Err(ApplicationFailure::non_retryable(root_cause(&e)).into()),
+        };
+        if let Err(e) = sent {
+            let reason = format!("the ETH transfer to exchange {} did not complete: {e}", ticket.exchange_id);
+            end_batch(ctx, &batch_id, exchange_id, reason.clone(), false).await?;
+            return Err(ApplicationFailure::non_retryable(reason).into());
+        }
 
-        let last = wait_until_final(ctx, &ticket.exchange_id).await?;
+        let last = match wait_until_final(ctx, &ticket.exchange_id).await {
+            Ok(last) => last,
+            Err(e) => {
+                end_batch(ctx, &batch_id, exchange_id, e.to_string(), false).await?;
+                return Err(e);
+            }
+        };
         let usdt_tx_hash = match (&last.status, &last.payout_hash) {
             (ExchangeStatus::Finished, Some(hash)) => hash.clone(),
+            (ExchangeStatus::Refunded, Some(_)) | (ExchangeStatus::Refunded, None) if last.refund_hash.is_some() => {
+                // A refund is matched on chain: only ETH seen back returns the rows to the pool.
+                let hash = last.refund_hash.clone().unwrap_or_default();
+                let query = IncomingTransferQuery { tx_hash: hash.clone(), asset: ChainAsset::Eth };
+                let back = ctx.execute_activity(Ethereum::find_incoming_transfer, query, step_options()).await?;
+                let reason = format!("exchange {} ended 'refunded'; refund {hash} returned {} ETH on chain", ticket.exchange_id, back.amount);
+                end_batch(ctx, &batch_id, exchange_id, reason.clone(), !back.amount.is_zero()).await?;
+                return Err(ApplicationFailure::non_retryable(reason).into());
+            }
             (status, _) => {
-                // A refund is matched on chain: what actually came back to the hot wallet.
-                let refund = match &last.refund_hash {
-                    Some(hash) => {
-                        let query = IncomingTransferQuery { tx_hash: hash.clone(), asset: ChainAsset::Eth };
-                        let back = ctx.execute_activity(Ethereum::find_incoming_transfer, query, step_options()).await?;
-                        format!("; refund {hash} returned {} ETH on chain", back.amount)
-                    }
-                    None => String::new(),
-                };
-                let reason = format!("exchange {} ended '{status}'{refund}", ticket.exchange_id);
-                release(ctx, &batch_id, Some(ticket.exchange_id.clone()), reason.clone()).await?;
+                let reason = format!(
+                    "exchange {} ended '{status}' after the deposit; the rows stay swapping until the ETH is recovered",
+                    ticket.exchange_id
+                );
+                end_batch(ctx, &batch_id, exchange_id, reason.clone(), false).await?;
                 return Err(ApplicationFailure::non_retryable(reason).into());
             }
         };
         let query = IncomingTransferQuery { tx_hash: usdt_tx_hash.clone(), asset: ChainAsset::Usdt };
         let received = ctx.execute_activity(Ethereum::find_incoming_transfer, query, step_options()).await?;
         if received.amount.is_zero() {
-            return Err(ApplicationFailure::non_retryable(format!(
-                "exchange {} reports payout {usdt_tx_hash}, but that transaction paid the hot wallet no USDT; batch {batch_id} stays swapping for an operator",
+            let reason = format!(
+                "exchange {} reports payout {usdt_tx_hash}, but that transaction paid the hot wallet no USDT",
                 ticket.exchange_id
-            ))
-            .into());
+            );
+            end_batch(ctx, &batch_id, exchange_id, reason.clone(), false).await?;
+            return Err(ApplicationFailure::non_retryable(reason).into());
         }
 
         let weights: Vec<Decimal> = rows.iter().map(|r| r.net_usd).collect();
@@ -155,13 +186,16 @@ impl MicroBatchConversionWorkflow {
     }
 }
 
-async fn release(
+/// Marks the batch failed with `reason`; `return_rows` only while the rows' ETH is provably in
+/// the hot wallet.
+async fn end_batch(
     ctx: &mut WorkflowContext<MicroBatchConversionWorkflow>,
     batch_id: &str,
     exchange_id: Option<String>,
     reason: String,
+    return_rows: bool,
 ) -> WorkflowResult<()> {
-    let released = ReleasedBatch { batch_id: batch_id.to_owned(), exchange_id, reason };
+    let released = ReleasedBatch { batch_id: batch_id.to_owned(), exchange_id, reason, return_rows };
     ctx.execute_activity(ConversionLedger::release_conversion, released, step_options()).await?;
     Ok(())
 }

@@ -33,6 +33,8 @@ pub enum ConversionLedgerError {
     BadThreshold(String),
     #[error("batch {batch_id} is '{status}' and cannot become '{wanted}'")]
     InvalidTransition { batch_id: Uuid, status: String, wanted: &'static str },
+    #[error("batch {batch_id}: {problem}; nothing was recorded")]
+    Inconsistent { batch_id: Uuid, problem: String },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -122,12 +124,18 @@ async fn claim(pool: &PgPool, batch_id: &str) -> Result<ConversionClaim, Convers
 
     // A retry of the same run: the batch exists, return what it claimed.
     if let Some(row) = sqlx::query(
-        "SELECT threshold_at_creation, total_eth_usd, total_eth FROM batch_conversions WHERE batch_conversion_id = $1",
+        "SELECT threshold_at_creation, total_eth_usd, total_eth, conversion_status FROM batch_conversions
+         WHERE batch_conversion_id = $1",
     )
     .bind(batch_id)
     .fetch_optional(&mut *tx)
     .await?
     {
+        let status: String = row.try_get("conversion_status")?;
+        if status != "swapping" {
+            // Ended already (a reset or a reused workflow id): never start its exchange again.
+            return Err(ConversionLedgerError::InvalidTransition { batch_id, status, wanted: "swapping" });
+        }
         let rows = claimed_rows(&mut tx, batch_id).await?;
         tx.commit().await?;
         return Ok(ConversionClaim::Claimed {
@@ -203,19 +211,30 @@ async fn complete(pool: &PgPool, batch: &ConvertedBatch) -> Result<(), Conversio
     }
     let ids: Vec<i64> = batch.shares.iter().map(|s| s.accumulation_id).collect();
     let amounts: Vec<Decimal> = batch.shares.iter().map(|s| s.usdt).collect();
-    sqlx::query(
+    let sum: Decimal = amounts.iter().sum();
+    if sum != batch.usdt_received {
+        let problem = format!("shares sum to {sum} but {} USDT was received", batch.usdt_received);
+        return Err(ConversionLedgerError::Inconsistent { batch_id, problem });
+    }
+    let updated = sqlx::query(
         "UPDATE payout_accumulation a SET conversion_status = 'completed', accumulated_amount_usdt = s.usdt,
                 eth_to_usdt_rate = CASE WHEN a.accumulated_eth > 0 THEN s.usdt / a.accumulated_eth END,
                 conversion_tx_hash = $2, conversion_timestamp = now(), updated_at = now()
          FROM UNNEST($3::bigint[], $4::numeric[]) AS s(id, usdt)
-         WHERE a.id = s.id AND a.batch_conversion_id = $1",
+         WHERE a.id = s.id AND a.batch_conversion_id = $1 AND a.conversion_status = 'swapping'",
     )
     .bind(batch_id)
     .bind(&batch.usdt_tx_hash)
     .bind(&ids)
     .bind(&amounts)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if updated != ids.len() as u64 {
+        // Dropping the transaction rolls the update back.
+        let problem = format!("{updated} of {} rows are still swapping in this batch", ids.len());
+        return Err(ConversionLedgerError::Inconsistent { batch_id, problem });
+    }
     sqlx::query(
         "UPDATE batch_conversions SET conversion_status = 'completed', actual_usdt_received = $2,
                 conversion_tx_hash = $3, cn_api_id = $4, completed_at = now()
@@ -240,14 +259,18 @@ async fn release(pool: &PgPool, batch: &ReleasedBatch) -> Result<(), ConversionL
         "swapping" | "pending" => {}
         other => return Err(ConversionLedgerError::InvalidTransition { batch_id, status: other.to_owned(), wanted: "failed" }),
     }
-    let released = sqlx::query(
-        "UPDATE payout_accumulation SET conversion_status = 'pending', batch_conversion_id = NULL, updated_at = now()
-         WHERE batch_conversion_id = $1 AND conversion_status = 'swapping'",
-    )
-    .bind(batch_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let released = if batch.return_rows {
+        sqlx::query(
+            "UPDATE payout_accumulation SET conversion_status = 'pending', batch_conversion_id = NULL, updated_at = now()
+             WHERE batch_conversion_id = $1 AND conversion_status = 'swapping'",
+        )
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+    } else {
+        0
+    };
     sqlx::query(
         "UPDATE batch_conversions SET conversion_status = 'failed', failure_reason = $2, cn_api_id = COALESCE($3, cn_api_id),
                 completed_at = now()
@@ -259,6 +282,11 @@ async fn release(pool: &PgPool, batch: &ReleasedBatch) -> Result<(), ConversionL
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    error!(batch_id = %batch_id, released, reason = %batch.reason, alert = true, "micro-batch failed; its rows wait for the next batch");
+    if batch.return_rows {
+        error!(batch_id = %batch_id, released, reason = %batch.reason, alert = true, "micro-batch failed; its rows wait for the next batch");
+    } else {
+        error!(batch_id = %batch_id, reason = %batch.reason, alert = true,
+            "micro-batch failed after its ETH left the wallet; rows stay swapping until an operator recovers it");
+    }
     Ok(())
 }

@@ -78,6 +78,5 @@ pub async fn trigger(client: &Client, id: &str) -> Result<(), ScheduleCommandErr
 
 /// Temporal answers gRPC `AlreadyExists` for a schedule id in use.
 fn is_already_exists(e: &temporalio_client::schedules::ScheduleError) -> bool {
-    let text = e.to_string();
-    text.contains("AlreadyExists") || text.to_ascii_lowercase().contains("already")
+    matches!(e, temporalio_client::schedules::ScheduleError::Rpc(status) if format!("{:?}", status.code()) == "AlreadyExists")
 }

@@ -48,6 +48,10 @@ pub struct ReleasedBatch {
     pub batch_id: String,
     pub exchange_id: Option<String>,
     pub reason: String,
+    /// `true` only while the rows' ETH is provably in the hot wallet (nothing sent, or the
+    /// refund seen on chain): then the rows go back to `pending`. Otherwise they stay
+    /// `swapping` under the failed batch for an operator, so their ETH is never sent twice.
+    pub return_rows: bool,
 }
 
 pub struct ConversionLedger;
@@ -67,7 +71,8 @@ impl ConversionLedger {
         unimplemented!()
     }
 
-    /// The batch `failed`, its rows back to `pending` for a later batch. Idempotent.
+    /// The batch `failed` with its reason; its rows back to `pending` for a later batch when
+    /// `return_rows`, else left `swapping` for an operator. Idempotent.
     #[activity(name = "db.release_conversion")]
     pub fn release_conversion(batch: ReleasedBatch) -> Result<(), ActivityError> {
         unimplemented!()
