@@ -51,7 +51,7 @@ async fn gate(simulator: &Simulator, headers: &HeaderMap, endpoint: Endpoint) ->
         return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "Invalid api key"));
     }
     let (delay, failure) = {
-        let mut faults = simulator.faults.lock().expect("faults lock");
+        let mut faults = simulator.faults_lock();
         (faults.delay_ms, faults.take_failure(endpoint))
     };
     if delay > 0 {
@@ -138,7 +138,7 @@ async fn create_exchange(State(sim): Shared, headers: HeaderMap, body: axum::bod
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_params", e.to_string()),
     };
     let pair = ExchangePair::new((&order.from_currency, &order.from_network), (&order.to_currency, &order.to_network));
-    let rule = sim.faults.lock().expect("faults lock").rule_for(&order.address);
+    let rule = sim.faults_lock().rule_for(&order.address);
     if rule == Some(AddressRule::Reject) || !address_is_valid(&pair.to_network, &order.address) {
         return error(StatusCode::BAD_REQUEST, "not_valid_address", format!("Invalid withdrawal address {}", order.address));
     }
@@ -170,7 +170,7 @@ async fn create_exchange(State(sim): Shared, headers: HeaderMap, body: axum::bod
         },
     };
     let exchange = Exchange::new(start, sim.config.step_delay);
-    sim.exchanges.lock().expect("exchanges lock").insert(id.clone(), exchange);
+    sim.exchanges_lock().insert(id.clone(), exchange);
     info!(exchange_id = %id, %pair, from_amount = %order.from_amount, payin = %payin_address, "exchange created");
     Json(CreateExchangeResponse {
         id,
@@ -224,12 +224,12 @@ async fn force_outcome(State(sim): Shared, Path(id): Path<String>, Json(body): J
 }
 
 async fn show_faults(State(sim): Shared) -> Json<Faults> {
-    Json(sim.faults.lock().expect("faults lock").clone())
+    Json(sim.faults_lock().clone())
 }
 
 /// Replaces the global faults (failures, status, delay); address rules are kept.
 async fn set_faults(State(sim): Shared, Json(update): Json<Faults>) -> StatusCode {
-    let mut faults = sim.faults.lock().expect("faults lock");
+    let mut faults = sim.faults_lock();
     faults.fail_next = update.fail_next;
     faults.http_status = update.http_status;
     faults.delay_ms = update.delay_ms;
@@ -238,7 +238,7 @@ async fn set_faults(State(sim): Shared, Json(update): Json<Faults>) -> StatusCod
 }
 
 async fn clear_faults(State(sim): Shared) -> StatusCode {
-    *sim.faults.lock().expect("faults lock") = Faults::default();
+    *sim.faults_lock() = Faults::default();
     StatusCode::NO_CONTENT
 }
 
@@ -249,7 +249,7 @@ struct RuleBody {
 }
 
 async fn add_rule(State(sim): Shared, Json(body): Json<RuleBody>) -> StatusCode {
-    sim.faults.lock().expect("faults lock").address_rules.insert(body.payout_address.to_ascii_lowercase(), body.rule);
+    sim.faults_lock().address_rules.insert(body.payout_address.to_ascii_lowercase(), body.rule);
     StatusCode::NO_CONTENT
 }
 

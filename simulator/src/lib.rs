@@ -24,7 +24,7 @@ use faults::Faults;
 use std::{
     collections::{BTreeMap, HashSet},
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
 use tokio::task::JoinHandle;
@@ -41,14 +41,22 @@ pub struct Simulator {
 }
 
 impl Simulator {
+    /// The exchanges, even if a panicking thread poisoned the lock: each update is a single
+    /// field assignment, so what is there is still whole.
+    fn exchanges_lock(&self) -> MutexGuard<'_, BTreeMap<String, Exchange>> {
+        self.exchanges.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn faults_lock(&self) -> MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub fn exchanges(&self) -> Vec<Exchange> {
-        self.exchanges.lock().expect("exchanges lock").values().cloned().collect()
+        self.exchanges_lock().values().cloned().collect()
     }
 
     fn watched_addresses(&self) -> HashSet<Address> {
-        self.exchanges
-            .lock()
-            .expect("exchanges lock")
+        self.exchanges_lock()
             .values()
             .filter(|x| x.amount_from.is_none())
             .map(|x| x.payin_address)
@@ -59,7 +67,7 @@ impl Simulator {
     fn advance_all(&self) -> Vec<ChainAction> {
         let now = Instant::now();
         let market = &self.config.market;
-        let mut exchanges = self.exchanges.lock().expect("exchanges lock");
+        let mut exchanges = self.exchanges_lock();
         exchanges
             .values_mut()
             .filter_map(|x| {
@@ -70,7 +78,7 @@ impl Simulator {
     }
 
     fn with_exchange<T>(&self, id: &str, f: impl FnOnce(&mut Exchange) -> T) -> Option<T> {
-        self.exchanges.lock().expect("exchanges lock").get_mut(id).map(f)
+        self.exchanges_lock().get_mut(id).map(f)
     }
 }
 
@@ -171,7 +179,7 @@ async fn watch_chain(simulator: Arc<Simulator>, first_block: u64) {
 }
 
 fn record_deposits(simulator: &Simulator, deposits: Vec<chain::Deposit>) {
-    let mut exchanges = simulator.exchanges.lock().expect("exchanges lock");
+    let mut exchanges = simulator.exchanges_lock();
     for deposit in deposits {
         let Some(x) = exchanges.values_mut().find(|x| x.payin_address == deposit.to && x.amount_from.is_none()) else {
             continue;

@@ -47,9 +47,9 @@ impl Market {
 
 impl Default for Market {
     fn default() -> Self {
-        let prices = [("eth", "3000"), ("usdt", "1"), ("xmr", "150"), ("btc", "60000"), ("ltc", "80")];
+        let prices = [("eth", 3000), ("usdt", 1), ("xmr", 150), ("btc", 60000), ("ltc", 80)];
         Self {
-            usd_prices: prices.iter().map(|(c, p)| (c.to_string(), p.parse().expect("price literal"))).collect(),
+            usd_prices: prices.iter().map(|(c, p)| (c.to_string(), Decimal::from(*p))).collect(),
             fee_percent: Decimal::new(5, 1),
             min_usd: Decimal::from(5),
             max_usd: None,

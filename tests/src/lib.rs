@@ -332,6 +332,23 @@ pub fn worker_binary() -> std::path::PathBuf {
     binary
 }
 
+/// Waits (at most 60 s) for a worker process started with `PAYOUT_FAULT_KILL_AFTER_BROADCAST=1`
+/// to die, and returns how it ended.
+pub async fn wait_for_self_kill(mut worker: std::process::Child) -> std::process::ExitStatus {
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..600 {
+            if let Some(status) = worker.try_wait().expect("worker process") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = worker.kill();
+        panic!("the worker never reached the broadcast within 60 s");
+    })
+    .await
+    .expect("waiting for the worker")
+}
+
 /// A free local TCP port (for a Temporal server a test starts and stops itself).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")

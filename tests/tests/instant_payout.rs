@@ -98,25 +98,14 @@ async fn a_worker_killed_right_after_the_broadcast_sends_the_payout_exactly_once
     let wallet = client_wallet(0x73);
     app.add_instant_client("-100703", "usdt", "eth", &wallet).await;
 
-    let mut doomed = Command::new(worker_binary())
+    let doomed = Command::new(worker_binary())
         .envs(app.worker_env())
         .env("PAYOUT_FAULT_KILL_AFTER_BROADCAST", "1")
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("cannot start the worker binary");
     let payment_id = pay(&app, "-100703").await;
-    let status = tokio::task::spawn_blocking(move || {
-        for _ in 0..600 {
-            if let Some(status) = doomed.try_wait().expect("worker process") {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = doomed.kill();
-        panic!("the worker never reached the broadcast within 60 s");
-    })
-    .await
-    .unwrap();
+    let status = integration_tests::wait_for_self_kill(doomed).await;
     assert_eq!(status.signal(), Some(9), "the worker died by SIGKILL after broadcasting");
     let broadcast: bool = sqlx::query_scalar("SELECT bool_and(last_broadcast_at IS NOT NULL) FROM transfer_attempts")
         .fetch_one(&app.pool)

@@ -168,7 +168,7 @@ async fn a_worker_killed_mid_batch_finishes_it_exactly_once() {
     accumulate(&app, "-100806", &[dec!(11), dec!(22)]).await;
     // From here the crashing worker binary runs the conversion alone.
     app.worker = None;
-    let mut doomed = Command::new(worker_binary())
+    let doomed = Command::new(worker_binary())
         .envs(app.worker_env())
         .env("PAYOUT_FAULT_KILL_AFTER_BROADCAST", "1")
         .env("RUST_LOG", "warn")
@@ -186,18 +186,7 @@ async fn a_worker_killed_mid_batch_finishes_it_exactly_once() {
             .await
             .expect("start")
     };
-    let status = tokio::task::spawn_blocking(move || {
-        for _ in 0..600 {
-            if let Some(status) = doomed.try_wait().expect("worker process") {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = doomed.kill();
-        panic!("the worker never reached the broadcast within 60 s");
-    })
-    .await
-    .unwrap();
+    let status = integration_tests::wait_for_self_kill(doomed).await;
     assert_eq!(status.signal(), Some(9));
 
     app.start_worker();

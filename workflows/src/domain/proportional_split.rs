@@ -34,8 +34,8 @@ pub fn split_proportionally(total: Decimal, weights: &[Decimal], decimals: u32) 
     }
     let total_units = to_units(total, decimals).ok_or(SplitError::TotalTooPrecise { total, decimals })?;
     let weight_scale = weights.iter().map(|w| w.normalize().scale()).max().unwrap_or(0);
-    let weight_units: Vec<U256> =
-        weights.iter().map(|w| to_units(*w, weight_scale).expect("scaled to the largest scale")).collect();
+    // Every weight's scale is at most `weight_scale`, so each converts.
+    let weight_units: Vec<U256> = weights.iter().filter_map(|w| to_units(*w, weight_scale)).collect();
     let weight_sum = weight_units.iter().fold(U256::ZERO, |sum, w| sum + *w);
     if weight_sum.is_zero() {
         return Err(SplitError::ZeroWeight);
