@@ -42,6 +42,16 @@ enum Command {
     /// The project's Temporal Schedules.
     #[command(subcommand)]
     Schedules(SchedulesCommand),
+    /// Micro-batch conversions.
+    #[command(subcommand)]
+    Conversion(ConversionCommand),
+}
+
+#[derive(Subcommand)]
+enum ConversionCommand {
+    /// After the ETH of a batch that failed past its deposit is back in the hot wallet: return
+    /// its rows to the pending pool for the next batch.
+    ReturnRows { batch_id: uuid::Uuid },
 }
 
 #[derive(Subcommand)]
@@ -170,6 +180,11 @@ async fn run() -> anyhow::Result<()> {
         Command::Threshold(ThresholdCommand::Show) => {
             let value = db::conversion_ledger::read_threshold(&pool(&config).await?).await?;
             println!("micro-batch threshold: {value} USD");
+            Ok(())
+        }
+        Command::Conversion(ConversionCommand::ReturnRows { batch_id }) => {
+            let returned = db::conversion_ledger::return_recovered_rows(&pool(&config).await?, batch_id).await?;
+            println!("{returned} rows of batch {batch_id} are pending again; the next conversion run takes them");
             Ok(())
         }
         Command::Schedules(command) => {

@@ -107,6 +107,16 @@ impl TestChain {
         assert!(response.status().is_success(), "{path}: {}", response.status());
     }
 
+    /// Back to no injected faults and no address rules.
+    pub async fn reset_faults(&self) {
+        let response = reqwest::Client::new()
+            .delete(format!("{}/sim/faults", self.changenow_url()))
+            .send()
+            .await
+            .expect("simulator unreachable");
+        assert!(response.status().is_success());
+    }
+
     /// Every exchange the simulator has created.
     pub async fn exchanges(&self) -> Vec<Value> {
         reqwest::get(format!("{}/sim/exchanges", self.changenow_url())).await.unwrap().json().await.unwrap()

@@ -160,6 +160,16 @@ async fn an_exchange_failed_after_the_deposit_keeps_its_rows_out_of_the_pool() {
     let next = run_conversion(&app, "after-failure").await.unwrap();
     assert!(matches!(next, MicroBatchConversionOutcome::BelowThreshold { pending_rows: 0, .. }), "{next:?}");
     assert_eq!(count(&app, "SELECT count(*) FROM transfer_intents").await, 1, "the ETH was sent once");
+
+    // Once the operator has the deposit back, the rows return to the pool and convert.
+    let batch_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT batch_conversion_id FROM batch_conversions").fetch_one(&app.pool).await.unwrap();
+    let returned = activities::db::conversion_ledger::return_recovered_rows(&app.pool, batch_id).await.unwrap();
+    assert_eq!(returned, 1);
+    assert!(activities::db::conversion_ledger::return_recovered_rows(&app.pool, batch_id).await.unwrap() == 0);
+    app.chain.reset_faults().await;
+    let again = run_conversion(&app, "recovered").await.unwrap();
+    assert!(matches!(again, MicroBatchConversionOutcome::Converted { rows: 1, .. }), "{again:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,7 +27,7 @@ const CLAIM_LOCK: &str = "micro-batch-conversion-claim";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConversionLedgerError {
-    #[error("'{0}' is not a batch id")]
+    #[error("'{0}' is not a known batch id")]
     BadBatchId(String),
     #[error("settings.{THRESHOLD_SETTING} = '{0}' is not an amount; fix it with `starter threshold set`")]
     BadThreshold(String),
@@ -289,4 +289,41 @@ async fn release(pool: &PgPool, batch: &ReleasedBatch) -> Result<(), ConversionL
             "micro-batch failed after its ETH left the wallet; rows stay swapping until an operator recovers it");
     }
     Ok(())
+}
+
+/// Operator step, once the ETH of a batch that failed after its deposit is back in the hot
+/// wallet (recovered through ChangeNow's support): its rows return to `pending` for the next
+/// batch. Refuses any batch that is not `failed`. Returns how many rows were returned.
+pub async fn return_recovered_rows(pool: &PgPool, batch_id: Uuid) -> Result<u64, ConversionLedgerError> {
+    let mut tx = pool.begin().await?;
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT conversion_status FROM batch_conversions WHERE batch_conversion_id = $1 FOR UPDATE")
+            .bind(batch_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    match status.as_deref() {
+        Some("failed") => {}
+        Some(other) => {
+            return Err(ConversionLedgerError::InvalidTransition { batch_id, status: other.to_owned(), wanted: "released" })
+        }
+        None => return Err(ConversionLedgerError::BadBatchId(batch_id.to_string())),
+    }
+    let returned = sqlx::query(
+        "UPDATE payout_accumulation SET conversion_status = 'pending', batch_conversion_id = NULL, updated_at = now()
+         WHERE batch_conversion_id = $1 AND conversion_status = 'swapping'",
+    )
+    .bind(batch_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "UPDATE batch_conversions SET failure_reason = failure_reason || ' | rows returned by an operator at ' || now()
+         WHERE batch_conversion_id = $1",
+    )
+    .bind(batch_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    info!(batch_id = %batch_id, returned, "operator returned a failed batch's rows to the pool");
+    Ok(returned)
 }
