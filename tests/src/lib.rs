@@ -28,7 +28,8 @@ use std::{
     },
     time::{Duration, Instant},
 };
-use temporalio_client::Client;
+use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
+use workflows::{MicroBatchConversionInput, MicroBatchConversionOutcome, MicroBatchConversionWorkflow};
 use workflows::domain::{PayoutStrategy, PlatformFee};
 
 pub const XMR_WALLET: &str =
@@ -320,6 +321,35 @@ pub fn test_ipn(payment_id: i64, client_id: &str, price_usd: Decimal, outcome_et
         price_usd,
         outcome_eth,
     }
+}
+
+/// Threshold payments of the given USD prices (settled at 3000 USD/ETH), accumulated.
+/// (Adds the client, threshold 100 USD, when it does not exist yet.)
+pub async fn accumulate(app: &TestApp, client_id: &str, prices: &[Decimal]) {
+    if db::clients::find(&app.pool, client_id).await.expect("client query").is_none() {
+        app.add_client(client_id, PayoutStrategy::Threshold).await;
+    }
+    for price in prices {
+        let payment_id = fresh_payment_id();
+        let eth = (*price / Decimal::from(3000)).round_dp(18);
+        let (status, _) = app.send_ipn(&test_ipn(payment_id, client_id, *price, eth)).await;
+        assert_eq!(status, 200);
+        assert!(app.wait_for_status(payment_id, "accumulated", Duration::from_secs(30)).await);
+    }
+}
+
+pub async fn run_conversion(app: &TestApp, name: &str) -> Result<MicroBatchConversionOutcome, String> {
+    let client = app.temporal().await;
+    let id = format!("{}-{name}-{}", workflows::micro_batch_conversion::SCHEDULE_ID, uuid::Uuid::new_v4().simple());
+    let handle = client
+        .start_workflow(
+            MicroBatchConversionWorkflow::run,
+            MicroBatchConversionInput::default(),
+            WorkflowStartOptions::new(app.task_queue.clone(), id).build(),
+        )
+        .await
+        .expect("start the conversion");
+    handle.get_result(WorkflowGetResultOptions::default()).await.map_err(|e| format!("{e:?}"))
 }
 
 /// The worker binary `make test` built (scripts/up.sh builds it before the tests run).

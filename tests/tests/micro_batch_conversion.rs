@@ -3,42 +3,16 @@
 //! back over the rows exactly.
 
 use alloy::primitives::{Address, U256};
-use integration_tests::{chain::HOT_WALLET, fresh_payment_id, test_ipn, worker_binary, TestApp};
+use integration_tests::{accumulate, chain::HOT_WALLET, run_conversion, worker_binary, TestApp};
 use payout_starter::cli::threshold;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-use std::{os::unix::process::ExitStatusExt, process::Command, str::FromStr, time::Duration};
+use std::{os::unix::process::ExitStatusExt, process::Command, str::FromStr};
 use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
 use workflows::{
     domain::{from_base_units, split_proportionally, ChainAsset},
     MicroBatchConversionInput, MicroBatchConversionOutcome, MicroBatchConversionWorkflow,
 };
-
-/// Threshold payments of the given USD prices (settled at 3000 USD/ETH), accumulated.
-async fn accumulate(app: &TestApp, client_id: &str, prices: &[Decimal]) {
-    app.add_client(client_id, workflows::domain::PayoutStrategy::Threshold).await;
-    for price in prices {
-        let payment_id = fresh_payment_id();
-        let eth = (*price / dec!(3000)).round_dp(18);
-        let (status, _) = app.send_ipn(&test_ipn(payment_id, client_id, *price, eth)).await;
-        assert_eq!(status, 200);
-        assert!(app.wait_for_status(payment_id, "accumulated", Duration::from_secs(30)).await);
-    }
-}
-
-async fn run_conversion(app: &TestApp, name: &str) -> Result<MicroBatchConversionOutcome, String> {
-    let client = app.temporal().await;
-    let id = format!("{}-{name}-{}", workflows::micro_batch_conversion::SCHEDULE_ID, uuid::Uuid::new_v4().simple());
-    let handle = client
-        .start_workflow(
-            MicroBatchConversionWorkflow::run,
-            MicroBatchConversionInput::default(),
-            WorkflowStartOptions::new(app.task_queue.clone(), id).build(),
-        )
-        .await
-        .expect("start the conversion");
-    handle.get_result(WorkflowGetResultOptions::default()).await.map_err(|e| format!("{e:?}"))
-}
 
 async fn hot_wallet_usdt(app: &TestApp) -> U256 {
     app.chain.usdt_balance(Address::from_str(HOT_WALLET).unwrap()).await

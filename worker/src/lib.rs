@@ -5,14 +5,14 @@ use activities::{
     changenow::ChangeNowClient,
     config::{Config, ConfigError},
     ethereum::{HotWallet, OutboxSettings},
-    BenchmarkActivitiesImpl, ChangeNowActivities, ConversionLedgerActivities, EthereumActivities, InstantPayoutLedgerActivities,
+    BenchmarkActivitiesImpl, ChangeNowActivities, ConversionLedgerActivities, PayoutLedgerActivities, EthereumActivities, InstantPayoutLedgerActivities,
     PaymentLedgerActivities,
 };
 use sqlx::PgPool;
 use std::{str::FromStr, sync::Arc, time::Duration};
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
-use workflows::{InstantPayoutWorkflow, MicroBatchConversionWorkflow, NoopBenchmarkWorkflow, PaymentWorkflow};
+use workflows::{ClientPayoutWorkflow, InstantPayoutWorkflow, MicroBatchConversionWorkflow, NoopBenchmarkWorkflow, PaymentWorkflow};
 
 /// How long one ChangeNow request may take before it is retried.
 const CHANGENOW_TIMEOUT: Duration = Duration::from_secs(20);
@@ -85,11 +85,13 @@ pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<Work
         .register_workflow::<PaymentWorkflow>()
         .and_then(|o| o.register_workflow::<InstantPayoutWorkflow>())
         .and_then(|o| o.register_workflow::<MicroBatchConversionWorkflow>())
+        .and_then(|o| o.register_workflow::<ClientPayoutWorkflow>())
         .and_then(|o| o.register_workflow::<NoopBenchmarkWorkflow>())
         .map_err(|e| WorkerError::Setup(e.to_string()))?
         .register_activities(PaymentLedgerActivities::new(services.pool.clone()))
         .register_activities(InstantPayoutLedgerActivities::new(services.pool.clone()))
         .register_activities(ConversionLedgerActivities::new(services.pool.clone()))
+        .register_activities(PayoutLedgerActivities::new(services.pool.clone()))
         .register_activities(ChangeNowActivities::new(services.changenow, services.pool, refund_address))
         .register_activities(
             EthereumActivities::new(services.hot_wallet, services.usdt_contract)

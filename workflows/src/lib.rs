@@ -5,12 +5,14 @@
 //! workflows stay replayable.
 
 pub mod activity_definitions;
+pub mod client_payout;
 pub mod domain;
 pub mod instant_payout;
 pub mod intake_benchmark;
 pub mod micro_batch_conversion;
 pub mod payment_processing;
 
+pub use client_payout::{ClientPayoutOutcome, ClientPayoutWorkflow};
 pub use instant_payout::{InstantPayoutInput, InstantPayoutOutcome, InstantPayoutWorkflow};
 pub use intake_benchmark::NoopBenchmarkWorkflow;
 pub use micro_batch_conversion::{MicroBatchConversionInput, MicroBatchConversionOutcome, MicroBatchConversionWorkflow};

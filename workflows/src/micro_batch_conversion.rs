@@ -18,6 +18,8 @@
 //!    (`ethereum.find_incoming_transfer` of the payout hash), not taken on ChangeNow's word.
 //! 5. The pure [`split_proportionally`] shares it over the rows by USD value (rounded down to
 //!    USDT's 6 decimals, the rest to the last row); `db.complete_conversion` records the shares.
+//! 6. Every payout group now over its client's threshold gets a `ClientPayoutWorkflow` started
+//!    at once (a child that outlives this run; one per group at a time).
 //!
 //! Failures lose nothing and spend nothing twice: the batch is marked `failed` with its reason and
 //! the run fails visibly. Its rows go back to `pending` (for a later batch) only while their ETH
@@ -30,8 +32,9 @@
 use crate::{
     activity_definitions::{
         ChangeNow, ConversionClaim, ConversionLedger, ConvertedBatch, Ethereum, ExchangeOrder, IncomingTransferQuery,
-        ReleasedBatch, RowShare, TransferOrder,
+        PayoutLedger, ReleasedBatch, RowShare, TransferOrder,
     },
+    client_payout::{client_payout_workflow_id, ClientPayoutWorkflow},
     domain::{split_proportionally, ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict},
     instant_payout::{root_cause, step_options, wait_until_confirmed, wait_until_final},
     payment_processing::SETTLEMENT_CURRENCY,
@@ -40,7 +43,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{WorkflowContext, WorkflowResult};
+use temporalio_sdk::{ChildWorkflowOptions, ParentClosePolicy, WorkflowContext, WorkflowResult};
 
 pub const SCHEDULE_ID: &str = "micro-batch-conversion";
 const USDT: &str = "usdt";
@@ -176,6 +179,18 @@ impl MicroBatchConversionWorkflow {
             shares,
         };
         ctx.execute_activity(ConversionLedger::complete_conversion, converted, step_options()).await?;
+
+        // Pay at once every group this conversion pushed over its client's threshold. The id is
+        // the group's: a payout already running for it makes the start fail, and it is skipped.
+        let due = ctx.execute_activity(PayoutLedger::find_due_payout_groups, (), step_options()).await?;
+        for group in due {
+            let options = ChildWorkflowOptions::builder()
+                .workflow_id(client_payout_workflow_id(&group))
+                .parent_close_policy(ParentClosePolicy::Abandon)
+                .build();
+            // Started, not awaited: the payout outlives this run.
+            let _ = ctx.start_child_workflow(ClientPayoutWorkflow::run, group, options).await;
+        }
         Ok(MicroBatchConversionOutcome::Converted {
             batch_id,
             rows: rows.len(),

@@ -7,6 +7,7 @@ pub mod clients;
 pub mod conversion_ledger;
 pub mod instant_payout_ledger;
 pub mod payment_ledger;
+pub mod payout_ledger;
 pub mod payments;
 
 use sqlx::{postgres::PgPoolOptions, PgPool};

@@ -9,11 +9,13 @@ mod changenow;
 mod conversion_ledger;
 mod ethereum;
 mod instant_payout_ledger;
+mod payout_ledger;
 
 pub use changenow::*;
 pub use conversion_ledger::*;
 pub use ethereum::*;
 pub use instant_payout_ledger::*;
+pub use payout_ledger::*;
 
 use crate::domain::{FeeSplit, PaymentStatus, PayoutStrategy};
 use rust_decimal::Decimal;

@@ -5,6 +5,7 @@ pub mod exchange;
 pub mod fees;
 pub mod instant_payout;
 pub mod payment;
+pub mod payout_parts;
 pub mod proportional_split;
 
 pub use base_units::{from_base_units, to_base_units, BaseUnitError, ChainAsset};
@@ -12,4 +13,5 @@ pub use exchange::{ExchangePair, ExchangeStatus};
 pub use fees::{FeeError, FeeSplit, PlatformFee};
 pub use instant_payout::{InstantPayoutStatus, RangeVerdict};
 pub use payment::{PaymentStatus, PayoutStrategy, UnknownVariant};
+pub use payout_parts::{split_into_exchanges, PartsError};
 pub use proportional_split::{split_proportionally, SplitError};

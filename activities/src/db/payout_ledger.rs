@@ -1,0 +1,238 @@
+//! `db.*` activities of `ClientPayoutWorkflow`: due groups, the payout batch claim, and its end.
+//! Each is one transaction, idempotent on the batch id.
+
+use rust_decimal::Decimal;
+use sqlx::{PgPool, Row};
+use std::sync::Arc;
+use temporalio_common::error::ApplicationFailure;
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use tracing::{error, info};
+use uuid::Uuid;
+use workflows::activity_definitions::{
+    ClaimPayoutBatch, ClaimedPayout, CompletePayoutBatch, FailPayoutBatch, FindDuePayoutGroups, PayoutClaimRequest,
+    PayoutCompletion, PayoutFailure, PayoutGroup,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PayoutLedgerError {
+    #[error("'{0}' is not a batch id")]
+    BadBatchId(String),
+    #[error("payout batch {batch_id} is '{status}' and cannot become '{wanted}'")]
+    InvalidTransition { batch_id: Uuid, status: String, wanted: &'static str },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl PayoutLedgerError {
+    fn into_activity_error(self) -> ActivityError {
+        ActivityError::application(match self {
+            Self::Database(_) => ApplicationFailure::new(self),
+            _ => ApplicationFailure::non_retryable(self),
+        })
+    }
+}
+
+pub struct PayoutLedgerActivities {
+    pool: PgPool,
+}
+
+impl PayoutLedgerActivities {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[activities]
+impl PayoutLedgerActivities {
+    #[activity(definition = FindDuePayoutGroups)]
+    pub async fn find_due_payout_groups(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        _unit: (),
+    ) -> Result<Vec<PayoutGroup>, ActivityError> {
+        due_groups(&self.pool).await.map_err(|e| PayoutLedgerError::from(e).into_activity_error())
+    }
+
+    #[activity(definition = ClaimPayoutBatch)]
+    pub async fn claim_payout_batch(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        request: PayoutClaimRequest,
+    ) -> Result<Option<ClaimedPayout>, ActivityError> {
+        claim(&self.pool, &request).await.map_err(PayoutLedgerError::into_activity_error)
+    }
+
+    #[activity(definition = CompletePayoutBatch)]
+    pub async fn complete_payout_batch(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        completion: PayoutCompletion,
+    ) -> Result<(), ActivityError> {
+        complete(&self.pool, &completion).await.map_err(PayoutLedgerError::into_activity_error)
+    }
+
+    #[activity(definition = FailPayoutBatch)]
+    pub async fn fail_payout_batch(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        failure: PayoutFailure,
+    ) -> Result<(), ActivityError> {
+        fail(&self.pool, &failure).await.map_err(PayoutLedgerError::into_activity_error)
+    }
+}
+
+/// Converted, unpaid rows not in an open batch, per group, at or over the client's threshold.
+pub async fn due_groups(pool: &PgPool) -> Result<Vec<PayoutGroup>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT a.client_id, a.client_wallet_address, a.client_payout_currency, a.client_payout_network
+         FROM payout_accumulation a JOIN clients c ON c.client_id = a.client_id
+         WHERE a.conversion_status = 'completed' AND NOT a.is_paid_out AND a.payout_batch_id IS NULL
+           AND c.payout_strategy = 'threshold'
+         GROUP BY a.client_id, a.client_wallet_address, a.client_payout_currency, a.client_payout_network,
+                  c.payout_threshold_usd
+         HAVING SUM(a.accumulated_amount_usdt) >= c.payout_threshold_usd",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PayoutGroup {
+                client_id: r.try_get("client_id")?,
+                wallet_address: r.try_get("client_wallet_address")?,
+                payout_currency: r.try_get("client_payout_currency")?,
+                payout_network: r.try_get("client_payout_network")?,
+            })
+        })
+        .collect()
+}
+
+fn parse(batch_id: &str) -> Result<Uuid, PayoutLedgerError> {
+    Uuid::parse_str(batch_id).map_err(|_| PayoutLedgerError::BadBatchId(batch_id.to_owned()))
+}
+
+async fn claim(pool: &PgPool, request: &PayoutClaimRequest) -> Result<Option<ClaimedPayout>, PayoutLedgerError> {
+    let batch_id = parse(&request.batch_id)?;
+    let group = &request.group;
+    let mut tx = pool.begin().await?;
+    if let Some(row) =
+        sqlx::query("SELECT status, total_amount_usdt, total_payments_count FROM payout_batches WHERE batch_id = $1")
+            .bind(batch_id)
+            .fetch_optional(&mut *tx)
+            .await?
+    {
+        let status: String = row.try_get("status")?;
+        if status != "processing" {
+            return Err(PayoutLedgerError::InvalidTransition { batch_id, status, wanted: "processing" });
+        }
+        let rows: i32 = row.try_get("total_payments_count")?;
+        return Ok(Some(ClaimedPayout { total_usdt: row.try_get("total_amount_usdt")?, rows: i64::from(rows) }));
+    }
+    sqlx::query(
+        "INSERT INTO payout_batches (batch_id, client_id, client_wallet_address, client_payout_currency,
+             client_payout_network, total_amount_usdt, total_payments_count, status, processing_started_at)
+         VALUES ($1, $2, $3, $4, $5, 0, 0, 'processing', now())",
+    )
+    .bind(batch_id)
+    .bind(&group.client_id)
+    .bind(&group.wallet_address)
+    .bind(&group.payout_currency)
+    .bind(&group.payout_network)
+    .execute(&mut *tx)
+    .await?;
+    // One statement: rows claimed by a concurrent batch are re-checked after their lock and skipped.
+    let claimed: Vec<Decimal> = sqlx::query_scalar(
+        "UPDATE payout_accumulation SET payout_batch_id = $1, updated_at = now()
+         WHERE client_id = $2 AND client_wallet_address = $3 AND client_payout_currency = $4
+           AND client_payout_network = $5 AND conversion_status = 'completed' AND NOT is_paid_out
+           AND payout_batch_id IS NULL
+         RETURNING accumulated_amount_usdt",
+    )
+    .bind(batch_id)
+    .bind(&group.client_id)
+    .bind(&group.wallet_address)
+    .bind(&group.payout_currency)
+    .bind(&group.payout_network)
+    .fetch_all(&mut *tx)
+    .await?;
+    if claimed.is_empty() {
+        // Dropping the transaction removes the empty batch too.
+        return Ok(None);
+    }
+    let total: Decimal = claimed.iter().sum();
+    sqlx::query("UPDATE payout_batches SET total_amount_usdt = $2, total_payments_count = $3 WHERE batch_id = $1")
+        .bind(batch_id)
+        .bind(total)
+        .bind(claimed.len() as i32)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    info!(batch_id = %batch_id, client_id = %group.client_id, rows = claimed.len(), usdt = %total, "payout batch claimed");
+    Ok(Some(ClaimedPayout { total_usdt: total, rows: claimed.len() as i64 }))
+}
+
+async fn locked_status(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch_id: Uuid) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("SELECT status FROM payout_batches WHERE batch_id = $1 FOR UPDATE").bind(batch_id).fetch_one(&mut **tx).await
+}
+
+async fn complete(pool: &PgPool, completion: &PayoutCompletion) -> Result<(), PayoutLedgerError> {
+    let batch_id = parse(&completion.batch_id)?;
+    let mut tx = pool.begin().await?;
+    match locked_status(&mut tx, batch_id).await?.as_str() {
+        "completed" => return Ok(()),
+        "processing" => {}
+        other => return Err(PayoutLedgerError::InvalidTransition { batch_id, status: other.to_owned(), wanted: "completed" }),
+    }
+    sqlx::query(
+        "UPDATE payout_accumulation SET is_paid_out = true, paid_out_at = now(), updated_at = now()
+         WHERE payout_batch_id = $1 AND NOT is_paid_out",
+    )
+    .bind(batch_id)
+    .execute(&mut *tx)
+    .await?;
+    let received: Decimal = completion.legs.iter().map(|l| l.amount_received).sum();
+    let sent: Decimal = completion.legs.iter().map(|l| l.usdt_sent).sum();
+    let join = |f: &dyn Fn(&workflows::activity_definitions::PayoutLeg) -> String| {
+        completion.legs.iter().map(f).collect::<Vec<_>>().join(",")
+    };
+    sqlx::query(
+        "UPDATE payout_batches SET status = 'completed', payout_amount_crypto = $2,
+                usdt_to_crypto_rate = CASE WHEN $3 > 0 THEN $2 / $3 END, cn_api_id = $4, tx_hash = $5,
+                tx_status = 'confirmed', completed_at = now()
+         WHERE batch_id = $1",
+    )
+    .bind(batch_id)
+    .bind(received)
+    .bind(sent)
+    .bind(join(&|l| l.exchange_id.clone()))
+    .bind(join(&|l| l.usdt_tx_hash.clone()))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    info!(batch_id = %batch_id, exchanges = completion.legs.len(), %received, "payout batch completed");
+    Ok(())
+}
+
+async fn fail(pool: &PgPool, failure: &PayoutFailure) -> Result<(), PayoutLedgerError> {
+    let batch_id = parse(&failure.batch_id)?;
+    let mut tx = pool.begin().await?;
+    match locked_status(&mut tx, batch_id).await?.as_str() {
+        "failed" => return Ok(()),
+        "processing" | "pending" => {}
+        other => return Err(PayoutLedgerError::InvalidTransition { batch_id, status: other.to_owned(), wanted: "failed" }),
+    }
+    if failure.release_rows {
+        sqlx::query("UPDATE payout_accumulation SET payout_batch_id = NULL, updated_at = now() WHERE payout_batch_id = $1 AND NOT is_paid_out")
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("UPDATE payout_batches SET status = 'failed', failure_reason = $2, completed_at = now() WHERE batch_id = $1")
+        .bind(batch_id)
+        .bind(&failure.reason)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    error!(batch_id = %batch_id, reason = %failure.reason, released = failure.release_rows, alert = true, "payout batch failed");
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Threshold payouts: a conversion that pushes a client's converted USDT over its threshold
+//! starts that client's payout at once; the USDT goes on chain to ChangeNow and the rows are
+//! marked paid only once the exchange finished.
+
+use integration_tests::{accumulate, run_conversion, TestApp, XMR_WALLET};
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use std::time::{Duration, Instant};
+use workflows::MicroBatchConversionOutcome;
+
+/// Waits until the client has `batches` completed payout batches; returns them as
+/// (wallet, total USDT, exchange ids).
+async fn completed_batches(app: &TestApp, client_id: &str, batches: usize) -> Vec<(String, Decimal, String)> {
+    let started = Instant::now();
+    loop {
+        let rows: Vec<(String, Decimal, String)> = sqlx::query_as(
+            "SELECT client_wallet_address, total_amount_usdt, cn_api_id FROM payout_batches
+             WHERE client_id = $1 AND status = 'completed' ORDER BY created_at",
+        )
+        .bind(client_id)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        if rows.len() >= batches {
+            return rows;
+        }
+        let failed: Option<String> = sqlx::query_scalar("SELECT failure_reason FROM payout_batches WHERE status = 'failed' LIMIT 1")
+            .fetch_optional(&app.pool)
+            .await
+            .unwrap();
+        assert!(failed.is_none(), "a payout failed: {failed:?}");
+        assert!(started.elapsed() < Duration::from_secs(60), "no completed payout for {client_id} after 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn converted_unpaid_total(app: &TestApp, client_id: &str, paid: bool) -> Decimal {
+    sqlx::query_scalar(
+        "SELECT COALESCE(SUM(accumulated_amount_usdt), 0) FROM payout_accumulation
+         WHERE client_id = $1 AND conversion_status = 'completed' AND is_paid_out = $2",
+    )
+    .bind(client_id)
+    .bind(paid)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossing_the_threshold_pays_exactly_the_converted_total_within_two_seconds() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-100901", &[dec!(300), dec!(205)]).await; // 489.85 USD net
+    sqlx::query("UPDATE clients SET payout_threshold_usd = 500 WHERE client_id = '-100901'").execute(&app.pool).await.unwrap();
+    let first = run_conversion(&app, "below-client-threshold").await.unwrap();
+    assert!(matches!(first, MicroBatchConversionOutcome::Converted { .. }));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let batches: i64 = sqlx::query_scalar("SELECT count(*) FROM payout_batches").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(batches, 0, "about 487 USDT is below the 500 threshold");
+
+    accumulate(&app, "-100901", &[dec!(25)]).await; // 24.25 USD net: over the 20 USD micro-batch threshold
+    let second = run_conversion(&app, "crossing").await.unwrap();
+    assert!(matches!(second, MicroBatchConversionOutcome::Converted { .. }), "{second:?}");
+    let batches = completed_batches(&app, "-100901", 1).await;
+    let converted = converted_unpaid_total(&app, "-100901", true).await;
+    assert!(converted >= dec!(500), "{converted}");
+    assert_eq!(batches[0].1, converted, "the batch pays exactly the converted shares");
+    assert_eq!(converted_unpaid_total(&app, "-100901", false).await, Decimal::ZERO, "every converted row is paid");
+
+    let lag_ms: i64 = sqlx::query_scalar(
+        "SELECT (EXTRACT(EPOCH FROM (p.created_at - c.completed_at)) * 1000)::bigint FROM payout_batches p,
+                (SELECT max(completed_at) AS completed_at FROM batch_conversions) c",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(lag_ms < 2000, "the payout started {lag_ms} ms after the conversion");
+
+    // The USDT went on chain to the exchange's pay-in address: exactly the batch total.
+    let exchanges = app.chain.exchanges().await;
+    let payout = exchanges.iter().find(|x| x["fromCurrency"] == "usdt").expect("a usdt -> xmr exchange");
+    let amount_from: Decimal = payout["amountFrom"].as_str().unwrap().parse().unwrap();
+    assert_eq!(amount_from, converted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_change_mid_accumulation_pays_two_batches_to_two_addresses() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-100902", &[dec!(120)]).await;
+    let new_wallet = "48edfHu7V9Z84YzzMa6fUueoELZ9ZRXq9VetWzYGzKt52XU5xvqgzYnDK9URnRoJMk1j8nLwEVsaSWJ4fhdUyZijBGUicoD";
+    sqlx::query("UPDATE clients SET wallet_address = $1 WHERE client_id = '-100902'")
+        .bind(new_wallet)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    accumulate(&app, "-100902", &[dec!(130)]).await;
+    run_conversion(&app, "two-wallets").await.unwrap();
+
+    let batches = completed_batches(&app, "-100902", 2).await;
+    let wallets: std::collections::BTreeSet<&str> = batches.iter().map(|b| b.0.as_str()).collect();
+    assert_eq!(wallets, [XMR_WALLET, new_wallet].into_iter().collect(), "one batch per address");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twelve_thousand_dollar_payout_goes_out_in_three_exchanges() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-100903", &[dec!(12500)]).await; // 12,125 USD net -> about 12,064 USDT
+    run_conversion(&app, "large").await.unwrap();
+    let batches = completed_batches(&app, "-100903", 1).await;
+    let exchange_ids: Vec<&str> = batches[0].2.split(',').collect();
+    assert_eq!(exchange_ids.len(), 3, "{:?}", batches[0]);
+    let exchanges = app.chain.exchanges().await;
+    let sent: Decimal = exchanges
+        .iter()
+        .filter(|x| x["fromCurrency"] == "usdt")
+        .map(|x| x["amountFrom"].as_str().unwrap().parse::<Decimal>().unwrap())
+        .sum();
+    assert_eq!(sent, batches[0].1, "the three parts sum exactly to the payout");
+    assert_eq!(exchanges.iter().filter(|x| x["fromCurrency"] == "usdt").count(), 3);
+}

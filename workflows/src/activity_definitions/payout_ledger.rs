@@ -1,0 +1,85 @@
+//! `db.*` steps of `ClientPayoutWorkflow`: which payout groups are due, claiming one group's rows
+//! as a payout batch, and recording how the batch ended. Retryable: the database away.
+#![allow(unused_variables)]
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use temporalio_macros::activity_definitions;
+use temporalio_sdk::activities::ActivityError;
+
+pub use self::payout_ledger::{ClaimPayoutBatch, CompletePayoutBatch, FailPayoutBatch, FindDuePayoutGroups};
+
+/// Rows are paid per (client, wallet, currency, network): a wallet change never mixes addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutGroup {
+    pub client_id: String,
+    pub wallet_address: String,
+    pub payout_currency: String,
+    pub payout_network: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutClaimRequest {
+    pub batch_id: String,
+    pub group: PayoutGroup,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedPayout {
+    pub total_usdt: Decimal,
+    pub rows: i64,
+}
+
+/// One exchange of a payout, as it finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutLeg {
+    pub exchange_id: String,
+    pub usdt_sent: Decimal,
+    pub usdt_tx_hash: String,
+    pub amount_received: Decimal,
+    pub payout_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutCompletion {
+    pub batch_id: String,
+    pub legs: Vec<PayoutLeg>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutFailure {
+    pub batch_id: String,
+    pub reason: String,
+    /// Only while no USDT of the batch left the hot wallet: the rows become payable again.
+    pub release_rows: bool,
+}
+
+pub struct PayoutLedger;
+
+#[activity_definitions]
+impl PayoutLedger {
+    /// Groups whose converted, unpaid USDT (not in an open batch) reaches the client's threshold.
+    #[activity(name = "db.find_due_payout_groups")]
+    pub fn find_due_payout_groups(unit: ()) -> Result<Vec<PayoutGroup>, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Creates the `payout_batches` row (`processing`) and claims exactly the group's unpaid
+    /// rows in one statement; `None` when there is nothing to pay. Idempotent on the batch id.
+    #[activity(name = "db.claim_payout_batch")]
+    pub fn claim_payout_batch(request: PayoutClaimRequest) -> Result<Option<ClaimedPayout>, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Every exchange finished: rows `is_paid_out`, the batch `completed`. Idempotent.
+    #[activity(name = "db.complete_payout_batch")]
+    pub fn complete_payout_batch(completion: PayoutCompletion) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    /// The batch `failed`; its rows unpaid again when `release_rows`. Idempotent.
+    #[activity(name = "db.fail_payout_batch")]
+    pub fn fail_payout_batch(failure: PayoutFailure) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+}
