@@ -45,6 +45,18 @@ enum Command {
     /// Micro-batch conversions.
     #[command(subcommand)]
     Conversion(ConversionCommand),
+    /// Threshold payouts.
+    #[command(subcommand)]
+    Payout(PayoutCommand),
+}
+
+#[derive(Subcommand)]
+enum PayoutCommand {
+    /// Pay a client's converted USDT now, below its threshold (one payout per wallet group).
+    Now {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -72,6 +84,12 @@ enum SchedulesCommand {
         /// How often the micro-batch conversion runs.
         #[arg(long, env = "MICRO_BATCH_INTERVAL_SECS", default_value_t = 900)]
         micro_batch_interval_secs: u64,
+        /// How often the threshold payout sweep runs.
+        #[arg(long, env = "PAYOUT_SWEEP_INTERVAL_SECS", default_value_t = 300)]
+        payout_sweep_interval_secs: u64,
+        /// Unpaid rows older than this are paid out whatever the client's total.
+        #[arg(long, env = "PAYOUT_MAX_AGE_DAYS", default_value_t = 90)]
+        payout_max_age_days: u32,
     },
     /// Run a schedule's action now, e.g. `micro-batch-conversion`.
     Trigger { schedule_id: String },
@@ -187,6 +205,26 @@ async fn run() -> anyhow::Result<()> {
             println!("{returned} rows of batch {batch_id} are pending again; the next conversion run takes them");
             Ok(())
         }
+        Command::Payout(PayoutCommand::Now { client_id }) => {
+            if clients::find(&pool(&config).await?, &client_id).await?.is_none() {
+                bail!("unknown client '{client_id}'");
+            }
+            let client = payout_worker::connect_temporal(
+                &config.temporal_address,
+                &config.temporal_namespace,
+                Duration::from_secs(10),
+            )
+            .await?;
+            let id = format!("payout-now-{client_id}-{}", chrono::Utc::now().timestamp_millis());
+            let input = workflows::ThresholdPayoutSweepInput {
+                max_age_days: workflows::threshold_payout_sweep::DEFAULT_MAX_AGE_DAYS,
+                only_client: Some(client_id.clone()),
+            };
+            let options = temporalio_client::WorkflowStartOptions::new(config.temporal_task_queue.clone(), id.clone()).build();
+            client.start_workflow(workflows::ThresholdPayoutSweepWorkflow::run, input, options).await?;
+            println!("started {id}: one payout per wallet group of {client_id} with converted, unpaid USDT");
+            Ok(())
+        }
         Command::Schedules(command) => {
             let client = payout_worker::connect_temporal(
                 &config.temporal_address,
@@ -195,13 +233,15 @@ async fn run() -> anyhow::Result<()> {
             )
             .await?;
             match command {
-                SchedulesCommand::Apply { micro_batch_interval_secs } => {
-                    if micro_batch_interval_secs == 0 {
-                        bail!("MICRO_BATCH_INTERVAL_SECS must be at least 1");
+                SchedulesCommand::Apply { micro_batch_interval_secs, payout_sweep_interval_secs, payout_max_age_days } => {
+                    if micro_batch_interval_secs == 0 || payout_sweep_interval_secs == 0 || payout_max_age_days == 0 {
+                        bail!("MICRO_BATCH_INTERVAL_SECS, PAYOUT_SWEEP_INTERVAL_SECS and PAYOUT_MAX_AGE_DAYS must be at least 1");
                     }
                     let settings = cli::schedules::ScheduleSettings {
                         task_queue: config.temporal_task_queue.clone(),
                         micro_batch_every: Duration::from_secs(micro_batch_interval_secs),
+                        payout_sweep_every: Duration::from_secs(payout_sweep_interval_secs),
+                        payout_max_age_days,
                     };
                     cli::schedules::apply(&client, &settings).await?;
                     println!("schedules applied: {}", cli::schedules::ALL.join(", "));

@@ -30,20 +30,32 @@ pub struct Anvil {
 
 impl Anvil {
     pub async fn start() -> Self {
-        let port = crate::free_port();
-        let child = Command::new("anvil")
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("anvil must be on PATH (make test installs it)");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(Instant::now() < deadline, "anvil did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        // A port handed out by `free_port` can still be taken before anvil binds it (by another
+        // test's server or an outgoing connection); anvil then exits at once. Try a few.
+        for _ in 0..5 {
+            let port = crate::free_port();
+            let mut child = Command::new("anvil")
+                .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("anvil must be on PATH (make test installs it)");
+            let url = format!("http://127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+                assert!(Instant::now() < deadline, "anvil did not start");
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // Something answers: make sure it is this anvil, not another process on the port.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if child.try_wait().ok().flatten().is_none() {
+                return Self { child, url };
+            }
         }
-        Self { child, url }
+        panic!("anvil could not bind a free port in 5 attempts");
     }
 
     /// A raw JSON-RPC call (`evm_setAutomine`, `evm_mine`, ...).

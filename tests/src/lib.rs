@@ -379,7 +379,19 @@ pub async fn wait_for_self_kill(mut worker: std::process::Child) -> std::process
     .expect("waiting for the worker")
 }
 
-/// A free local TCP port (for a Temporal server a test starts and stops itself).
+/// A free local TCP port, never the same one twice in this process (tests run in parallel
+/// threads, and two of them must not be handed one port between its check and its use).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free port");
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }

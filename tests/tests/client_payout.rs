@@ -117,3 +117,50 @@ async fn a_twelve_thousand_dollar_payout_goes_out_in_three_exchanges() {
     assert_eq!(sent, batches[0].1, "the three parts sum exactly to the payout");
     assert_eq!(exchanges.iter().filter(|x| x["fromCurrency"] == "usdt").count(), 3);
 }
+
+async fn run_sweep(app: &TestApp, max_age_days: u32, only_client: Option<&str>) -> usize {
+    use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
+    use workflows::{ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow};
+    let client = app.temporal().await;
+    let input = ThresholdPayoutSweepInput { max_age_days, only_client: only_client.map(str::to_owned) };
+    let id = format!("threshold-payout-sweep-test-{}", uuid::Uuid::new_v4().simple());
+    let handle = client
+        .start_workflow(ThresholdPayoutSweepWorkflow::run, input, WorkflowStartOptions::new(app.task_queue.clone(), id).build())
+        .await
+        .expect("start the sweep");
+    handle.get_result(WorkflowGetResultOptions::default()).await.expect("the sweep completes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_pays_rows_older_than_the_age_limit_whatever_their_total() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-100904", &[dec!(30)]).await; // about 28.95 USDT, threshold 100
+    run_conversion(&app, "young").await.unwrap();
+    assert_eq!(run_sweep(&app, 90, None).await, 0, "young rows under the threshold wait");
+
+    // The injectable clock: the row's age, not a sleep.
+    sqlx::query("UPDATE payout_accumulation SET created_at = now() - interval '91 days'").execute(&app.pool).await.unwrap();
+    assert_eq!(run_sweep(&app, 90, None).await, 1);
+    let converted: Decimal = sqlx::query_scalar("SELECT SUM(accumulated_amount_usdt) FROM payout_accumulation")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let batches = completed_batches(&app, "-100904", 1).await;
+    assert_eq!(batches[0].1, converted);
+    assert_eq!(converted_unpaid_total(&app, "-100904", false).await, Decimal::ZERO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_payout_pays_one_client_below_its_threshold() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-100905", &[dec!(30)]).await;
+    accumulate(&app, "-100906", &[dec!(30)]).await;
+    run_conversion(&app, "early").await.unwrap();
+    assert_eq!(run_sweep(&app, 90, Some("-100905")).await, 1, "only the named client");
+    completed_batches(&app, "-100905", 1).await;
+    let other: i64 = sqlx::query_scalar("SELECT count(*) FROM payout_batches WHERE client_id = '-100906'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(other, 0);
+}

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use std::{str::FromStr, sync::Arc, time::Duration};
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
-use workflows::{ClientPayoutWorkflow, InstantPayoutWorkflow, MicroBatchConversionWorkflow, NoopBenchmarkWorkflow, PaymentWorkflow};
+use workflows::{ClientPayoutWorkflow, InstantPayoutWorkflow, ThresholdPayoutSweepWorkflow, MicroBatchConversionWorkflow, NoopBenchmarkWorkflow, PaymentWorkflow};
 
 /// How long one ChangeNow request may take before it is retried.
 const CHANGENOW_TIMEOUT: Duration = Duration::from_secs(20);
@@ -86,6 +86,7 @@ pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<Work
         .and_then(|o| o.register_workflow::<InstantPayoutWorkflow>())
         .and_then(|o| o.register_workflow::<MicroBatchConversionWorkflow>())
         .and_then(|o| o.register_workflow::<ClientPayoutWorkflow>())
+        .and_then(|o| o.register_workflow::<ThresholdPayoutSweepWorkflow>())
         .and_then(|o| o.register_workflow::<NoopBenchmarkWorkflow>())
         .map_err(|e| WorkerError::Setup(e.to_string()))?
         .register_activities(PaymentLedgerActivities::new(services.pool.clone()))

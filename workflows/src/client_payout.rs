@@ -21,7 +21,7 @@
 
 use crate::{
     activity_definitions::{
-        ChangeNow, ClaimedPayout, Ethereum, ExchangeOrder, PayoutClaimRequest, PayoutCompletion, PayoutFailure,
+        ChangeNow, ClaimedPayout, DueQuery, Ethereum, ExchangeOrder, PayoutClaimRequest, PayoutCompletion, PayoutFailure,
         PayoutGroup, PayoutLeg, PayoutLedger, TransferOrder,
     },
     domain::{split_into_exchanges, ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict},
@@ -31,7 +31,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{WorkflowContext, WorkflowResult};
+use temporalio_sdk::{ChildWorkflowOptions, ParentClosePolicy, WorkflowContext, WorkflowResult};
 
 /// The largest single exchange, in USDT.
 pub const MAX_EXCHANGE_USDT: Decimal = Decimal::from_parts(5000, 0, 0, false, 0);
@@ -136,6 +136,24 @@ async fn fail(
     let failure = PayoutFailure { batch_id: batch_id.to_owned(), reason: reason.clone(), release_rows };
     ctx.execute_activity(PayoutLedger::fail_payout_batch, failure, step_options()).await?;
     Err(ApplicationFailure::non_retryable(reason).into())
+}
+
+/// Starts a `ClientPayoutWorkflow` for every group `query` finds due, as a child that outlives
+/// the caller; a group whose payout is already running is skipped (its workflow id is taken).
+/// Returns how many were started.
+pub(crate) async fn start_due_payouts<W>(ctx: &mut WorkflowContext<W>, query: DueQuery) -> WorkflowResult<usize> {
+    let due = ctx.execute_activity(PayoutLedger::find_due_payout_groups, query, step_options()).await?;
+    let mut started = 0;
+    for group in due {
+        let options = ChildWorkflowOptions::builder()
+            .workflow_id(client_payout_workflow_id(&group))
+            .parent_close_policy(ParentClosePolicy::Abandon)
+            .build();
+        if ctx.start_child_workflow(ClientPayoutWorkflow::run, group, options).await.is_ok() {
+            started += 1;
+        }
+    }
+    Ok(started)
 }
 
 #[cfg(test)]

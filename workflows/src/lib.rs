@@ -11,10 +11,12 @@ pub mod instant_payout;
 pub mod intake_benchmark;
 pub mod micro_batch_conversion;
 pub mod payment_processing;
+pub mod threshold_payout_sweep;
 
 pub use client_payout::{ClientPayoutOutcome, ClientPayoutWorkflow};
 pub use instant_payout::{InstantPayoutInput, InstantPayoutOutcome, InstantPayoutWorkflow};
 pub use intake_benchmark::NoopBenchmarkWorkflow;
+pub use threshold_payout_sweep::{ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow};
 pub use micro_batch_conversion::{MicroBatchConversionInput, MicroBatchConversionOutcome, MicroBatchConversionWorkflow};
 pub use payment_processing::{PaymentWorkflow, PaymentWorkflowInput, PaymentWorkflowOutcome};
 

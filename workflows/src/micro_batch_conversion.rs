@@ -31,10 +31,10 @@
 
 use crate::{
     activity_definitions::{
-        ChangeNow, ConversionClaim, ConversionLedger, ConvertedBatch, Ethereum, ExchangeOrder, IncomingTransferQuery,
-        PayoutLedger, ReleasedBatch, RowShare, TransferOrder,
+        ChangeNow, ConversionClaim, ConversionLedger, ConvertedBatch, DueQuery, Ethereum, ExchangeOrder,
+        IncomingTransferQuery, ReleasedBatch, RowShare, TransferOrder,
     },
-    client_payout::{client_payout_workflow_id, ClientPayoutWorkflow},
+    client_payout::start_due_payouts,
     domain::{split_proportionally, ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict},
     instant_payout::{root_cause, step_options, wait_until_confirmed, wait_until_final},
     payment_processing::SETTLEMENT_CURRENCY,
@@ -43,7 +43,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{ChildWorkflowOptions, ParentClosePolicy, WorkflowContext, WorkflowResult};
+use temporalio_sdk::{WorkflowContext, WorkflowResult};
 
 pub const SCHEDULE_ID: &str = "micro-batch-conversion";
 const USDT: &str = "usdt";
@@ -182,15 +182,7 @@ impl MicroBatchConversionWorkflow {
 
         // Pay at once every group this conversion pushed over its client's threshold. The id is
         // the group's: a payout already running for it makes the start fail, and it is skipped.
-        let due = ctx.execute_activity(PayoutLedger::find_due_payout_groups, (), step_options()).await?;
-        for group in due {
-            let options = ChildWorkflowOptions::builder()
-                .workflow_id(client_payout_workflow_id(&group))
-                .parent_close_policy(ParentClosePolicy::Abandon)
-                .build();
-            // Started, not awaited: the payout outlives this run.
-            let _ = ctx.start_child_workflow(ClientPayoutWorkflow::run, group, options).await;
-        }
+        start_due_payouts(ctx, DueQuery::default()).await?;
         Ok(MicroBatchConversionOutcome::Converted {
             batch_id,
             rows: rows.len(),

@@ -10,7 +10,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::{error, info};
 use uuid::Uuid;
 use workflows::activity_definitions::{
-    ClaimPayoutBatch, ClaimedPayout, CompletePayoutBatch, FailPayoutBatch, FindDuePayoutGroups, PayoutClaimRequest,
+    ClaimPayoutBatch, ClaimedPayout, CompletePayoutBatch, DueQuery, FailPayoutBatch, FindDuePayoutGroups, PayoutClaimRequest,
     PayoutCompletion, PayoutFailure, PayoutGroup,
 };
 
@@ -49,9 +49,9 @@ impl PayoutLedgerActivities {
     pub async fn find_due_payout_groups(
         self: Arc<Self>,
         _ctx: ActivityContext,
-        _unit: (),
+        query: DueQuery,
     ) -> Result<Vec<PayoutGroup>, ActivityError> {
-        due_groups(&self.pool).await.map_err(|e| PayoutLedgerError::from(e).into_activity_error())
+        due_groups(&self.pool, &query).await.map_err(|e| PayoutLedgerError::from(e).into_activity_error())
     }
 
     #[activity(definition = ClaimPayoutBatch)]
@@ -82,17 +82,22 @@ impl PayoutLedgerActivities {
     }
 }
 
-/// Converted, unpaid rows not in an open batch, per group, at or over the client's threshold.
-pub async fn due_groups(pool: &PgPool) -> Result<Vec<PayoutGroup>, sqlx::Error> {
+/// Converted, unpaid rows not in an open batch, per group: at or over the client's threshold, or
+/// holding a row older than `max_age_days`, or every group of `only_client`.
+pub async fn due_groups(pool: &PgPool, query: &DueQuery) -> Result<Vec<PayoutGroup>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT a.client_id, a.client_wallet_address, a.client_payout_currency, a.client_payout_network
          FROM payout_accumulation a JOIN clients c ON c.client_id = a.client_id
          WHERE a.conversion_status = 'completed' AND NOT a.is_paid_out AND a.payout_batch_id IS NULL
-           AND c.payout_strategy = 'threshold'
+           AND c.payout_strategy = 'threshold' AND ($2::text IS NULL OR a.client_id = $2)
          GROUP BY a.client_id, a.client_wallet_address, a.client_payout_currency, a.client_payout_network,
                   c.payout_threshold_usd
-         HAVING SUM(a.accumulated_amount_usdt) >= c.payout_threshold_usd",
+         HAVING $2::text IS NOT NULL
+             OR SUM(a.accumulated_amount_usdt) >= c.payout_threshold_usd
+             OR ($1::int IS NOT NULL AND MIN(a.created_at) < now() - make_interval(days => $1::int))",
     )
+    .bind(query.max_age_days.map(|d| d as i32))
+    .bind(&query.only_client)
     .fetch_all(pool)
     .await?;
     rows.iter()

@@ -7,15 +7,21 @@ use temporalio_client::{
     Client,
 };
 use tracing::info;
-use workflows::{micro_batch_conversion::SCHEDULE_ID as MICRO_BATCH, MicroBatchConversionInput, MicroBatchConversionWorkflow};
+use workflows::{
+    micro_batch_conversion::SCHEDULE_ID as MICRO_BATCH, threshold_payout_sweep::SCHEDULE_ID as PAYOUT_SWEEP,
+    MicroBatchConversionInput, MicroBatchConversionWorkflow, ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow,
+};
 
 /// Every schedule of the project, by id.
-pub const ALL: &[&str] = &[MICRO_BATCH];
+pub const ALL: &[&str] = &[MICRO_BATCH, PAYOUT_SWEEP];
 
 #[derive(Debug, Clone)]
 pub struct ScheduleSettings {
     pub task_queue: String,
     pub micro_batch_every: Duration,
+    pub payout_sweep_every: Duration,
+    /// Unpaid rows older than this are paid out whatever the total.
+    pub payout_max_age_days: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,30 +32,42 @@ pub enum ScheduleCommandError {
     Temporal { id: String, source: temporalio_client::schedules::ScheduleError },
 }
 
-fn micro_batch_action(task_queue: &str) -> ScheduleAction {
-    ScheduleAction::start_workflow(MicroBatchConversionWorkflow::run, MicroBatchConversionInput::default(), task_queue, MICRO_BATCH)
+fn action(id: &str, settings: &ScheduleSettings) -> ScheduleAction {
+    let queue = settings.task_queue.clone();
+    if id == PAYOUT_SWEEP {
+        let input = ThresholdPayoutSweepInput { max_age_days: settings.payout_max_age_days, only_client: None };
+        ScheduleAction::start_workflow(ThresholdPayoutSweepWorkflow::run, input, queue, PAYOUT_SWEEP)
+    } else {
+        ScheduleAction::start_workflow(MicroBatchConversionWorkflow::run, MicroBatchConversionInput::default(), queue, MICRO_BATCH)
+    }
 }
 
 /// Creates each schedule, or updates its action, interval and overlap policy when it exists.
 pub async fn apply(client: &Client, settings: &ScheduleSettings) -> Result<(), ScheduleCommandError> {
-    let id = MICRO_BATCH;
+    for (id, every) in [(MICRO_BATCH, settings.micro_batch_every), (PAYOUT_SWEEP, settings.payout_sweep_every)] {
+        apply_one(client, id, every, settings).await?;
+    }
+    Ok(())
+}
+
+async fn apply_one(client: &Client, id: &'static str, every: Duration, settings: &ScheduleSettings) -> Result<(), ScheduleCommandError> {
     let err = |source| ScheduleCommandError::Temporal { id: id.to_owned(), source };
     let options = CreateScheduleOptions::builder()
-        .action(micro_batch_action(&settings.task_queue))
-        .spec(ScheduleSpec::from_interval(settings.micro_batch_every))
+        .action(action(id, settings))
+        .spec(ScheduleSpec::from_interval(every))
         .overlap_policy(ScheduleOverlapPolicy::Skip)
         .note("created by `starter schedules apply`")
         .build();
     match client.create_schedule(id, options).await {
-        Ok(_) => info!(schedule = id, every = ?settings.micro_batch_every, "schedule created"),
+        Ok(_) => info!(schedule = id, ?every, "schedule created"),
         Err(e) if is_already_exists(&e) => {
-            let (queue, every) = (settings.task_queue.clone(), settings.micro_batch_every);
+            let new_action = action(id, settings);
             client
                 .get_schedule_handle(id)
                 .update(
                     move |update| {
                         update
-                            .set_action(micro_batch_action(&queue))
+                            .set_action(new_action)
                             .set_spec(ScheduleSpec::from_interval(every))
                             .set_overlap_policy(ScheduleOverlapPolicy::Skip);
                     },
@@ -57,7 +75,7 @@ pub async fn apply(client: &Client, settings: &ScheduleSettings) -> Result<(), S
                 )
                 .await
                 .map_err(err)?;
-            info!(schedule = id, every = ?settings.micro_batch_every, "schedule updated");
+            info!(schedule = id, ?every, "schedule updated");
         }
         Err(e) => return Err(err(e)),
     }

@@ -18,6 +18,14 @@ pub struct PayoutGroup {
     pub payout_network: String,
 }
 
+/// Which groups are due: over the client's threshold, or (when set) holding a row older than
+/// `max_age_days`, or (when set) every group of one client whatever its total.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueQuery {
+    pub max_age_days: Option<u32>,
+    pub only_client: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayoutClaimRequest {
     pub batch_id: String,
@@ -58,9 +66,9 @@ pub struct PayoutLedger;
 
 #[activity_definitions]
 impl PayoutLedger {
-    /// Groups whose converted, unpaid USDT (not in an open batch) reaches the client's threshold.
+    /// Groups with converted, unpaid USDT (not in an open batch) that are due (see [`DueQuery`]).
     #[activity(name = "db.find_due_payout_groups")]
-    pub fn find_due_payout_groups(unit: ()) -> Result<Vec<PayoutGroup>, ActivityError> {
+    pub fn find_due_payout_groups(query: DueQuery) -> Result<Vec<PayoutGroup>, ActivityError> {
         unimplemented!()
     }
 
