@@ -243,6 +243,17 @@ impl TestApp {
         ]
     }
 
+    /// The worker binary on this app's queue, set to SIGKILL itself right after its first
+    /// broadcast (`PAYOUT_FAULT_KILL_AFTER_BROADCAST=1`); see [`wait_for_self_kill`].
+    pub fn spawn_worker_that_dies_after_broadcast(&self) -> std::process::Child {
+        std::process::Command::new(worker_binary())
+            .envs(self.worker_env())
+            .env("PAYOUT_FAULT_KILL_AFTER_BROADCAST", "1")
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("cannot start the worker binary")
+    }
+
     /// Sends a correctly signed IPN; returns the status and the JSON answer.
     pub async fn send_ipn(&self, ipn: &TestIpn) -> (u16, Value) {
         let (body, signature) = test_ipn::signed(ipn, self.secret().expose());

@@ -5,11 +5,11 @@ use alloy::{
     primitives::{Address, U256},
     providers::{Provider, ProviderBuilder},
 };
-use integration_tests::{chain::HOT_WALLET, fresh_payment_id, test_ipn, worker_binary, TestApp};
+use integration_tests::{chain::HOT_WALLET, fresh_payment_id, test_ipn, TestApp};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use serde_json::{json, Value};
-use std::{os::unix::process::ExitStatusExt, process::Command, str::FromStr, time::Duration};
+use std::{os::unix::process::ExitStatusExt, str::FromStr, time::Duration};
 use workflows::domain::{to_base_units, ChainAsset};
 
 const WITHIN: Duration = Duration::from_secs(60);
@@ -98,12 +98,7 @@ async fn a_worker_killed_right_after_the_broadcast_sends_the_payout_exactly_once
     let wallet = client_wallet(0x73);
     app.add_instant_client("-100703", "usdt", "eth", &wallet).await;
 
-    let doomed = Command::new(worker_binary())
-        .envs(app.worker_env())
-        .env("PAYOUT_FAULT_KILL_AFTER_BROADCAST", "1")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("cannot start the worker binary");
+    let doomed = app.spawn_worker_that_dies_after_broadcast();
     let payment_id = pay(&app, "-100703").await;
     let status = integration_tests::wait_for_self_kill(doomed).await;
     assert_eq!(status.signal(), Some(9), "the worker died by SIGKILL after broadcasting");

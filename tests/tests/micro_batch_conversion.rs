@@ -3,11 +3,11 @@
 //! back over the rows exactly.
 
 use alloy::primitives::{Address, U256};
-use integration_tests::{accumulate, chain::HOT_WALLET, run_conversion, worker_binary, TestApp};
+use integration_tests::{accumulate, chain::HOT_WALLET, run_conversion, TestApp};
 use payout_starter::cli::threshold;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-use std::{os::unix::process::ExitStatusExt, process::Command, str::FromStr};
+use std::{os::unix::process::ExitStatusExt, str::FromStr};
 use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
 use workflows::{
     domain::{from_base_units, split_proportionally, ChainAsset},
@@ -152,12 +152,7 @@ async fn a_worker_killed_mid_batch_finishes_it_exactly_once() {
     accumulate(&app, "-100806", &[dec!(11), dec!(22)]).await;
     // From here the crashing worker binary runs the conversion alone.
     app.worker = None;
-    let doomed = Command::new(worker_binary())
-        .envs(app.worker_env())
-        .env("PAYOUT_FAULT_KILL_AFTER_BROADCAST", "1")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("cannot start the worker binary");
+    let doomed = app.spawn_worker_that_dies_after_broadcast();
     let run = {
         let client = app.temporal().await;
         let id = format!("micro-batch-conversion-crash-{}", uuid::Uuid::new_v4().simple());
