@@ -4,7 +4,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/payout-engine-target
 SHELL := /bin/bash
 
-.PHONY: up down test unit bench-intake bench-conversion logs
+.PHONY: up down test unit bench-intake bench-conversion bench-payout logs
 
 ## Set up what is missing and run the whole stack (Temporal + UI, anvil, Postgres, worker, webhook).
 up:
@@ -32,6 +32,11 @@ bench-intake:
 bench-conversion:
 	@scripts/up.sh
 	@scripts/bench-conversion.sh
+
+## Payout benchmark: 1,000 clients over threshold at once, the over-threshold query over 1M rows.
+bench-payout:
+	@scripts/up.sh
+	@scripts/bench-payout.sh
 
 logs:
 	@tail -n 50 -f .state/logs/*.log

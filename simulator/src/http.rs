@@ -211,13 +211,15 @@ async fn list_exchanges(State(sim): Shared) -> Json<Vec<Exchange>> {
     Json(sim.exchanges())
 }
 
+/// `{"outcome": "failed" | "refunded" | "stall"}`, or `{"outcome": null}` to let the exchange
+/// finish normally again (e.g. a stalled one).
 #[derive(Debug, Deserialize)]
 struct OutcomeBody {
-    outcome: Outcome,
+    outcome: Option<Outcome>,
 }
 
 async fn force_outcome(State(sim): Shared, Path(id): Path<String>, Json(body): Json<OutcomeBody>) -> Response {
-    match sim.with_exchange(&id, |x| x.forced_outcome = Some(body.outcome)) {
+    match sim.with_exchange(&id, |x| x.forced_outcome = body.outcome) {
         Some(()) => StatusCode::NO_CONTENT.into_response(),
         None => error(StatusCode::NOT_FOUND, "not_found", format!("Exchange {id} not found")),
     }

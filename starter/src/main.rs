@@ -48,6 +48,35 @@ enum Command {
     /// Threshold payouts.
     #[command(subcommand)]
     Payout(PayoutCommand),
+    /// Payout batches: inspect, retry, cancel (the same as the Temporal UI's `retry` signal and
+    /// cancel on the batch's ClientPayoutWorkflow).
+    #[command(subcommand)]
+    Batch(BatchCommand),
+    /// Alerts raised for an operator (failed batches, stopped payouts).
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+#[derive(Subcommand)]
+enum BatchCommand {
+    /// Show a payout batch: status, amounts, failure, its workflow.
+    Show { batch_id: uuid::Uuid },
+    /// Pay a failed (or orphaned) payout batch; pays once however often it is called.
+    Retry { batch_id: uuid::Uuid },
+    /// Stop a payout batch's run: the batch fails, its rows are released if no USDT was sent.
+    Cancel {
+        batch_id: uuid::Uuid,
+        #[arg(long, default_value = "cancelled with `starter batch cancel`")]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertsCommand {
+    /// List the alerts no one has acknowledged.
+    List,
+    /// Acknowledge an alert.
+    Ack { alert_id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -73,7 +102,12 @@ enum ThresholdCommand {
         #[arg(allow_hyphen_values = true)]
         usd: String,
     },
-    /// Show the threshold in force.
+    /// Set the largest threshold a client may choose (USD; default 2000).
+    SetClientMax {
+        #[arg(allow_hyphen_values = true)]
+        usd: String,
+    },
+    /// Show the micro-batch threshold and the client maximum in force.
     Show,
 }
 
@@ -195,9 +229,35 @@ async fn run() -> anyhow::Result<()> {
             println!("micro-batch threshold set to {value:.2} USD; it applies from the next conversion run");
             Ok(())
         }
+        Command::Threshold(ThresholdCommand::SetClientMax { usd }) => {
+            let value = cli::threshold::parse_threshold(&usd)?;
+            clients::set_max_threshold(&pool(&config).await?, value).await?;
+            println!("client thresholds may now be at most {value:.2} USD");
+            Ok(())
+        }
         Command::Threshold(ThresholdCommand::Show) => {
-            let value = db::conversion_ledger::read_threshold(&pool(&config).await?).await?;
+            let pool = pool(&config).await?;
+            let value = db::conversion_ledger::read_threshold(&pool).await?;
             println!("micro-batch threshold: {value} USD");
+            println!("largest client threshold: {} USD", clients::max_threshold(&pool).await?);
+            Ok(())
+        }
+        Command::Batch(command) => batch_command(&config, command).await,
+        Command::Alerts(AlertsCommand::List) => {
+            let open = db::alerts::open(&pool(&config).await?).await?;
+            if open.is_empty() {
+                println!("no open alerts");
+            }
+            for a in open {
+                println!("#{} {} [{}] {}: {}", a.alert_id, a.raised_at.format("%Y-%m-%d %H:%M:%S"), a.kind, a.subject, a.message);
+            }
+            Ok(())
+        }
+        Command::Alerts(AlertsCommand::Ack { alert_id }) => {
+            match db::alerts::acknowledge(&pool(&config).await?, alert_id).await? {
+                true => println!("alert #{alert_id} acknowledged"),
+                false => bail!("alert #{alert_id} is not open"),
+            }
             Ok(())
         }
         Command::Conversion(ConversionCommand::ReturnRows { batch_id }) => {
@@ -304,6 +364,37 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn batch_command(config: &Config, command: BatchCommand) -> anyhow::Result<()> {
+    use cli::payout_batches::{self, CancelOutcome, RetryOutcome};
+    let pool = pool(config).await?;
+    if let BatchCommand::Show { batch_id } = command {
+        println!("{}", payout_batches::show(&pool, batch_id).await?);
+        return Ok(());
+    }
+    let temporal =
+        payout_worker::connect_temporal(&config.temporal_address, &config.temporal_namespace, Duration::from_secs(10)).await?;
+    match command {
+        BatchCommand::Show { .. } => {}
+        BatchCommand::Retry { batch_id } => match payout_batches::retry(&pool, &temporal, &config.temporal_task_queue, batch_id).await? {
+            RetryOutcome::AlreadyPaid => println!("batch {batch_id} is already completed; nothing is sent again"),
+            RetryOutcome::Signalled { workflow_id } => println!("sent `retry` to {workflow_id}, which pays batch {batch_id}"),
+            RetryOutcome::Started { workflow_id } => println!("started {workflow_id} to pay batch {batch_id}"),
+            RetryOutcome::InProgress { workflow_id } => println!("{workflow_id} is paying batch {batch_id} now; nothing to do"),
+            RetryOutcome::Busy { workflow_id, other_batch } => bail!(
+                "{workflow_id} is busy with batch {}; retry {batch_id} once it has ended",
+                other_batch.unwrap_or_else(|| "(starting)".into())
+            ),
+        },
+        BatchCommand::Cancel { batch_id, reason } => match payout_batches::cancel(&pool, &temporal, batch_id, &reason).await? {
+            CancelOutcome::Requested { workflow_id } => {
+                println!("cancellation of {workflow_id} requested; batch {batch_id} becomes failed (`batch retry` pays it later)")
+            }
+            CancelOutcome::NotRunning { workflow_id } => println!("{workflow_id} is not running; nothing to cancel"),
+        },
+    }
+    Ok(())
+}
+
 async fn client_command(config: &Config, command: ClientCommand) -> anyhow::Result<()> {
     let pool = pool(config).await?;
     let (args, is_add) = match command {
@@ -329,6 +420,7 @@ async fn client_command(config: &Config, command: ClientCommand) -> anyhow::Resu
         Some(clients::find(&pool, &input.client_id).await?.with_context(|| format!("client {} does not exist", input.client_id))?)
     };
     let settings = cli::clients::validate(&input, existing.as_ref())?;
+    cli::clients::check_max(&settings, clients::max_threshold(&pool).await?)?;
     if settings.payout_strategy == workflows::domain::PayoutStrategy::Threshold
         && settings.payout_threshold_usd < cli::clients::RECOMMENDED_THRESHOLD_USD
     {

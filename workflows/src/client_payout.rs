@@ -2,39 +2,66 @@
 //! converted, unpaid USDT.
 //!
 //! Trigger: started at once by `MicroBatchConversionWorkflow` for every group its conversion
-//! pushed over the client's threshold, with the workflow id `client-payout-{group key}`, so two
-//! triggers never run two payouts of one group at the same time.
+//! pushed over the client's threshold, by the `threshold-payout-sweep` Schedule, or by an
+//! operator (`starter payout now`, `starter batch retry`), always with the workflow id
+//! `client-payout-{group key}`, so two triggers never run two payouts of one group at once.
 //!
 //! Steps:
 //! 1. `db.claim_payout_batch`: the `payout_batches` row (`processing`) and exactly the group's
-//!    unpaid rows, in one statement; rows arriving later go to the next batch.
+//!    unpaid rows, in one statement; rows arriving later go to the next batch. (A retry of a
+//!    batch whose USDT already left the wallet instead reopens that batch: `db.reopen_payout_batch`.)
 //! 2. ChangeNow's range for usdt (ERC-20) -> the client's coin; the payout is cut into equal
-//!    exchanges of at most 5,000 USDT (or ChangeNow's maximum, when lower).
+//!    exchanges of at most 5,000 USDT (or ChangeNow's maximum, when lower), and the cut is stored
+//!    with the batch (`db.fix_payout_parts`) so every retry sends the same parts.
 //! 3. Per exchange (purpose key `payout-{batch_id}-{n}`): create it to the client's wallet, send the
 //!    USDT through the outbox, wait for `finished`.
 //! 4. Only then `db.complete_payout_batch`: rows `is_paid_out` with `paid_out_at`, the batch
 //!    `completed` with the amounts received and the hashes.
 //!
-//! A failure before any USDT left the wallet releases the rows (unpaid, payable by a later
-//! batch); after that the rows stay with the failed batch for an operator, so no USDT is sent
-//! twice. Either way the batch is `failed` with its reason and the run fails visibly.
+//! Failure: the batch becomes `failed` with its reason and an alert. Before any USDT left the
+//! wallet its rows are released (unpaid, payable again); after that they stay with the batch, so
+//! no USDT is sent twice. The run then waits for an operator (up to [`OPERATOR_WAIT`]): the
+//! `retry` signal (from the Temporal UI or `starter batch retry`) pays again, once: a released
+//! batch is claimed anew, a kept one is resumed under the same purpose keys, where every exchange
+//! and transfer already made is found again, and an exchange whose USDT was refunded on chain gets
+//! one more attempt per retry (`payout-{batch_id}-{n}-retry{k}`). Cancelling the run (UI or
+//! `starter batch cancel`) stops the payout the same way a failure does.
 
 use crate::{
     activity_definitions::{
-        ChangeNow, ClaimedPayout, DueQuery, Ethereum, ExchangeOrder, PayoutClaimRequest, PayoutCompletion, PayoutFailure,
-        PayoutGroup, PayoutLeg, PayoutLedger, TransferOrder,
+        ChangeNow, ClaimedPayout, DueQuery, Ethereum, ExchangeOrder, IncomingTransferQuery, PayoutClaimRequest,
+        PayoutCompletion, PayoutFailure, PayoutGroup, PayoutLeg, PayoutLedger, PayoutParts, ReopenedPayout, TransferOrder,
     },
     domain::{split_into_exchanges, ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict},
     instant_payout::{root_cause, step_options, wait_until_confirmed, wait_until_final},
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{ChildWorkflowOptions, ParentClosePolicy, WorkflowContext, WorkflowResult};
+use temporalio_sdk::{
+    ActivityOptions, ChildWorkflowOptions, ParentClosePolicy, SyncWorkflowContext, WorkflowCancellationToken,
+    WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination,
+};
 
 /// The largest single exchange, in USDT.
 pub const MAX_EXCHANGE_USDT: Decimal = Decimal::from_parts(5000, 0, 0, false, 0);
+/// How long a failed payout waits for an operator's `retry` before its run ends (the batch
+/// stays `failed`; `starter batch retry` still works afterwards).
+pub const OPERATOR_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Recording the cut into exchanges was added while payouts could be in flight.
+const FIXED_PARTS_PATCH: &str = "payout-parts-fixed";
+
+/// The group to pay; `resume_batch_id` when an operator retries a batch whose USDT already left
+/// the hot wallet (its rows stay with it). Serialized like a bare [`PayoutGroup`] otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientPayoutInput {
+    #[serde(flatten)]
+    pub group: PayoutGroup,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_batch_id: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
@@ -50,92 +77,301 @@ pub fn client_payout_workflow_id(group: &PayoutGroup) -> String {
     format!("client-payout-{}-{}", group.client_id, &hash[..12])
 }
 
+/// The purpose key (outbox and exchange idempotency key) of exchange `n`'s attempt `attempt`.
+pub fn payout_leg_key(batch_id: &str, n: usize, attempt: u32) -> String {
+    match attempt {
+        0 => format!("payout-{batch_id}-{n}"),
+        k => format!("payout-{batch_id}-{n}-retry{k}"),
+    }
+}
+
 #[workflow]
 #[derive(Default)]
-pub struct ClientPayoutWorkflow;
+pub struct ClientPayoutWorkflow {
+    state: PayoutRunState,
+    /// The batch named by the last `retry` signal; cleared when the run starts waiting.
+    retry_requested_for: Option<String>,
+}
+
+/// What a run is doing, for operators (the `state` query; `starter batch retry` reads it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutRunState {
+    /// The batch being paid, or the failed one the run waits on.
+    pub batch_id: Option<String>,
+    /// The batch failed with its rows kept and the run waits for a `retry` naming it.
+    pub awaiting_retry: bool,
+    pub details: String,
+}
+
+/// Which batch an attempt pays.
+enum Attempt {
+    /// Claim the group's unpaid rows into a new batch.
+    Fresh,
+    /// Reopen a batch whose rows it kept.
+    Resume(String),
+}
+
+/// Why an attempt stopped, and whether USDT of its batch may have left the hot wallet (then the
+/// rows must stay with the batch).
+struct Stop {
+    batch_id: String,
+    reason: String,
+    usdt_left_wallet: bool,
+}
+
+/// A batch being paid.
+struct OpenBatch {
+    batch_id: String,
+    group: PayoutGroup,
+    total_usdt: Decimal,
+    retries: u32,
+    /// The cut into exchanges, when an earlier attempt stored it.
+    stored_parts: Option<Vec<Decimal>>,
+    /// Reopened by a retry rather than claimed by this attempt.
+    resumed: bool,
+}
 
 #[workflow_methods]
 impl ClientPayoutWorkflow {
     #[run(name = "ClientPayoutWorkflow")]
-    pub async fn run(ctx: &mut WorkflowContext<Self>, group: PayoutGroup) -> WorkflowResult<ClientPayoutOutcome> {
-        // One id per run, recorded in history: replays and retried steps see the same batch.
-        let batch_id = ctx.uuid4();
-        let request = PayoutClaimRequest { batch_id: batch_id.clone(), group: group.clone() };
-        let Some(ClaimedPayout { total_usdt, .. }) =
-            ctx.execute_activity(PayoutLedger::claim_payout_batch, request, step_options()).await?
-        else {
-            return Ok(ClientPayoutOutcome::NothingToPay);
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: ClientPayoutInput) -> WorkflowResult<ClientPayoutOutcome> {
+        let mut attempt = match input.resume_batch_id {
+            Some(batch_id) => Attempt::Resume(batch_id),
+            None => Attempt::Fresh,
         };
-
-        let pair = ExchangePair::new(("usdt", "eth"), (&group.payout_currency, &group.payout_network));
-        let range = ctx.execute_activity(ChangeNow::check_exchange_range, pair.clone(), step_options()).await?;
-        if let RangeVerdict::BelowMinimum { minimum } = RangeVerdict::judge(total_usdt, range.min_amount, None) {
-            let reason = format!("{total_usdt} USDT is below ChangeNow's minimum of {minimum} for {pair}");
-            return fail(ctx, &batch_id, reason, true).await;
-        }
-        let limit = range.max_amount.map_or(MAX_EXCHANGE_USDT, |max| max.min(MAX_EXCHANGE_USDT));
-        let parts = split_into_exchanges(total_usdt, limit)
-            .map_err(|e| ApplicationFailure::non_retryable(format!("cannot split payout {batch_id}: {e}")))?;
-
-        let mut legs = Vec::with_capacity(parts.len());
-        for (n, usdt) in parts.iter().enumerate() {
-            let purpose_key = format!("payout-{batch_id}-{n}");
-            let order = ExchangeOrder {
-                purpose_key: purpose_key.clone(),
-                pair: pair.clone(),
-                from_amount: *usdt,
-                payout_address: group.wallet_address.clone(),
+        loop {
+            let mut stop = match pay(ctx, &input.group, attempt).await? {
+                Ok(outcome) => return Ok(outcome),
+                Err(stop) => stop,
             };
-            let ticket = match ctx.execute_activity(ChangeNow::create_exchange, order, step_options()).await {
-                Ok(ticket) => ticket,
-                Err(e) => {
-                    let reason = format!("ChangeNow refused exchange {n} of the payout: {}", root_cause(&e));
-                    return fail(ctx, &batch_id, reason, legs.is_empty()).await;
-                }
-            };
-            let transfer =
-                TransferOrder { purpose_key: purpose_key.clone(), asset: ChainAsset::Usdt, to: ticket.payin_address.clone(), amount: *usdt };
-            let sent = match ctx.execute_activity(Ethereum::send_transfer, transfer, step_options()).await {
-                Ok(_) => wait_until_confirmed(ctx, &purpose_key).await,
-                Err(e) => Err(ApplicationFailure::non_retryable(root_cause(&e)).into()),
-            };
-            let usdt_tx_hash = match sent {
-                Ok(hash) => hash,
-                Err(e) => return fail(ctx, &batch_id, format!("USDT transfer {purpose_key} did not complete: {e}"), false).await,
-            };
-            let last = match wait_until_final(ctx, &ticket.exchange_id).await {
-                Ok(last) => last,
-                Err(e) => return fail(ctx, &batch_id, e.to_string(), false).await,
-            };
-            if last.status != ExchangeStatus::Finished {
-                let reason = format!("exchange {} ended '{}'", ticket.exchange_id, last.status);
-                return fail(ctx, &batch_id, reason, false).await;
+            if ctx.cancellation_token().is_cancelled() {
+                let why = ctx.cancellation_token().reason().unwrap_or_default();
+                stop.reason = format!("cancelled by an operator{}{why} ({})", if why.is_empty() { "" } else { ": " }, stop.reason);
             }
-            legs.push(PayoutLeg {
-                exchange_id: ticket.exchange_id,
-                usdt_sent: *usdt,
-                usdt_tx_hash,
-                amount_received: last.amount_to.unwrap_or_default(),
-                payout_hash: last.payout_hash,
+            let failure = PayoutFailure {
+                batch_id: stop.batch_id.clone(),
+                reason: stop.reason.clone(),
+                release_rows: !stop.usdt_left_wallet,
+            };
+            ctx.execute_activity(PayoutLedger::fail_payout_batch, failure, ledger_options()).await?;
+            if ctx.cancellation_token().is_cancelled() {
+                return Err(WorkflowTermination::cancelled());
+            }
+            // Released rows need no operator: the sweep (or `batch retry`) pays them in a new batch,
+            // and a waiting run would hold the group's workflow id against it.
+            if !stop.usdt_left_wallet {
+                return Err(ApplicationFailure::non_retryable(stop.reason).into());
+            }
+            // Only a `retry` sent from now on, naming this batch, resumes it: a signal sent while
+            // the attempt was still paying never retries a failure no operator has seen.
+            ctx.state_mut(|s| {
+                s.retry_requested_for = None;
+                s.state.awaiting_retry = true;
             });
+            report(ctx, Some(&stop.batch_id), format!("batch {} failed; waiting for `retry`: {}", stop.batch_id, stop.reason));
+            let batch_id = stop.batch_id.clone();
+            temporalio_sdk::workflows::select! {
+                _ = ctx.timer(OPERATOR_WAIT) => {}
+                _ = ctx.wait_condition(|s: &Self| s.retry_requested_for.as_deref() == Some(batch_id.as_str())) => {}
+            };
+            ctx.state_mut(|s| s.state.awaiting_retry = false);
+            if ctx.cancellation_token().is_cancelled() {
+                return Err(WorkflowTermination::cancelled());
+            }
+            if ctx.state(|s| s.retry_requested_for.as_deref() != Some(batch_id.as_str())) {
+                return Err(ApplicationFailure::non_retryable(stop.reason).into());
+            }
+            attempt = Attempt::Resume(batch_id);
         }
-        let amount_received = legs.iter().map(|l| l.amount_received).sum();
-        let exchanges = legs.len();
-        let completion = PayoutCompletion { batch_id: batch_id.clone(), legs };
-        ctx.execute_activity(PayoutLedger::complete_payout_batch, completion, step_options()).await?;
-        Ok(ClientPayoutOutcome::Paid { batch_id, total_usdt, exchanges, amount_received })
+    }
+
+    /// An operator's retry of the failed batch (its id) this run waits on; any other id, or a
+    /// retry sent while the run is paying, changes nothing.
+    #[signal(name = "retry")]
+    pub fn retry(&mut self, _ctx: &mut SyncWorkflowContext<Self>, batch_id: String) {
+        self.retry_requested_for = Some(batch_id.trim().to_owned());
+    }
+
+    #[query(name = "state")]
+    pub fn state(&self, _ctx: &WorkflowContextView) -> PayoutRunState {
+        self.state.clone()
     }
 }
 
-async fn fail(
+fn report(ctx: &mut WorkflowContext<ClientPayoutWorkflow>, batch_id: Option<&str>, details: String) {
+    ctx.set_current_details(details.clone());
+    ctx.state_mut(|s| {
+        s.state.batch_id = batch_id.map(str::to_owned);
+        s.state.details = details;
+    });
+}
+
+/// The ledger's steps run even while the workflow is being cancelled: a claim that happened must
+/// be recorded as failed, and a payout whose exchanges all finished must be recorded as paid.
+fn ledger_options() -> ActivityOptions {
+    let mut options = step_options();
+    options.cancellation_token = Some(WorkflowCancellationToken::new());
+    options
+}
+
+/// One attempt: `Ok(Err(stop))` when the batch must be marked failed.
+async fn pay(
     ctx: &mut WorkflowContext<ClientPayoutWorkflow>,
-    batch_id: &str,
-    reason: String,
-    release_rows: bool,
-) -> WorkflowResult<ClientPayoutOutcome> {
-    let failure = PayoutFailure { batch_id: batch_id.to_owned(), reason: reason.clone(), release_rows };
-    ctx.execute_activity(PayoutLedger::fail_payout_batch, failure, step_options()).await?;
-    Err(ApplicationFailure::non_retryable(reason).into())
+    group: &PayoutGroup,
+    attempt: Attempt,
+) -> WorkflowResult<Result<ClientPayoutOutcome, Stop>> {
+    let batch = match attempt {
+        Attempt::Fresh => {
+            // One id per attempt, recorded in history: replays and retried steps see the same batch.
+            let batch_id = ctx.uuid4();
+            let request = PayoutClaimRequest { batch_id: batch_id.clone(), group: group.clone() };
+            match ctx.execute_activity(PayoutLedger::claim_payout_batch, request, ledger_options()).await? {
+                None => return Ok(Ok(ClientPayoutOutcome::NothingToPay)),
+                Some(ClaimedPayout { total_usdt, .. }) => {
+                    OpenBatch { batch_id, group: group.clone(), total_usdt, retries: 0, stored_parts: None, resumed: false }
+                }
+            }
+        }
+        Attempt::Resume(batch_id) => {
+            match ctx.execute_activity(PayoutLedger::reopen_payout_batch, batch_id.clone(), ledger_options()).await? {
+                ReopenedPayout::Open { group, total_usdt, retries, parts } => {
+                    OpenBatch { batch_id, group, total_usdt, retries, stored_parts: parts, resumed: true }
+                }
+                ReopenedPayout::AlreadyCompleted | ReopenedPayout::RowsReleased => {
+                    return Ok(Ok(ClientPayoutOutcome::NothingToPay));
+                }
+            }
+        }
+    };
+    let details = format!("paying batch {} ({} USDT, retry {})", batch.batch_id, batch.total_usdt, batch.retries);
+    report(ctx, Some(&batch.batch_id), details);
+    // A resumed batch (failed with its rows kept, or orphaned while processing) may have USDT out
+    // already: its rows are never released by a later failure.
+    let mut usdt_left_wallet = batch.resumed;
+    let stop = |reason: String, usdt_left_wallet: bool| Stop { batch_id: batch.batch_id.clone(), reason, usdt_left_wallet };
+
+    let pair = ExchangePair::new(("usdt", "eth"), (&batch.group.payout_currency, &batch.group.payout_network));
+    // A resumed batch sends the parts it was cut into, whatever ChangeNow's range says today.
+    let parts = match batch.stored_parts.clone() {
+        Some(parts) => parts,
+        None => match cut_into_parts(ctx, &batch, &pair).await? {
+            Ok(parts) => parts,
+            Err(reason) => return Ok(Err(stop(reason, usdt_left_wallet))),
+        },
+    };
+
+    let mut legs = Vec::with_capacity(parts.len());
+    for (n, usdt) in parts.iter().enumerate() {
+        let leg = pay_leg(ctx, &batch, &pair, n, *usdt, &mut usdt_left_wallet).await?;
+        match leg {
+            Ok(leg) => legs.push(leg),
+            Err(reason) => return Ok(Err(stop(reason, usdt_left_wallet))),
+        }
+    }
+    let amount_received = legs.iter().map(|l| l.amount_received).sum();
+    let exchanges = legs.len();
+    let completion = PayoutCompletion { batch_id: batch.batch_id.clone(), legs };
+    ctx.execute_activity(PayoutLedger::complete_payout_batch, completion, ledger_options()).await?;
+    report(ctx, Some(&batch.batch_id), format!("batch {} paid", batch.batch_id));
+    Ok(Ok(ClientPayoutOutcome::Paid { batch_id: batch.batch_id, total_usdt: batch.total_usdt, exchanges, amount_received }))
+}
+
+/// ChangeNow's range for the pair, then the cut into the fewest equal exchanges within it,
+/// stored with the batch. `Ok(Err(reason))` when the payout cannot be exchanged.
+async fn cut_into_parts(
+    ctx: &mut WorkflowContext<ClientPayoutWorkflow>,
+    batch: &OpenBatch,
+    pair: &ExchangePair,
+) -> WorkflowResult<Result<Vec<Decimal>, String>> {
+    let range = match ctx.execute_activity(ChangeNow::check_exchange_range, pair.clone(), step_options()).await {
+        Ok(range) => range,
+        Err(e) => return Ok(Err(format!("no exchange range for {pair}: {}", root_cause(&e)))),
+    };
+    if let RangeVerdict::BelowMinimum { minimum } = RangeVerdict::judge(batch.total_usdt, range.min_amount, None) {
+        return Ok(Err(format!("{} USDT is below ChangeNow's minimum of {minimum} for {pair}", batch.total_usdt)));
+    }
+    let limit = range.max_amount.map_or(MAX_EXCHANGE_USDT, |max| max.min(MAX_EXCHANGE_USDT));
+    let parts = match split_into_exchanges(batch.total_usdt, limit) {
+        Ok(parts) => parts,
+        Err(e) => return Ok(Err(format!("cannot split payout {}: {e}", batch.batch_id))),
+    };
+    if !ctx.patched(FIXED_PARTS_PATCH) {
+        return Ok(Ok(parts));
+    }
+    let fixed = PayoutParts { batch_id: batch.batch_id.clone(), parts };
+    Ok(Ok(ctx.execute_activity(PayoutLedger::fix_payout_parts, fixed, ledger_options()).await?))
+}
+
+/// Exchange `n` of the batch: its earlier attempts are found again under their purpose keys; an
+/// attempt whose USDT was refunded on chain is followed by the next one, as far as the batch's
+/// retries allow. `Ok(Err(reason))` when the exchange cannot be paid now.
+async fn pay_leg(
+    ctx: &mut WorkflowContext<ClientPayoutWorkflow>,
+    batch: &OpenBatch,
+    pair: &ExchangePair,
+    n: usize,
+    usdt: Decimal,
+    usdt_left_wallet: &mut bool,
+) -> WorkflowResult<Result<PayoutLeg, String>> {
+    let mut attempt = 0;
+    loop {
+        let purpose_key = payout_leg_key(&batch.batch_id, n, attempt);
+        let order = ExchangeOrder {
+            purpose_key: purpose_key.clone(),
+            pair: pair.clone(),
+            from_amount: usdt,
+            payout_address: batch.group.wallet_address.clone(),
+        };
+        let ticket = match ctx.execute_activity(ChangeNow::create_exchange, order, step_options()).await {
+            Ok(ticket) => ticket,
+            Err(e) => return Ok(Err(format!("ChangeNow refused exchange {n} of the payout: {}", root_cause(&e)))),
+        };
+        *usdt_left_wallet = true;
+        let transfer = TransferOrder { purpose_key: purpose_key.clone(), asset: ChainAsset::Usdt, to: ticket.payin_address, amount: usdt };
+        let sent = match ctx.execute_activity(Ethereum::send_transfer, transfer, step_options()).await {
+            Ok(_) => wait_until_confirmed(ctx, &purpose_key).await,
+            Err(e) => Err(ApplicationFailure::non_retryable(root_cause(&e)).into()),
+        };
+        let usdt_tx_hash = match sent {
+            Ok(hash) => hash,
+            Err(e) => return Ok(Err(format!("USDT transfer {purpose_key} did not complete: {e}"))),
+        };
+        let last = match wait_until_final(ctx, &ticket.exchange_id).await {
+            Ok(last) => last,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        match (last.status, &last.refund_hash) {
+            (ExchangeStatus::Finished, _) => {
+                return Ok(Ok(PayoutLeg {
+                    exchange_id: ticket.exchange_id,
+                    usdt_sent: usdt,
+                    usdt_tx_hash,
+                    amount_received: last.amount_to.unwrap_or_default(),
+                    payout_hash: last.payout_hash,
+                }));
+            }
+            (ExchangeStatus::Refunded, Some(refund_hash)) => {
+                // Only USDT seen back on chain may be sent again.
+                let query = IncomingTransferQuery { tx_hash: refund_hash.clone(), asset: ChainAsset::Usdt };
+                let back = match ctx.execute_activity(Ethereum::find_incoming_transfer, query, step_options()).await {
+                    Ok(back) => back,
+                    Err(e) => return Ok(Err(format!("refund {refund_hash} of exchange {} not found: {}", ticket.exchange_id, root_cause(&e)))),
+                };
+                // Less back than was sent (ChangeNow kept a fee) would be made up from other
+                // clients' USDT: that needs an operator, not a retry.
+                if back.amount < usdt || attempt >= batch.retries {
+                    return Ok(Err(format!(
+                        "exchange {} ended 'refunded'; refund {refund_hash} returned {} USDT on chain",
+                        ticket.exchange_id, back.amount
+                    )));
+                }
+                attempt += 1;
+            }
+            (status, _) => {
+                return Ok(Err(format!("exchange {} ended '{status}'; its USDT stays with ChangeNow's support", ticket.exchange_id)));
+            }
+        }
+    }
 }
 
 /// Starts a `ClientPayoutWorkflow` for every group `query` finds due, as a child that outlives
@@ -149,7 +385,8 @@ pub(crate) async fn start_due_payouts<W>(ctx: &mut WorkflowContext<W>, query: Du
             .workflow_id(client_payout_workflow_id(&group))
             .parent_close_policy(ParentClosePolicy::Abandon)
             .build();
-        if ctx.start_child_workflow(ClientPayoutWorkflow::run, group, options).await.is_ok() {
+        let input = ClientPayoutInput { group, resume_batch_id: None };
+        if ctx.start_child_workflow(ClientPayoutWorkflow::run, input, options).await.is_ok() {
             started += 1;
         }
     }
@@ -171,5 +408,20 @@ mod tests {
         assert_eq!(client_payout_workflow_id(&group), client_payout_workflow_id(&group.clone()));
         let moved = PayoutGroup { wallet_address: "48new".into(), ..group.clone() };
         assert_ne!(client_payout_workflow_id(&group), client_payout_workflow_id(&moved));
+    }
+
+    #[test]
+    fn a_first_attempt_keeps_the_original_purpose_key_and_retries_get_their_own() {
+        assert_eq!(payout_leg_key("b", 2, 0), "payout-b-2");
+        assert_eq!(payout_leg_key("b", 2, 1), "payout-b-2-retry1");
+        assert_ne!(payout_leg_key("b", 1, 1), payout_leg_key("b", 1, 2));
+    }
+
+    #[test]
+    fn the_input_reads_runs_started_with_a_bare_group() {
+        let bare = r#"{"client_id":"-1","wallet_address":"w","payout_currency":"xmr","payout_network":"xmr"}"#;
+        let input: ClientPayoutInput = serde_json::from_str(bare).unwrap();
+        assert_eq!(input.resume_batch_id, None);
+        assert_eq!(serde_json::to_string(&input).unwrap(), bare);
     }
 }

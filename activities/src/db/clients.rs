@@ -41,6 +41,29 @@ pub enum ClientStoreError {
     Database(#[from] sqlx::Error),
 }
 
+/// Where the cap on client thresholds lives (a trigger enforces it on `clients`).
+pub const MAX_THRESHOLD_SETTING: &str = "max_client_threshold_usd";
+
+/// The largest threshold a client may have.
+pub async fn max_threshold(pool: &PgPool) -> Result<Decimal, ClientStoreError> {
+    let value: Decimal = sqlx::query_scalar("SELECT max_client_threshold_usd()").fetch_one(pool).await?;
+    Ok(value)
+}
+
+/// Sets the cap; the database refuses one below 50 USD or below an existing client's threshold,
+/// with a message saying which.
+pub async fn set_max_threshold(pool: &PgPool, usd: Decimal) -> Result<(), ClientStoreError> {
+    sqlx::query(
+        "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, now())
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+    )
+    .bind(MAX_THRESHOLD_SETTING)
+    .bind(format!("{usd:.2}"))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 const COLUMNS: &str = "client_id, wallet_address, payout_currency, payout_network, \
                        payout_strategy, payout_threshold_usd, created_at, updated_at";
 

@@ -4,6 +4,7 @@
 //! Retryable: the database away. Non-retryable: a stored threshold that is not a number, a batch
 //! asked to end twice in different ways.
 
+use super::alerts::{self, AlertKind, NewAlert};
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
 use std::{str::FromStr, sync::Arc};
@@ -281,6 +282,20 @@ async fn release(pool: &PgPool, batch: &ReleasedBatch) -> Result<(), ConversionL
     .bind(&batch.exchange_id)
     .execute(&mut *tx)
     .await?;
+    let message = match batch.return_rows {
+        true => format!("micro-batch failed; {released} rows wait for the next batch: {}", batch.reason),
+        false => format!(
+            "micro-batch failed after its ETH left the wallet; rows stay swapping until `starter conversion return-rows {batch_id}`: {}",
+            batch.reason
+        ),
+    };
+    let alert = NewAlert {
+        dedupe_key: format!("conversion-failed-{batch_id}"),
+        kind: AlertKind::ConversionBatchFailed,
+        subject: batch_id.to_string(),
+        message: &message,
+    };
+    alerts::raise(&mut tx, &alert).await?;
     tx.commit().await?;
     if batch.return_rows {
         error!(batch_id = %batch_id, released, reason = %batch.reason, alert = true, "micro-batch failed; its rows wait for the next batch");

@@ -3,6 +3,7 @@
 //!
 //! Retryable: the database away. Non-retryable: an unknown payment, a forbidden transition.
 
+use super::alerts::{self, AlertKind, NewAlert};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -126,6 +127,16 @@ async fn apply(pool: &PgPool, transition: &InstantPayoutTransition) -> Result<In
     .bind(columns.reason)
     .execute(&mut *tx)
     .await?;
+    if matches!(target, InstantPayoutStatus::Held | InstantPayoutStatus::Failed | InstantPayoutStatus::Refunded) {
+        let message = format!("instant payout {}: {}", target.as_str(), columns.reason.unwrap_or("no reason recorded"));
+        let alert = NewAlert {
+            dedupe_key: format!("instant-payout-{payment_id}-{}", target.as_str()),
+            kind: AlertKind::InstantPayoutStopped,
+            subject: format!("payment {payment_id}"),
+            message: &message,
+        };
+        alerts::raise(&mut tx, &alert).await?;
+    }
     tx.commit().await?;
     match target {
         InstantPayoutStatus::Held => warn!(payment_id, reason = columns.reason, alert = true, "instant payout held for an operator"),

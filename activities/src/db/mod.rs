@@ -3,6 +3,7 @@
 //! `payment_ledger` holds the activities; `clients` and `payments` are the plain queries the
 //! webhook and the operator CLI share with them.
 
+pub mod alerts;
 pub mod clients;
 pub mod conversion_ledger;
 pub mod instant_payout_ledger;

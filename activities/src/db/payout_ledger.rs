@@ -9,15 +9,20 @@ use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::{error, info};
 use uuid::Uuid;
+use super::alerts::{self, AlertKind, NewAlert};
 use workflows::activity_definitions::{
-    ClaimPayoutBatch, ClaimedPayout, CompletePayoutBatch, DueQuery, FailPayoutBatch, FindDuePayoutGroups, PayoutClaimRequest,
-    PayoutCompletion, PayoutFailure, PayoutGroup,
+    ClaimPayoutBatch, ClaimedPayout, CompletePayoutBatch, DueQuery, FailPayoutBatch, FindDuePayoutGroups, FixPayoutParts,
+    PayoutClaimRequest, PayoutCompletion, PayoutFailure, PayoutGroup, PayoutParts, ReopenPayoutBatch, ReopenedPayout,
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayoutLedgerError {
     #[error("'{0}' is not a batch id")]
     BadBatchId(String),
+    #[error("there is no payout batch {0}")]
+    UnknownBatch(Uuid),
+    #[error("the exchange parts of payout batch {batch_id} sum to {parts}, not its total {total}")]
+    PartsDoNotSum { batch_id: Uuid, parts: Decimal, total: Decimal },
     #[error("payout batch {batch_id} is '{status}' and cannot become '{wanted}'")]
     InvalidTransition { batch_id: Uuid, status: String, wanted: &'static str },
     #[error("database error: {0}")]
@@ -72,6 +77,25 @@ impl PayoutLedgerActivities {
         complete(&self.pool, &completion).await.map_err(PayoutLedgerError::into_activity_error)
     }
 
+    #[activity(definition = ReopenPayoutBatch)]
+    pub async fn reopen_payout_batch(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        batch_id: String,
+    ) -> Result<ReopenedPayout, ActivityError> {
+        let batch_id = parse(&batch_id).map_err(PayoutLedgerError::into_activity_error)?;
+        reopen(&self.pool, batch_id).await.map_err(PayoutLedgerError::into_activity_error)
+    }
+
+    #[activity(definition = FixPayoutParts)]
+    pub async fn fix_payout_parts(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        parts: PayoutParts,
+    ) -> Result<Vec<Decimal>, ActivityError> {
+        fix_parts(&self.pool, &parts).await.map_err(PayoutLedgerError::into_activity_error)
+    }
+
     #[activity(definition = FailPayoutBatch)]
     pub async fn fail_payout_batch(
         self: Arc<Self>,
@@ -83,18 +107,16 @@ impl PayoutLedgerActivities {
 }
 
 /// Converted, unpaid rows not in an open batch, per group: at or over the client's threshold, or
-/// holding a row older than `max_age_days`, or every group of `only_client`.
+/// holding a row older than `max_age_days`, or every group of `only_client`. Reads the
+/// trigger-maintained `payout_group_balances` (one row per group), not the rows themselves.
 pub async fn due_groups(pool: &PgPool, query: &DueQuery) -> Result<Vec<PayoutGroup>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT a.client_id, a.client_wallet_address, a.client_payout_currency, a.client_payout_network
-         FROM payout_accumulation a JOIN clients c ON c.client_id = a.client_id
-         WHERE a.conversion_status = 'completed' AND NOT a.is_paid_out AND a.payout_batch_id IS NULL
-           AND c.payout_strategy = 'threshold' AND ($2::text IS NULL OR a.client_id = $2)
-         GROUP BY a.client_id, a.client_wallet_address, a.client_payout_currency, a.client_payout_network,
-                  c.payout_threshold_usd
-         HAVING $2::text IS NOT NULL
-             OR SUM(a.accumulated_amount_usdt) >= c.payout_threshold_usd
-             OR ($1::int IS NOT NULL AND MIN(a.created_at) < now() - make_interval(days => $1::int))",
+        "SELECT b.client_id, b.client_wallet_address, b.client_payout_currency, b.client_payout_network
+         FROM payout_group_balances b JOIN clients c ON c.client_id = b.client_id
+         WHERE b.unpaid_rows > 0 AND c.payout_strategy = 'threshold' AND ($2::text IS NULL OR b.client_id = $2)
+           AND ($2::text IS NOT NULL
+                OR b.unpaid_usdt >= c.payout_threshold_usd
+                OR ($1::int IS NOT NULL AND b.oldest_unpaid_at < now() - make_interval(days => $1::int)))",
     )
     .bind(query.max_age_days.map(|d| d as i32))
     .bind(&query.only_client)
@@ -176,8 +198,73 @@ async fn claim(pool: &PgPool, request: &PayoutClaimRequest) -> Result<Option<Cla
     Ok(Some(ClaimedPayout { total_usdt: total, rows: claimed.len() as i64 }))
 }
 
-async fn locked_status(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch_id: Uuid) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar("SELECT status FROM payout_batches WHERE batch_id = $1 FOR UPDATE").bind(batch_id).fetch_one(&mut **tx).await
+async fn locked_status(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch_id: Uuid) -> Result<String, PayoutLedgerError> {
+    sqlx::query_scalar("SELECT status FROM payout_batches WHERE batch_id = $1 FOR UPDATE")
+        .bind(batch_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(PayoutLedgerError::UnknownBatch(batch_id))
+}
+
+/// The operator's retry (see [`ReopenedPayout`]); also what `starter batch retry` reads to decide.
+pub async fn reopen(pool: &PgPool, batch_id: Uuid) -> Result<ReopenedPayout, PayoutLedgerError> {
+    let mut tx = pool.begin().await?;
+    let row = sqlx::query(
+        "SELECT status, rows_released, retries, total_amount_usdt, exchange_parts, client_id, client_wallet_address,
+                client_payout_currency, client_payout_network
+         FROM payout_batches WHERE batch_id = $1 FOR UPDATE",
+    )
+    .bind(batch_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(PayoutLedgerError::UnknownBatch(batch_id))?;
+    let status: String = row.try_get("status")?;
+    let mut retries: i32 = row.try_get("retries")?;
+    match (status.as_str(), row.try_get::<bool, _>("rows_released")?) {
+        ("completed", _) => return Ok(ReopenedPayout::AlreadyCompleted),
+        ("failed", true) => return Ok(ReopenedPayout::RowsReleased),
+        ("failed", false) => {
+            retries = sqlx::query_scalar(
+                "UPDATE payout_batches SET status = 'processing', retries = retries + 1, processing_started_at = now(),
+                        completed_at = NULL
+                 WHERE batch_id = $1 RETURNING retries",
+            )
+            .bind(batch_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            info!(batch_id = %batch_id, retries, "payout batch reopened for a retry");
+        }
+        _ => {}
+    }
+    let group = PayoutGroup {
+        client_id: row.try_get("client_id")?,
+        wallet_address: row.try_get("client_wallet_address")?,
+        payout_currency: row.try_get("client_payout_currency")?,
+        payout_network: row.try_get("client_payout_network")?,
+    };
+    let total_usdt = row.try_get("total_amount_usdt")?;
+    let parts = row.try_get("exchange_parts")?;
+    tx.commit().await?;
+    Ok(ReopenedPayout::Open { group, total_usdt, retries: retries.unsigned_abs(), parts })
+}
+
+async fn fix_parts(pool: &PgPool, parts: &PayoutParts) -> Result<Vec<Decimal>, PayoutLedgerError> {
+    let batch_id = parse(&parts.batch_id)?;
+    let (stored, total): (Option<Vec<Decimal>>, Decimal) = sqlx::query_as(
+        "UPDATE payout_batches SET exchange_parts = COALESCE(exchange_parts, $2)
+         WHERE batch_id = $1 RETURNING exchange_parts, total_amount_usdt",
+    )
+    .bind(batch_id)
+    .bind(&parts.parts)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(PayoutLedgerError::UnknownBatch(batch_id))?;
+    let stored = stored.unwrap_or_default();
+    let sum: Decimal = stored.iter().sum();
+    if sum != total {
+        return Err(PayoutLedgerError::PartsDoNotSum { batch_id, parts: sum, total });
+    }
+    Ok(stored)
 }
 
 async fn complete(pool: &PgPool, completion: &PayoutCompletion) -> Result<(), PayoutLedgerError> {
@@ -232,12 +319,68 @@ async fn fail(pool: &PgPool, failure: &PayoutFailure) -> Result<(), PayoutLedger
             .execute(&mut *tx)
             .await?;
     }
-    sqlx::query("UPDATE payout_batches SET status = 'failed', failure_reason = $2, completed_at = now() WHERE batch_id = $1")
-        .bind(batch_id)
-        .bind(&failure.reason)
-        .execute(&mut *tx)
-        .await?;
+    let retries: i32 = sqlx::query_scalar(
+        "UPDATE payout_batches SET status = 'failed', failure_reason = $2, rows_released = $3, completed_at = now()
+         WHERE batch_id = $1 RETURNING retries",
+    )
+    .bind(batch_id)
+    .bind(&failure.reason)
+    .bind(failure.release_rows)
+    .fetch_one(&mut *tx)
+    .await?;
+    let next_step = match failure.release_rows {
+        true => "its rows are unpaid again",
+        false => "USDT left the hot wallet, so its rows stay with it",
+    };
+    let message = format!("{}; {next_step}; `starter batch retry {batch_id}` pays it once", failure.reason);
+    let alert = NewAlert {
+        dedupe_key: format!("payout-failed-{batch_id}-{retries}"),
+        kind: AlertKind::PayoutBatchFailed,
+        subject: batch_id.to_string(),
+        message: &message,
+    };
+    alerts::raise(&mut tx, &alert).await?;
     tx.commit().await?;
-    error!(batch_id = %batch_id, reason = %failure.reason, released = failure.release_rows, alert = true, "payout batch failed");
+    error!(batch_id = %batch_id, reason = %failure.reason, released = failure.release_rows, retries, alert = true, "payout batch failed");
     Ok(())
+}
+
+/// A payout batch as an operator sees it.
+#[derive(Debug, Clone)]
+pub struct PayoutBatchSummary {
+    pub batch_id: Uuid,
+    pub group: PayoutGroup,
+    pub status: String,
+    pub total_usdt: Decimal,
+    pub rows_released: bool,
+    pub retries: i32,
+    pub failure_reason: Option<String>,
+}
+
+pub async fn find_batch(pool: &PgPool, batch_id: Uuid) -> Result<Option<PayoutBatchSummary>, sqlx::Error> {
+    let Some(row) = sqlx::query(
+        "SELECT status, rows_released, retries, total_amount_usdt, failure_reason, client_id, client_wallet_address,
+                client_payout_currency, client_payout_network
+         FROM payout_batches WHERE batch_id = $1",
+    )
+    .bind(batch_id)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(PayoutBatchSummary {
+        batch_id,
+        group: PayoutGroup {
+            client_id: row.try_get("client_id")?,
+            wallet_address: row.try_get("client_wallet_address")?,
+            payout_currency: row.try_get("client_payout_currency")?,
+            payout_network: row.try_get("client_payout_network")?,
+        },
+        status: row.try_get("status")?,
+        total_usdt: row.try_get("total_amount_usdt")?,
+        rows_released: row.try_get("rows_released")?,
+        retries: row.try_get("retries")?,
+        failure_reason: row.try_get("failure_reason")?,
+    }))
 }

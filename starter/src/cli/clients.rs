@@ -21,6 +21,8 @@ pub enum ClientInputError {
     BadThreshold(String),
     #[error("a threshold client needs a threshold of at least {MIN_THRESHOLD_USD} USD, got {0}")]
     ThresholdTooLow(Decimal),
+    #[error("a threshold client's threshold may be at most {max} USD (`starter threshold show`), got {got}")]
+    ThresholdTooHigh { got: Decimal, max: Decimal },
     #[error("threshold must have at most 2 decimals (cents), got {0}")]
     ThresholdTooPrecise(Decimal),
     #[error("an instant client has no threshold; leave --threshold-usd out or set it to 0")]
@@ -40,6 +42,14 @@ pub struct ClientInput {
     pub payout_network: Option<String>,
     pub payout_strategy: Option<String>,
     pub payout_threshold_usd: Option<String>,
+}
+
+/// The configurable cap (`settings.max_client_threshold_usd`, also enforced by the database).
+pub fn check_max(settings: &ClientSettings, max: Decimal) -> Result<(), ClientInputError> {
+    match settings.payout_strategy == PayoutStrategy::Threshold && settings.payout_threshold_usd > max {
+        true => Err(ClientInputError::ThresholdTooHigh { got: settings.payout_threshold_usd, max }),
+        false => Ok(()),
+    }
 }
 
 /// Merges the input over `existing` (if any) and validates the whole result: a partial update
@@ -153,6 +163,16 @@ mod tests {
         assert!(matches!(validate(&threshold_input("-100"), None), Err(ClientInputError::ThresholdTooLow(_))));
         assert!(matches!(validate(&threshold_input("lots"), None), Err(ClientInputError::BadThreshold(_))));
         assert!(matches!(validate(&threshold_input("100.001"), None), Err(ClientInputError::ThresholdTooPrecise(_))));
+    }
+
+    #[test]
+    fn a_threshold_above_the_configured_maximum_is_refused() {
+        let at_max = validate(&threshold_input("2000"), None).unwrap();
+        assert_eq!(check_max(&at_max, dec!(2000)), Ok(()));
+        let above = validate(&threshold_input("2000.01"), None).unwrap();
+        assert_eq!(check_max(&above, dec!(2000)), Err(ClientInputError::ThresholdTooHigh { got: dec!(2000.01), max: dec!(2000) }));
+        let instant = validate(&ClientInput { payout_strategy: Some("instant".into()), ..threshold_input("0") }, None).unwrap();
+        assert_eq!(check_max(&instant, dec!(50)), Ok(()));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod clients;
 pub mod payments;
+pub mod payout_batches;
 pub mod schedules;
 pub mod test_ipn;
 pub mod threshold;

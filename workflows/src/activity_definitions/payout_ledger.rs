@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
 
-pub use self::payout_ledger::{ClaimPayoutBatch, CompletePayoutBatch, FailPayoutBatch, FindDuePayoutGroups};
+pub use self::payout_ledger::{
+    ClaimPayoutBatch, CompletePayoutBatch, FailPayoutBatch, FindDuePayoutGroups, FixPayoutParts, ReopenPayoutBatch,
+};
 
 /// Rows are paid per (client, wallet, currency, network): a wallet change never mixes addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +26,28 @@ pub struct PayoutGroup {
 pub struct DueQuery {
     pub max_age_days: Option<u32>,
     pub only_client: Option<String>,
+}
+
+/// A batch an operator retries: the stored group and total, and how many retries it has had
+/// (each allows one more attempt per exchange whose USDT came back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum ReopenedPayout {
+    /// `processing` again (or still, when its run was reset or terminated).
+    /// `parts`: the cut into exchanges an earlier attempt stored, if any.
+    Open { group: PayoutGroup, total_usdt: Decimal, retries: u32, parts: Option<Vec<Decimal>> },
+    /// Already `completed`: a retry pays nothing.
+    AlreadyCompleted,
+    /// `failed` before any USDT left the wallet: its rows were released, and a new batch pays them.
+    RowsReleased,
+}
+
+/// The batch's cut into exchanges, decided once: a retry sends exactly the same parts under the
+/// same purpose keys even if ChangeNow's maximum has changed since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutParts {
+    pub batch_id: String,
+    pub parts: Vec<Decimal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +109,20 @@ impl PayoutLedger {
         unimplemented!()
     }
 
-    /// The batch `failed`; its rows unpaid again when `release_rows`. Idempotent.
+    /// An operator's retry: `failed` (rows kept) -> `processing`, counting the retry; an orphaned
+    /// `processing` batch stays so. Idempotent per retry.
+    #[activity(name = "db.reopen_payout_batch")]
+    pub fn reopen_payout_batch(batch_id: String) -> Result<ReopenedPayout, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Stores the batch's exchange parts unless it has some; returns the stored ones.
+    #[activity(name = "db.fix_payout_parts")]
+    pub fn fix_payout_parts(parts: PayoutParts) -> Result<Vec<Decimal>, ActivityError> {
+        unimplemented!()
+    }
+
+    /// The batch `failed`; its rows unpaid again when `release_rows`; an alert. Idempotent.
     #[activity(name = "db.fail_payout_batch")]
     pub fn fail_payout_batch(failure: PayoutFailure) -> Result<(), ActivityError> {
         unimplemented!()
