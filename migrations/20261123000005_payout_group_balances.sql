@@ -1,7 +1,8 @@
 -- The over-threshold check reads one row per payout group instead of aggregating every unpaid
--- accumulation row (1,000,000 unpaid rows: hundreds of ms as a GROUP BY, a few ms here).
--- A trigger keeps it exact: a row counts while it is converted, unpaid and in no batch, i.e.
--- exactly the rows `db.claim_payout_batch` would claim.
+-- accumulation row (1,000,000 unpaid rows: most of a second as a GROUP BY, milliseconds here),
+-- and needs no join: the group's threshold is kept beside its balance.
+-- Triggers keep it exact: a row counts while it is converted, unpaid and in no batch, i.e.
+-- exactly the rows `db.claim_payout_batch` would claim; the threshold follows the client's.
 
 CREATE TABLE payout_group_balances (
     client_id              TEXT NOT NULL,
@@ -11,13 +12,23 @@ CREATE TABLE payout_group_balances (
     unpaid_usdt            NUMERIC(30, 6) NOT NULL CHECK (unpaid_usdt >= 0),
     unpaid_rows            INTEGER NOT NULL CHECK (unpaid_rows >= 0),
     oldest_unpaid_at       TIMESTAMPTZ,
+    -- The client's threshold; 0 once it is an instant client, so what it accumulated before
+    -- the switch is paid at the next check.
+    due_at_usdt            NUMERIC(12, 2) NOT NULL,
     PRIMARY KEY (client_id, client_wallet_address, client_payout_currency, client_payout_network),
     CONSTRAINT payout_group_balances_empty_is_zero CHECK (
         unpaid_rows > 0 OR (unpaid_usdt = 0 AND oldest_unpaid_at IS NULL)
     )
-);
+)
+-- Every accumulation change updates one of these few rows. With no index on the columns that
+-- change and room left in each page, those are HOT updates, pruned in place, so the table stays
+-- one row per group without waiting for VACUUM (the check reads it whole).
+WITH (fillfactor = 50);
 
-CREATE INDEX payout_group_balances_unpaid_idx ON payout_group_balances (client_id) WHERE unpaid_rows > 0;
+CREATE FUNCTION client_due_at_usdt(client TEXT) RETURNS NUMERIC LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN payout_strategy = 'threshold' THEN payout_threshold_usd ELSE 0 END
+      FROM clients WHERE client_id = client
+$$;
 
 CREATE FUNCTION payout_group_balances_sync() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -63,9 +74,10 @@ BEGIN
     END IF;
     IF is_claimable THEN
         INSERT INTO payout_group_balances AS b (client_id, client_wallet_address, client_payout_currency,
-                                                client_payout_network, unpaid_usdt, unpaid_rows, oldest_unpaid_at)
+                                                client_payout_network, unpaid_usdt, unpaid_rows, oldest_unpaid_at,
+                                                due_at_usdt)
         VALUES (NEW.client_id, NEW.client_wallet_address, NEW.client_payout_currency, NEW.client_payout_network,
-                NEW.accumulated_amount_usdt, 1, NEW.created_at)
+                NEW.accumulated_amount_usdt, 1, NEW.created_at, client_due_at_usdt(NEW.client_id))
         ON CONFLICT (client_id, client_wallet_address, client_payout_currency, client_payout_network) DO UPDATE
             SET unpaid_usdt = b.unpaid_usdt + EXCLUDED.unpaid_usdt,
                 unpaid_rows = b.unpaid_rows + 1,
@@ -78,10 +90,21 @@ CREATE TRIGGER payout_group_balances_sync
     AFTER INSERT OR UPDATE OR DELETE ON payout_accumulation
     FOR EACH ROW EXECUTE FUNCTION payout_group_balances_sync();
 
+CREATE FUNCTION payout_group_balances_follow_client() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE payout_group_balances SET due_at_usdt = client_due_at_usdt(NEW.client_id)
+     WHERE client_id = NEW.client_id;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER payout_group_balances_follow_client
+    AFTER UPDATE OF payout_threshold_usd, payout_strategy ON clients
+    FOR EACH ROW EXECUTE FUNCTION payout_group_balances_follow_client();
+
 INSERT INTO payout_group_balances (client_id, client_wallet_address, client_payout_currency, client_payout_network,
-                                   unpaid_usdt, unpaid_rows, oldest_unpaid_at)
+                                   unpaid_usdt, unpaid_rows, oldest_unpaid_at, due_at_usdt)
 SELECT client_id, client_wallet_address, client_payout_currency, client_payout_network,
-       sum(accumulated_amount_usdt), count(*), min(created_at)
+       sum(accumulated_amount_usdt), count(*), min(created_at), client_due_at_usdt(client_id)
   FROM payout_accumulation
  WHERE conversion_status = 'completed' AND NOT is_paid_out AND payout_batch_id IS NULL
  GROUP BY client_id, client_wallet_address, client_payout_currency, client_payout_network;

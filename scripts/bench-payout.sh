@@ -4,4 +4,4 @@
 . "$(dirname "$0")/lib.sh"
 load_env
 cd "$ROOT"
-cargo run --quiet -p integration-tests --bin bench-payout
+cargo run --quiet -p integration-tests --bin bench-payout -- "$@"

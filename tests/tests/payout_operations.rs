@@ -224,14 +224,15 @@ async fn the_database_refuses_thresholds_above_the_configured_maximum() {
 async fn assert_balances_match_rows(pool: &sqlx::PgPool, step: &str) {
     let differing: i64 = sqlx::query_scalar(
         "WITH kept AS (SELECT client_id, client_wallet_address, client_payout_currency, client_payout_network,
-                              unpaid_usdt, unpaid_rows, oldest_unpaid_at
+                              unpaid_usdt, unpaid_rows, oldest_unpaid_at, due_at_usdt
                        FROM payout_group_balances WHERE unpaid_rows > 0),
-              truth AS (SELECT client_id, client_wallet_address, client_payout_currency, client_payout_network,
+              truth AS (SELECT a.client_id, client_wallet_address, client_payout_currency, client_payout_network,
                                sum(accumulated_amount_usdt) AS unpaid_usdt, count(*)::int AS unpaid_rows,
-                               min(created_at) AS oldest_unpaid_at
-                        FROM payout_accumulation
+                               min(a.created_at) AS oldest_unpaid_at,
+                               CASE WHEN c.payout_strategy = 'threshold' THEN c.payout_threshold_usd ELSE 0 END AS due_at_usdt
+                        FROM payout_accumulation a JOIN clients c ON c.client_id = a.client_id
                         WHERE conversion_status = 'completed' AND NOT is_paid_out AND payout_batch_id IS NULL
-                        GROUP BY 1, 2, 3, 4)
+                        GROUP BY 1, 2, 3, 4, 8)
          SELECT (SELECT count(*) FROM (SELECT * FROM kept EXCEPT SELECT * FROM truth) a)
               + (SELECT count(*) FROM (SELECT * FROM truth EXCEPT SELECT * FROM kept) b)",
     )
@@ -277,6 +278,9 @@ async fn the_group_balances_follow_every_change_of_the_rows() {
     exec("UPDATE payout_accumulation SET created_at = now() - interval '200 days' WHERE id = 5").await.unwrap();
     exec("UPDATE payout_accumulation SET accumulated_amount_usdt = accumulated_amount_usdt + 1 WHERE client_id = 'c2'").await.unwrap();
     assert_balances_match_rows(&pool, "an age and amounts changed").await;
+    exec("UPDATE clients SET payout_threshold_usd = 75 WHERE client_id = 'c1'").await.unwrap();
+    exec("UPDATE clients SET payout_strategy = 'instant', payout_threshold_usd = 0 WHERE client_id = 'c2'").await.unwrap();
+    assert_balances_match_rows(&pool, "a threshold changed, a client switched to instant").await;
     exec("DELETE FROM payout_accumulation WHERE client_id = 'c3' AND NOT is_paid_out").await.unwrap();
     assert_balances_match_rows(&pool, "rows deleted").await;
 }

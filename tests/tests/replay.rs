@@ -7,14 +7,16 @@ use std::{path::Path, time::Duration};
 use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use workflows::{
-    domain::PayoutStrategy, instant_payout::instant_payout_workflow_id, payment_workflow_id, InstantPayoutWorkflow,
-    PaymentWorkflow,
+    domain::PayoutStrategy, instant_payout::instant_payout_workflow_id, payment_workflow_id, ClientPayoutWorkflow,
+    InstantPayoutWorkflow, MicroBatchConversionWorkflow, PaymentWorkflow,
 };
 
 fn replayer() -> WorkflowReplayer {
     let options = WorkflowReplayerOptions::new()
         .register_workflow::<PaymentWorkflow>()
         .and_then(|o| o.register_workflow::<InstantPayoutWorkflow>())
+        .and_then(|o| o.register_workflow::<MicroBatchConversionWorkflow>())
+        .and_then(|o| o.register_workflow::<ClientPayoutWorkflow>())
         .expect("register")
         .build();
     WorkflowReplayer::new(options).expect("replayer")
@@ -35,7 +37,10 @@ async fn committed_histories_replay_against_the_current_code() {
         replayer().replay_workflow(history).await.unwrap_or_else(|e| panic!("{} no longer replays: {e}", path.display()));
         replayed += 1;
     }
-    assert!(replayed >= 4, "expected the threshold, instant (before and after the child) and child histories, replayed {replayed}");
+    // Payment (threshold, instant before and after the child), the instant payout child, a
+    // conversion that started one payout child at a time, and a payout whose ledger steps were
+    // regular activities: each recorded before a patch that changed its commands.
+    assert!(replayed >= 6, "expected every committed history to replay, replayed {replayed}");
 }
 
 #[tokio::test]

@@ -106,17 +106,18 @@ impl PayoutLedgerActivities {
     }
 }
 
-/// Converted, unpaid rows not in an open batch, per group: at or over the client's threshold, or
-/// holding a row older than `max_age_days`, or every group of `only_client`. Reads the
-/// trigger-maintained `payout_group_balances` (one row per group), not the rows themselves.
+/// Converted, unpaid rows not in an open batch, per group: at or over the client's threshold
+/// (any amount once the client has switched to instant payouts), or holding a row older than
+/// `max_age_days`, or every group of `only_client`. Reads the trigger-maintained
+/// `payout_group_balances` (one row per group, with its threshold), not the rows themselves.
 pub async fn due_groups(pool: &PgPool, query: &DueQuery) -> Result<Vec<PayoutGroup>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT b.client_id, b.client_wallet_address, b.client_payout_currency, b.client_payout_network
-         FROM payout_group_balances b JOIN clients c ON c.client_id = b.client_id
-         WHERE b.unpaid_rows > 0 AND c.payout_strategy = 'threshold' AND ($2::text IS NULL OR b.client_id = $2)
+        "SELECT client_id, client_wallet_address, client_payout_currency, client_payout_network
+         FROM payout_group_balances
+         WHERE unpaid_rows > 0 AND ($2::text IS NULL OR client_id = $2)
            AND ($2::text IS NOT NULL
-                OR b.unpaid_usdt >= c.payout_threshold_usd
-                OR ($1::int IS NOT NULL AND b.oldest_unpaid_at < now() - make_interval(days => $1::int)))",
+                OR unpaid_usdt >= due_at_usdt
+                OR oldest_unpaid_at < now() - make_interval(days => COALESCE($1::int, 1000000)))",
     )
     .bind(query.max_age_days.map(|d| d as i32))
     .bind(&query.only_client)
