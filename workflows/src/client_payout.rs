@@ -33,12 +33,12 @@ use crate::{
         PayoutCompletion, PayoutFailure, PayoutGroup, PayoutLeg, PayoutLedger, PayoutParts, ReopenedPayout, TransferOrder,
     },
     domain::{split_into_exchanges, ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict},
-    instant_payout::{root_cause, step_options, wait_until_confirmed, wait_until_final},
+    instant_payout::{root_cause, step_options, step_retry_policy, wait_until_confirmed, wait_until_final, STEP_TIMEOUT},
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use temporalio_common::{data_converters::TemporalDeserializable, error::ApplicationFailure, ActivityDefinition, RetryPolicy};
+use temporalio_common::{data_converters::TemporalDeserializable, error::ApplicationFailure, ActivityDefinition};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityExecutionError, ChildWorkflowOptions, LocalActivityOptions, ParentClosePolicy, SyncWorkflowContext, WorkflowCancellationToken,
@@ -235,14 +235,8 @@ impl Ledger {
             return ctx.execute_activity(activity, input, options).await;
         }
         let options = LocalActivityOptions::builder()
-            .start_to_close_timeout(Duration::from_secs(15))
-            .retry_policy(
-                RetryPolicy::builder()
-                    .initial_interval(Duration::from_millis(500))
-                    .backoff_coefficient(2.0)
-                    .maximum_interval(Duration::from_secs(60))
-                    .build(),
-            )
+            .start_to_close_timeout(STEP_TIMEOUT)
+            .retry_policy(step_retry_policy())
             .cancellation_token(WorkflowCancellationToken::new())
             .build();
         ctx.execute_local_activity(activity, input, options).await

@@ -275,14 +275,16 @@ pub(crate) fn root_cause(error: &ActivityExecutionError) -> String {
 /// mark non-retryable end the step at once. Each call is short (one HTTP request, one signature,
 /// one transaction), so a worker that dies mid-step is noticed after 15 s and the step retried.
 pub(crate) fn step_options() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(15))
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_millis(500))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(60))
-                .build(),
-        )
+    ActivityOptions::with_start_to_close_timeout(STEP_TIMEOUT).retry_policy(step_retry_policy()).build()
+}
+
+pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub(crate) fn step_retry_policy() -> RetryPolicy {
+    RetryPolicy::builder()
+        .initial_interval(Duration::from_millis(500))
+        .backoff_coefficient(2.0)
+        .maximum_interval(Duration::from_secs(60))
         .build()
 }
 

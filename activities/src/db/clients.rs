@@ -53,15 +53,7 @@ pub async fn max_threshold(pool: &PgPool) -> Result<Decimal, ClientStoreError> {
 /// Sets the cap; the database refuses one below 50 USD or below an existing client's threshold,
 /// with a message saying which.
 pub async fn set_max_threshold(pool: &PgPool, usd: Decimal) -> Result<(), ClientStoreError> {
-    sqlx::query(
-        "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, now())
-         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-    )
-    .bind(MAX_THRESHOLD_SETTING)
-    .bind(format!("{usd:.2}"))
-    .execute(pool)
-    .await?;
-    Ok(())
+    Ok(super::settings::put(pool, MAX_THRESHOLD_SETTING, &format!("{usd:.2}")).await?)
 }
 
 const COLUMNS: &str = "client_id, wallet_address, payout_currency, payout_network, \

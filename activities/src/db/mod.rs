@@ -10,6 +10,7 @@ pub mod instant_payout_ledger;
 pub mod payment_ledger;
 pub mod payout_ledger;
 pub mod payments;
+pub mod settings;
 
 use sqlx::{postgres::PgPoolOptions, PgPool};
 use std::time::Duration;

@@ -36,15 +36,7 @@ pub fn parse_threshold(text: &str) -> Result<Decimal, ThresholdError> {
 }
 
 pub async fn set(pool: &PgPool, value: Decimal) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, now())
-         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-    )
-    .bind(THRESHOLD_SETTING)
-    .bind(format!("{value:.2}"))
-    .execute(pool)
-    .await?;
-    Ok(())
+    activities::db::settings::put(pool, THRESHOLD_SETTING, &format!("{value:.2}")).await
 }
 
 #[cfg(test)]
