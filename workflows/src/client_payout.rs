@@ -33,7 +33,7 @@ use crate::{
         PayoutCompletion, PayoutFailure, PayoutGroup, PayoutLeg, PayoutLedger, PayoutParts, ReopenedPayout, TransferOrder,
     },
     domain::{split_into_exchanges, ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict},
-    instant_payout::{root_cause, step_options, step_retry_policy, wait_until_confirmed, wait_until_final, STEP_TIMEOUT},
+    steps::{root_cause, step_options, step_retry_policy, wait_until_confirmed, wait_until_final, STEP_TIMEOUT},
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

@@ -11,6 +11,7 @@ pub mod instant_payout;
 pub mod intake_benchmark;
 pub mod micro_batch_conversion;
 pub mod payment_processing;
+pub mod steps;
 pub mod threshold_payout_sweep;
 
 pub use client_payout::{client_payout_workflow_id, ClientPayoutInput, ClientPayoutOutcome, ClientPayoutWorkflow};

@@ -35,9 +35,8 @@ use crate::{
         IncomingTransferQuery, ReleasedBatch, RowShare, TransferOrder,
     },
     client_payout::start_due_payouts,
-    domain::{split_proportionally, ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict},
-    instant_payout::{root_cause, step_options, wait_until_confirmed, wait_until_final},
-    payment_processing::SETTLEMENT_CURRENCY,
+    domain::{split_proportionally, ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict, SETTLEMENT_CURRENCY},
+    steps::{root_cause, step_options, wait_until_confirmed, wait_until_final},
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

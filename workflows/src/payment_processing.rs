@@ -24,7 +24,7 @@
 
 use crate::{
     activity_definitions::{PaymentLedger, RoutedPayment, RoutingReceipt},
-    domain::{FeeSplit, PayoutStrategy, PlatformFee},
+    domain::{FeeSplit, PayoutStrategy, PlatformFee, PRICE_CURRENCY, SETTLEMENT_CURRENCY},
     instant_payout::{instant_payout_workflow_id, InstantPayoutInput, InstantPayoutOutcome, InstantPayoutWorkflow},
 };
 use serde::{Deserialize, Serialize};
@@ -36,10 +36,6 @@ use temporalio_sdk::{ChildWorkflowOptions, LocalActivityOptions, ParentClosePoli
 /// Runs recorded before this patch routed instant payments without starting the child.
 const INSTANT_PAYOUT_CHILD_PATCH: &str = "instant-payout-child";
 
-/// The only currency the hot wallet receives from NOWPayments.
-pub const SETTLEMENT_CURRENCY: &str = "eth";
-/// Subscriptions are priced in USD; the accumulated value is a USD value.
-pub const PRICE_CURRENCY: &str = "usd";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentWorkflowInput {

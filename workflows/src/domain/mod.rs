@@ -12,6 +12,6 @@ pub use base_units::{from_base_units, to_base_units, BaseUnitError, ChainAsset};
 pub use exchange::{ExchangePair, ExchangeStatus};
 pub use fees::{FeeError, FeeSplit, PlatformFee};
 pub use instant_payout::{InstantPayoutStatus, RangeVerdict};
-pub use payment::{PaymentStatus, PayoutStrategy, UnknownVariant};
+pub use payment::{PaymentStatus, PayoutStrategy, UnknownVariant, PRICE_CURRENCY, SETTLEMENT_CURRENCY};
 pub use payout_parts::{split_into_exchanges, PartsError};
 pub use proportional_split::{split_proportionally, SplitError};

@@ -6,6 +6,11 @@
 use serde::{Deserialize, Serialize};
 use std::{fmt, str::FromStr};
 
+/// The only currency the hot wallet receives from NOWPayments.
+pub const SETTLEMENT_CURRENCY: &str = "eth";
+/// Subscriptions are priced in USD; the accumulated value is a USD value.
+pub const PRICE_CURRENCY: &str = "usd";
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("unknown {kind} '{value}'")]
 pub struct UnknownVariant {

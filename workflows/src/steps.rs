@@ -1,0 +1,124 @@
+//! What several workflows share: the options every step runs with, polling the outbox and
+//! ChangeNow until a final answer (with workflow timers, so a long wait is a short history), and
+//! the root cause of an activity failure.
+
+use crate::{
+    activity_definitions::{ChangeNow, Ethereum, ExchangeSnapshot, TransferProgress},
+    domain::ExchangeStatus,
+};
+use std::time::Duration;
+use temporalio_common::{
+    error::{ActivityExecutionError, ApplicationFailure},
+    RetryPolicy,
+};
+use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
+
+/// The exchange and the transfer are polled at 2 s, backing off by half each time up to a
+/// minute: quick when things are quick, and a 6-hour wait stays a few hundred events of history.
+const FIRST_POLL: Duration = Duration::from_secs(2);
+const SLOWEST_POLL: Duration = Duration::from_secs(60);
+/// ChangeNow usually finishes within minutes; past this an operator must look.
+const EXCHANGE_DEADLINE: Duration = Duration::from_secs(6 * 60 * 60);
+/// A transfer is replaced with higher fees when stuck; not confirmed after this, something else
+/// is wrong (node, funds) and an operator must look.
+const TRANSFER_DEADLINE: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// The next poll interval: 1.5x the last, at most [`SLOWEST_POLL`].
+fn next_poll(last: Duration) -> Duration {
+    (last * 3 / 2).min(SLOWEST_POLL)
+}
+
+/// Polls the outbox until the transfer has its confirmations; returns the hash that landed.
+/// Fails after [`TRANSFER_DEADLINE`].
+pub async fn wait_until_confirmed<W>(ctx: &mut WorkflowContext<W>, purpose_key: &str) -> WorkflowResult<String> {
+    let (mut waited, mut interval) = (Duration::ZERO, FIRST_POLL);
+    loop {
+        let progress = ctx.execute_activity(Ethereum::check_transfer, purpose_key.to_owned(), step_options()).await;
+        let progress = progress.map_err(|e| ApplicationFailure::non_retryable(root_cause(&e)))?;
+        if let TransferProgress::Confirmed { tx_hash, .. } = progress {
+            return Ok(tx_hash);
+        }
+        if waited >= TRANSFER_DEADLINE {
+            return Err(ApplicationFailure::non_retryable(format!(
+                "transfer {purpose_key} is not confirmed after {}h ({progress:?}); check the node and the hot wallet",
+                TRANSFER_DEADLINE.as_secs() / 3600
+            ))
+            .into());
+        }
+        ctx.timer(interval).await;
+        waited += interval;
+        interval = next_poll(interval);
+    }
+}
+
+/// Polls ChangeNow until a final status (`finished` only once it reports the amount sent and the
+/// payout hash), or
+/// fails after [`EXCHANGE_DEADLINE`].
+pub async fn wait_until_final<W>(ctx: &mut WorkflowContext<W>, exchange_id: &str) -> WorkflowResult<ExchangeSnapshot> {
+    let (mut waited, mut interval) = (Duration::ZERO, FIRST_POLL);
+    loop {
+        let snapshot =
+            ctx.execute_activity(ChangeNow::exchange_progress, exchange_id.to_owned(), step_options()).await?;
+        let finished_without_amount = snapshot.status == ExchangeStatus::Finished
+            && (snapshot.amount_to.is_none() || snapshot.payout_hash.is_none());
+        if snapshot.status.is_final() && !finished_without_amount {
+            return Ok(snapshot);
+        }
+        if waited >= EXCHANGE_DEADLINE {
+            return Err(ApplicationFailure::non_retryable(format!(
+                "exchange {exchange_id} is still '{}' after {}h; check it with ChangeNow",
+                snapshot.status,
+                EXCHANGE_DEADLINE.as_secs() / 3600
+            ))
+            .into());
+        }
+        ctx.timer(interval).await;
+        waited += interval;
+        interval = next_poll(interval);
+    }
+}
+
+/// The innermost message of an activity failure (Temporal wraps the activity's own error as the
+/// cause of a generic "activity task failed").
+pub fn root_cause(error: &ActivityExecutionError) -> String {
+    let Some(mut failure) = error.failure() else { return error.to_string() };
+    while let Some(cause) = failure.cause.as_deref() {
+        failure = cause;
+    }
+    failure.message.clone()
+}
+
+/// External calls retry with backoff for as long as the system is away; the errors activities
+/// mark non-retryable end the step at once. Each call is short (one HTTP request, one signature,
+/// one transaction), so a worker that dies mid-step is noticed after 15 s and the step retried.
+pub fn step_options() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(STEP_TIMEOUT).retry_policy(step_retry_policy()).build()
+}
+
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn step_retry_policy() -> RetryPolicy {
+    RetryPolicy::builder()
+        .initial_interval(Duration::from_millis(500))
+        .backoff_coefficient(2.0)
+        .maximum_interval(Duration::from_secs(60))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_backs_off_to_a_minute_and_six_hours_stay_a_small_history() {
+        let (mut waited, mut interval, mut polls) = (Duration::ZERO, FIRST_POLL, 0);
+        while waited < EXCHANGE_DEADLINE {
+            waited += interval;
+            interval = next_poll(interval);
+            polls += 1;
+        }
+        assert_eq!(interval, SLOWEST_POLL);
+        // About 10 history events per poll (activity + timer); Temporal's limit is ~51k.
+        assert!(polls < 400, "{polls} polls");
+    }
+}
