@@ -123,8 +123,8 @@ impl Exchange {
             ExchangeStatus::Exchanging => match self.forced_outcome {
                 Some(Outcome::Stall) => {}
                 Some(Outcome::Failed) => self.set_status(ExchangeStatus::Failed, step_delay),
-                Some(Outcome::Refunded) => {
-                    let amount = self.amount_from?;
+                Some(outcome @ (Outcome::Refunded | Outcome::RefundedPartially)) => {
+                    let amount = refund_of(outcome, self.amount_from?);
                     let to = self.refund_address.clone()?;
                     self.chain_action_pending = true;
                     return Some(ChainAction::Refund {
@@ -163,7 +163,7 @@ impl Exchange {
             }
             _ => {
                 self.refund_hash = Some(tx_hash);
-                self.refund_amount = self.amount_from;
+                self.refund_amount = self.amount_from.map(|a| self.forced_outcome.map_or(a, |o| refund_of(o, a)));
                 self.set_status(ExchangeStatus::Refunded, step_delay);
             }
         }
@@ -184,6 +184,14 @@ impl Exchange {
             refund_hash: self.refund_hash.clone(),
             refund_amount: self.refund_amount,
         }
+    }
+}
+
+/// What a refund sends back of a deposit of `amount`.
+fn refund_of(outcome: Outcome, amount: Decimal) -> Decimal {
+    match outcome {
+        Outcome::RefundedPartially => (amount * Decimal::new(9, 1)).round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero),
+        _ => amount,
     }
 }
 

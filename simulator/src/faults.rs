@@ -23,6 +23,8 @@ pub enum Endpoint {
 pub enum Outcome {
     Failed,
     Refunded,
+    /// Refunded less than the deposit (ChangeNow keeps a fee or a part is lost): 90 % of it.
+    RefundedPartially,
     /// Never leaves `exchanging` (for deadline handling).
     Stall,
 }

@@ -19,7 +19,8 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use serde::Deserialize;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tracing::info;
 use workflows::domain::ExchangePair;
@@ -36,6 +37,8 @@ pub fn router(simulator: Arc<Simulator>) -> Router {
         .route("/sim/exchanges/{id}/outcome", post(force_outcome))
         .route("/sim/faults", get(show_faults).post(set_faults).delete(clear_faults))
         .route("/sim/rules", post(add_rule))
+        .route("/sim/market", get(show_market).post(set_market))
+        .route("/sim/prices", post(set_prices))
         .route("/", get(overview))
         .with_state(simulator)
 }
@@ -98,10 +101,11 @@ async fn range(State(sim): Shared, headers: HeaderMap, Query(q): Query<PairQuery
         return r;
     }
     let pair = q.pair();
-    if let Err(e) = sim.config.market.price(&pair.to_currency) {
+    let market = sim.market();
+    if let Err(e) = market.price(&pair.to_currency) {
         return market_error(e);
     }
-    match sim.config.market.range(&pair.from_currency) {
+    match market.range(&pair.from_currency) {
         Ok((min_amount, max_amount)) => Json(RangeResponse { min_amount, max_amount }).into_response(),
         Err(e) => market_error(e),
     }
@@ -115,7 +119,7 @@ async fn estimate(State(sim): Shared, headers: HeaderMap, Query(q): Query<PairQu
     let Some(from_amount) = q.from_amount.as_deref().and_then(activities::changenow::amount::parse) else {
         return error(StatusCode::BAD_REQUEST, "bad_params", "fromAmount is required and must be a number");
     };
-    let to_amount = match sim.config.market.quote(&pair.from_currency, &pair.to_currency, from_amount) {
+    let to_amount = match sim.market().quote(&pair.from_currency, &pair.to_currency, from_amount) {
         Ok(amount) => amount,
         Err(e) => return market_error(e),
     };
@@ -142,7 +146,7 @@ async fn create_exchange(State(sim): Shared, headers: HeaderMap, body: axum::bod
     if rule == Some(AddressRule::Reject) || !address_is_valid(&pair.to_network, &order.address) {
         return error(StatusCode::BAD_REQUEST, "not_valid_address", format!("Invalid withdrawal address {}", order.address));
     }
-    let market = &sim.config.market;
+    let market = sim.market();
     let (min, max) = match market.range(&pair.from_currency) {
         Ok(range) => range,
         Err(e) => return market_error(e),
@@ -255,6 +259,56 @@ async fn add_rule(State(sim): Shared, Json(body): Json<RuleBody>) -> StatusCode 
     StatusCode::NO_CONTENT
 }
 
+#[derive(Debug, Serialize)]
+struct MarketView {
+    usd_prices: std::collections::BTreeMap<String, Decimal>,
+    fee_percent: Decimal,
+    min_usd: Decimal,
+    max_usd: Option<Decimal>,
+}
+
+async fn show_market(State(sim): Shared) -> Json<MarketView> {
+    let m = sim.market();
+    Json(MarketView { usd_prices: m.usd_prices, fee_percent: m.fee_percent, min_usd: m.min_usd, max_usd: m.max_usd })
+}
+
+/// Changes ChangeNow's range at run time, e.g. a minimum raised while a batch is in flight.
+/// Absent fields are kept; `"max_usd": null` is absent too (no way to drop a maximum but a
+/// restart, which is fine for a simulator).
+#[derive(Debug, Deserialize)]
+struct MarketUpdate {
+    #[serde(default)]
+    min_usd: Option<Decimal>,
+    #[serde(default)]
+    max_usd: Option<Decimal>,
+}
+
+async fn set_market(State(sim): Shared, Json(update): Json<MarketUpdate>) -> Response {
+    let mut market = sim.market_lock();
+    if update.min_usd.is_some_and(|m| m.is_sign_negative()) || update.max_usd.is_some_and(|m| m <= Decimal::ZERO) {
+        return error(StatusCode::BAD_REQUEST, "bad_params", "min_usd must be >= 0 and max_usd > 0");
+    }
+    if let Some(min) = update.min_usd {
+        market.min_usd = min;
+    }
+    if let Some(max) = update.max_usd {
+        market.max_usd = Some(max);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// USD prices by coin, changed at run time: `{"usdt": "0.97"}`.
+async fn set_prices(State(sim): Shared, Json(prices): Json<std::collections::BTreeMap<String, Decimal>>) -> Response {
+    if prices.values().any(|p| *p <= Decimal::ZERO) {
+        return error(StatusCode::BAD_REQUEST, "bad_params", "prices must be above zero");
+    }
+    let mut market = sim.market_lock();
+    for (coin, price) in prices {
+        market.usd_prices.insert(coin.to_ascii_lowercase(), price);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
 async fn overview(State(sim): Shared) -> Html<String> {
     let mut rows = String::new();
     for x in sim.exchanges().iter().rev() {
@@ -276,7 +330,7 @@ async fn overview(State(sim): Shared) -> Html<String> {
          <table><tr><th>id</th><th>pair</th><th>status</th><th>expected</th><th>amountFrom</th><th>amountTo</th><th>payout address</th></tr>{rows}</table>",
         sim.chain.treasury_address(),
         sim.config.step_delay,
-        sim.config.market.fee_percent,
+        sim.market().fee_percent,
     ))
 }
 

@@ -38,6 +38,9 @@ pub struct Simulator {
     chain: Chain,
     exchanges: Mutex<BTreeMap<String, Exchange>>,
     faults: Mutex<Faults>,
+    /// Starts as the configured market; `POST /sim/market` and `/sim/prices` change it at run
+    /// time (a minimum raised mid-batch, a stablecoin off its peg).
+    market: Mutex<market::Market>,
 }
 
 impl Simulator {
@@ -49,6 +52,15 @@ impl Simulator {
 
     fn faults_lock(&self) -> MutexGuard<'_, Faults> {
         self.faults.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The market as it is now (a copy: quotes never hold the lock).
+    pub fn market(&self) -> market::Market {
+        self.market.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn market_lock(&self) -> MutexGuard<'_, market::Market> {
+        self.market.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn exchanges(&self) -> Vec<Exchange> {
@@ -66,7 +78,7 @@ impl Simulator {
     /// Moves every exchange whose step is due; returns the chain actions to carry out.
     fn advance_all(&self) -> Vec<ChainAction> {
         let now = Instant::now();
-        let market = &self.config.market;
+        let market = self.market();
         let mut exchanges = self.exchanges_lock();
         exchanges
             .values_mut()
@@ -108,10 +120,11 @@ pub async fn spawn(config: SimulatorConfig, listen: SocketAddr) -> anyhow::Resul
     let first_block = chain.latest_block().await?;
     info!(treasury = %chain.treasury_address(), first_block, "ChangeNow simulator connected to the chain");
     let simulator = Arc::new(Simulator {
-        config,
         chain,
         exchanges: Mutex::new(BTreeMap::new()),
         faults: Mutex::new(Faults::default()),
+        market: Mutex::new(config.market.clone()),
+        config,
     });
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;

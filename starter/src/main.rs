@@ -90,9 +90,18 @@ enum PayoutCommand {
 
 #[derive(Subcommand)]
 enum ConversionCommand {
-    /// After the ETH of a batch that failed past its deposit is back in the hot wallet: return
-    /// its rows to the pending pool for the next batch.
-    ReturnRows { batch_id: uuid::Uuid },
+    /// Poll the exchange of a batch that failed with its rows kept; complete the batch if the
+    /// exchange finished late and its USDT is on chain.
+    Resume { batch_id: uuid::Uuid },
+    /// Return a failed batch's rows to the pending pool, once the refund of its full amount is
+    /// seen on chain.
+    ReturnRows {
+        batch_id: uuid::Uuid,
+        /// Return them even without a full refund on chain (the ETH was recovered another way);
+        /// prints what was found.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -260,9 +269,33 @@ async fn run() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Conversion(ConversionCommand::ReturnRows { batch_id }) => {
-            let returned = db::conversion_ledger::return_recovered_rows(&pool(&config).await?, batch_id).await?;
-            println!("{returned} rows of batch {batch_id} are pending again; the next conversion run takes them");
+        Command::Conversion(command) => {
+            let pool = pool(&config).await?;
+            let services = payout_worker::PayoutServices::connect(&config, pool.clone())
+                .await
+                .context("cannot reach ChangeNow and the chain")?;
+            let usdt_contract = services.usdt_contract.context("USDT_CONTRACT is not set")?;
+            let recovery = cli::conversions::Recovery {
+                pool: &pool,
+                changenow: &services.changenow,
+                hot_wallet: &services.hot_wallet,
+                usdt_contract,
+            };
+            match command {
+                ConversionCommand::Resume { batch_id } => match recovery.resume(batch_id).await? {
+                    cli::conversions::ResumeOutcome::Completed { usdt_received, usdt_tx_hash } => {
+                        println!("batch {batch_id} completed: {usdt_received} USDT received in {usdt_tx_hash}, split over its rows")
+                    }
+                    cli::conversions::ResumeOutcome::NotFinished { status } => {
+                        println!("batch {batch_id}: its exchange is {status}; nothing changed, try again later")
+                    }
+                },
+                ConversionCommand::ReturnRows { batch_id, force } => {
+                    let (returned, found) = recovery.return_rows(batch_id, force).await?;
+                    println!("{found}");
+                    println!("{returned} rows of batch {batch_id} are pending again; the next conversion run takes them");
+                }
+            }
             Ok(())
         }
         Command::Payout(PayoutCommand::Now { client_id }) => {

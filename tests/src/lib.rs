@@ -29,7 +29,10 @@ use std::{
     time::{Duration, Instant},
 };
 use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
-use workflows::{MicroBatchConversionInput, MicroBatchConversionOutcome, MicroBatchConversionWorkflow};
+use workflows::{
+    micro_batch_conversion::BatchConverted, MicroBatchConversionInput, MicroBatchConversionOutcome,
+    MicroBatchConversionWorkflow,
+};
 use workflows::domain::{PayoutStrategy, PlatformFee};
 
 pub const XMR_WALLET: &str =
@@ -173,6 +176,34 @@ impl TestApp {
         connect_temporal(&self.temporal_address, &self.config.temporal_namespace, Duration::from_secs(5))
             .await
             .expect("Temporal is not reachable")
+    }
+
+    /// Resets a workflow to its first workflow task, as `temporal workflow reset --type
+    /// FirstWorkflowTask` does: a new run under the same workflow id, from the start.
+    pub async fn reset_to_first_workflow_task(&self, workflow_id: &str) -> String {
+        use temporalio_common::protos::temporal::api::{
+            common::v1::WorkflowExecution, workflowservice::v1::ResetWorkflowExecutionRequest,
+        };
+        let request = ResetWorkflowExecutionRequest {
+            namespace: self.config.temporal_namespace.clone(),
+            workflow_execution: Some(WorkflowExecution { workflow_id: workflow_id.to_owned(), run_id: String::new() }),
+            reason: "test: reset to the first workflow task".into(),
+            // 1 started, 2 task scheduled, 3 task started, 4 task completed.
+            workflow_task_finish_event_id: 4,
+            request_id: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        };
+        let mut service = self.temporal().await.connection().workflow_service();
+        let response = service
+            .reset_workflow_execution(temporalio_client::tonic::Request::new(request))
+            .await
+            .expect("reset refused");
+        response.into_inner().run_id
+    }
+
+    /// ChangeNow and the hot wallet as the worker sees them, for operator commands in tests.
+    pub async fn services(&self) -> payout_worker::PayoutServices {
+        payout_worker::PayoutServices::connect(&self.config, self.pool.clone()).await.expect("services")
     }
 
     pub async fn add_client(&self, client_id: &str, strategy: PayoutStrategy) {
@@ -349,18 +380,76 @@ pub async fn accumulate(app: &TestApp, client_id: &str, prices: &[Decimal]) {
     }
 }
 
-pub async fn run_conversion(app: &TestApp, name: &str) -> Result<MicroBatchConversionOutcome, String> {
-    let client = app.temporal().await;
+/// `rows` pending threshold payments of 1 USD (0.97 net, 0.000323333333333333 ETH) for a new
+/// threshold client, written straight to Postgres: a backlog, without sending thousands of IPNs.
+pub async fn fill_pending_pool(pool: &PgPool, client_id: &str, rows: i64) {
+    sqlx::query(
+        "INSERT INTO clients (client_id, wallet_address, payout_currency, payout_network, payout_strategy, payout_threshold_usd)
+         VALUES ($1, $2, 'xmr', 'xmr', 'threshold', 100)",
+    )
+    .bind(client_id)
+    .bind(XMR_WALLET)
+    .execute(pool)
+    .await
+    .expect("backlog client");
+    let first_payment_id = fresh_payment_id();
+    sqlx::query(
+        "INSERT INTO payments (payment_id, order_id, user_id, client_id, payment_status, status, price_amount, price_currency,
+             outcome_amount, outcome_currency, raw_ipn, fee_percent, fee_amount_usd, net_amount_usd, fee_amount_eth, net_amount_eth)
+         SELECT $1 + g, 'PGP-1|' || $2, 1, $2, 'finished', 'accumulated', 1, 'usd', 0.000333333333333333, 'eth', '{}',
+                3, 0.03, 0.97, 0.00001, 0.000323333333333333
+         FROM generate_series(1, $3) g",
+    )
+    .bind(first_payment_id)
+    .bind(client_id)
+    .bind(rows)
+    .execute(pool)
+    .await
+    .expect("backlog payments");
+    sqlx::query(
+        "INSERT INTO payout_accumulation (nowpayments_payment_id, client_id, user_id, payment_amount_usd, payment_currency,
+             payment_timestamp, fee_amount_usd, net_amount_usd, accumulated_eth, client_wallet_address,
+             client_payout_currency, client_payout_network)
+         SELECT $1 + g, $2, 1, 1, 'usd', now(), 0.03, 0.97, 0.000323333333333333, $4, 'xmr', 'xmr'
+         FROM generate_series(1, $3) g",
+    )
+    .bind(first_payment_id)
+    .bind(client_id)
+    .bind(rows)
+    .bind(XMR_WALLET)
+    .execute(pool)
+    .await
+    .expect("backlog rows");
+}
+
+/// The one batch a conversion run converted (panics otherwise).
+pub fn only_batch(outcome: MicroBatchConversionOutcome) -> BatchConverted {
+    match outcome {
+        MicroBatchConversionOutcome::Converted { mut batches } if batches.len() == 1 => batches.remove(0),
+        other => panic!("expected exactly one converted batch, got {other:?}"),
+    }
+}
+
+/// Starts a conversion run (workflow id `micro-batch-conversion-{name}-{uuid}`); returns its id.
+pub async fn start_conversion(app: &TestApp, name: &str, input: MicroBatchConversionInput) -> String {
     let id = format!("{}-{name}-{}", workflows::micro_batch_conversion::SCHEDULE_ID, uuid::Uuid::new_v4().simple());
-    let handle = client
-        .start_workflow(
-            MicroBatchConversionWorkflow::run,
-            MicroBatchConversionInput::default(),
-            WorkflowStartOptions::new(app.task_queue.clone(), id).build(),
-        )
+    app.temporal()
+        .await
+        .start_workflow(MicroBatchConversionWorkflow::run, input, WorkflowStartOptions::new(app.task_queue.clone(), id.clone()).build())
         .await
         .expect("start the conversion");
+    id
+}
+
+/// The result of the latest run of conversion `workflow_id`.
+pub async fn conversion_result(app: &TestApp, workflow_id: &str) -> Result<MicroBatchConversionOutcome, String> {
+    let handle = app.temporal().await.get_workflow_handle::<MicroBatchConversionWorkflow>(workflow_id.to_owned());
     handle.get_result(WorkflowGetResultOptions::default()).await.map_err(|e| format!("{e:?}"))
+}
+
+pub async fn run_conversion(app: &TestApp, name: &str) -> Result<MicroBatchConversionOutcome, String> {
+    let id = start_conversion(app, name, MicroBatchConversionInput::default()).await;
+    conversion_result(app, &id).await
 }
 
 /// The worker binary `make test` built (scripts/up.sh builds it before the tests run).

@@ -3,15 +3,16 @@
 //! back over the rows exactly.
 
 use alloy::primitives::{Address, U256};
-use integration_tests::{accumulate, chain::HOT_WALLET, run_conversion, TestApp};
-use payout_starter::cli::threshold;
+use integration_tests::{
+    accumulate, chain::HOT_WALLET, conversion_result, only_batch, run_conversion, start_conversion, TestApp,
+};
+use payout_starter::cli::{conversions::Recovery, threshold};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use std::{os::unix::process::ExitStatusExt, str::FromStr};
-use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
 use workflows::{
     domain::{from_base_units, split_proportionally, ChainAsset},
-    MicroBatchConversionInput, MicroBatchConversionOutcome, MicroBatchConversionWorkflow,
+    micro_batch_conversion::BatchConverted, MicroBatchConversionInput, MicroBatchConversionOutcome,
 };
 
 async fn hot_wallet_usdt(app: &TestApp) -> U256 {
@@ -55,9 +56,7 @@ async fn a_pool_over_the_threshold_is_converted_once_and_split_exactly() {
     let usdt_before = hot_wallet_usdt(&app).await;
 
     let outcome = run_conversion(&app, "over").await.unwrap();
-    let MicroBatchConversionOutcome::Converted { batch_id, rows, usdt_received, .. } = outcome else {
-        panic!("expected a conversion, got {outcome:?}");
-    };
+    let BatchConverted { batch_id, rows, usdt_received, .. } = only_batch(outcome);
     assert_eq!(rows, 4);
     assert_eq!(app.chain.exchanges().await.len(), 1, "one exchange for the whole pool");
     assert_eq!(count(&app, "SELECT count(*) FROM transfer_intents").await, 1, "one transaction");
@@ -91,7 +90,7 @@ async fn a_threshold_changed_at_run_time_applies_to_the_next_run() {
 
     threshold::set(&app.pool, dec!(25)).await.unwrap();
     let second = run_conversion(&app, "lowered").await.unwrap();
-    let MicroBatchConversionOutcome::Converted { batch_id, .. } = second else { panic!("expected a conversion: {second:?}") };
+    let batch_id = only_batch(second).batch_id;
     let recorded: Decimal =
         sqlx::query_scalar("SELECT threshold_at_creation FROM batch_conversions WHERE batch_conversion_id = $1::uuid")
             .bind(&batch_id)
@@ -135,15 +134,27 @@ async fn an_exchange_failed_after_the_deposit_keeps_its_rows_out_of_the_pool() {
     assert!(matches!(next, MicroBatchConversionOutcome::BelowThreshold { pending_rows: 0, .. }), "{next:?}");
     assert_eq!(count(&app, "SELECT count(*) FROM transfer_intents").await, 1, "the ETH was sent once");
 
-    // Once the operator has the deposit back, the rows return to the pool and convert.
+    // No refund is seen on chain: `conversion return-rows` refuses; an operator who recovered
+    // the ETH through ChangeNow's support forces it, and the rows return to the pool once.
     let batch_id: uuid::Uuid =
         sqlx::query_scalar("SELECT batch_conversion_id FROM batch_conversions").fetch_one(&app.pool).await.unwrap();
-    let returned = activities::db::conversion_ledger::return_recovered_rows(&app.pool, batch_id).await.unwrap();
+    let services = app.services().await;
+    let recovery = Recovery {
+        pool: &app.pool,
+        changenow: &services.changenow,
+        hot_wallet: &services.hot_wallet,
+        usdt_contract: app.chain.usdt,
+    };
+    let refused = recovery.return_rows(batch_id, false).await.expect_err("no refund seen on chain");
+    assert!(refused.to_string().contains("no refund was seen"), "{refused}");
+    assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status = 'swapping'").await, 1);
+    let (returned, found) = recovery.return_rows(batch_id, true).await.unwrap();
     assert_eq!(returned, 1);
-    assert!(activities::db::conversion_ledger::return_recovered_rows(&app.pool, batch_id).await.unwrap() == 0);
+    assert!(found.contains("no refund"), "{found}");
+    assert!(recovery.return_rows(batch_id, true).await.is_err(), "the rows are returned once");
     app.chain.reset_faults().await;
     let again = run_conversion(&app, "recovered").await.unwrap();
-    assert!(matches!(again, MicroBatchConversionOutcome::Converted { rows: 1, .. }), "{again:?}");
+    assert_eq!(only_batch(again).rows, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,24 +164,13 @@ async fn a_worker_killed_mid_batch_finishes_it_exactly_once() {
     // From here the crashing worker binary runs the conversion alone.
     app.worker = None;
     let doomed = app.spawn_worker_that_dies_after_broadcast();
-    let run = {
-        let client = app.temporal().await;
-        let id = format!("micro-batch-conversion-crash-{}", uuid::Uuid::new_v4().simple());
-        client
-            .start_workflow(
-                MicroBatchConversionWorkflow::run,
-                MicroBatchConversionInput::default(),
-                WorkflowStartOptions::new(app.task_queue.clone(), id).build(),
-            )
-            .await
-            .expect("start")
-    };
+    let run = start_conversion(&app, "crash", MicroBatchConversionInput::default()).await;
     let status = integration_tests::wait_for_self_kill(doomed).await;
     assert_eq!(status.signal(), Some(9));
 
     app.start_worker();
-    let outcome = run.get_result(WorkflowGetResultOptions::default()).await.expect("the batch finishes");
-    let MicroBatchConversionOutcome::Converted { batch_id, usdt_received, .. } = outcome else { panic!("{outcome:?}") };
+    let outcome = conversion_result(&app, &run).await.expect("the batch finishes");
+    let BatchConverted { batch_id, usdt_received, .. } = only_batch(outcome);
     assert_eq!(app.chain.exchanges().await.len(), 1);
     assert_eq!(count(&app, "SELECT count(*) FROM transfer_attempts").await, 1);
     assert_eq!(app.chain.anvil.transaction_count(Address::from_str(HOT_WALLET).unwrap()).await, 1);
@@ -187,4 +187,76 @@ async fn a_refunded_exchange_records_the_refund_seen_on_chain_and_releases_the_r
     let reason: String = sqlx::query_scalar("SELECT failure_reason FROM batch_conversions").fetch_one(&app.pool).await.unwrap();
     assert!(reason.contains("returned 0.01455 ETH on chain"), "{reason}");
     assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status = 'pending'").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_larger_than_a_batch_converts_in_bounded_batches_each_split_exactly() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-100808", &[dec!(25), dec!(26), dec!(27), dec!(28), dec!(29)]).await; // each over 20 USD net
+    let id = start_conversion(&app, "bounded", MicroBatchConversionInput { max_rows_per_batch: Some(2) }).await;
+    let MicroBatchConversionOutcome::Converted { batches } = conversion_result(&app, &id).await.unwrap() else {
+        panic!("expected conversions")
+    };
+    // The oldest rows first, at most two per batch, one batch after the other in the same run.
+    assert_eq!(batches.iter().map(|b| b.rows).collect::<Vec<_>>(), vec![2, 2, 1]);
+    // (The client's payout, started once it crossed its threshold, has an exchange of its own.)
+    assert_eq!(count(&app, "SELECT count(DISTINCT cn_api_id) FROM batch_conversions WHERE conversion_status = 'completed'").await, 3);
+    let mut previous_last_id = 0i64;
+    for batch in &batches {
+        let rows = shares(&app, &batch.batch_id).await;
+        assert_eq!(rows.iter().map(|(_, s)| *s).sum::<Decimal>(), batch.usdt_received, "batch {} is exact", batch.batch_id);
+        let weights: Vec<Decimal> = rows.iter().map(|(usd, _)| *usd).collect();
+        assert_eq!(rows.iter().map(|(_, s)| *s).collect::<Vec<_>>(), split_proportionally(batch.usdt_received, &weights, 6).unwrap());
+        let (first, last): (i64, i64) = sqlx::query_as(
+            "SELECT min(id), max(id) FROM payout_accumulation WHERE batch_conversion_id = $1::uuid",
+        )
+        .bind(&batch.batch_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        assert!(first > previous_last_id, "batches take the oldest rows in order");
+        previous_last_id = last;
+    }
+    assert_pool_totals_exact(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_25000_rows_converts_without_passing_rows_through_history() {
+    let app = TestApp::spawn().await;
+    // A backlog after a ChangeNow outage: one claim of every row made a payload Temporal
+    // refuses (PayloadsTooLarge), retried forever with all rows stuck `swapping`.
+    integration_tests::fill_pending_pool(&app.pool, "-100809", 25_000).await;
+    assert_pool_totals_exact(&app).await;
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(300), run_conversion(&app, "backlog"))
+        .await
+        .expect("the backlog converts within 5 minutes")
+        .unwrap();
+    let MicroBatchConversionOutcome::Converted { batches } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(batches.iter().map(|b| b.rows).collect::<Vec<_>>(), vec![10_000, 10_000, 5_000]);
+    for batch in &batches {
+        let total: Decimal = sqlx::query_scalar(
+            "SELECT sum(accumulated_amount_usdt) FROM payout_accumulation WHERE batch_conversion_id = $1::uuid",
+        )
+        .bind(&batch.batch_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        assert_eq!(total, batch.usdt_received, "batch {} is exact", batch.batch_id);
+    }
+    assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status <> 'completed'").await, 0);
+    assert_pool_totals_exact(&app).await;
+}
+
+/// The pool's one-row totals equal the sum over the pending rows.
+async fn assert_pool_totals_exact(app: &TestApp) {
+    let kept: (i64, Decimal, Decimal) =
+        sqlx::query_as("SELECT pending_rows, pending_usd, pending_eth FROM conversion_pool_totals").fetch_one(&app.pool).await.unwrap();
+    let summed: (i64, Decimal, Decimal) = sqlx::query_as(
+        "SELECT count(*), COALESCE(sum(net_amount_usd), 0), COALESCE(sum(accumulated_eth), 0)
+         FROM payout_accumulation WHERE conversion_status = 'pending'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, summed);
 }

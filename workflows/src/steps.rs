@@ -9,7 +9,7 @@ use crate::{
 use std::time::Duration;
 use temporalio_common::{
     error::{ActivityExecutionError, ApplicationFailure},
-    RetryPolicy,
+    ActivityCloseTimeouts, RetryPolicy,
 };
 use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
 
@@ -88,12 +88,34 @@ pub fn root_cause(error: &ActivityExecutionError) -> String {
     failure.message.clone()
 }
 
-/// External calls retry with backoff for as long as the system is away; the errors activities
-/// mark non-retryable end the step at once. Each call is short (one HTTP request, one signature,
-/// one transaction), so a worker that dies mid-step is noticed after 15 s and the step retried.
+/// External calls retry with backoff while the system is away; the errors activities mark
+/// non-retryable end the step at once. Each call is short (one HTTP request, one signature, one
+/// transaction), so a worker that dies mid-step is noticed after [`STEP_TIMEOUT`] and the step
+/// retried. No step retries forever: after [`STEP_GIVE_UP`] it fails, and its workflow records
+/// the failure (a failed batch, an alert) instead of blocking its schedule without a word.
 pub fn step_options() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(STEP_TIMEOUT).retry_policy(step_retry_policy()).build()
+    ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
+        schedule_to_close: STEP_GIVE_UP,
+        start_to_close: STEP_TIMEOUT,
+    })
+    .retry_policy(step_retry_policy())
+    .build()
 }
+
+/// The step that records a failure: it is what makes the failure visible, so it keeps trying
+/// (the database away) far longer than the step that failed.
+pub fn failure_step_options() -> ActivityOptions {
+    ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
+        schedule_to_close: FAILURE_STEP_GIVE_UP,
+        start_to_close: STEP_TIMEOUT,
+    })
+    .retry_policy(step_retry_policy())
+    .build()
+}
+
+/// Longer than a ChangeNow or node outage the platform rides out unattended.
+pub const STEP_GIVE_UP: Duration = Duration::from_secs(30 * 60);
+pub const FAILURE_STEP_GIVE_UP: Duration = Duration::from_secs(24 * 60 * 60);
 
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 

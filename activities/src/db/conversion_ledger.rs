@@ -11,18 +11,22 @@ use std::{str::FromStr, sync::Arc};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use uuid::Uuid;
-use workflows::activity_definitions::{
-    ClaimConversionPool, ClaimedRow, CompleteConversion, ConversionClaim, ConvertedBatch, ReleaseConversion,
-    ReleasedBatch,
+use workflows::{
+    activity_definitions::{
+        conversion_purpose_key, BatchLimit, BatchTotals, ClaimConversionPool, CompleteConversion, ConversionClaim,
+        ConversionClaimRequest, ConvertedBatch, FailedBatch, LimitConversionBatch, ReleaseConversion, SeenRefund,
+    },
+    domain::{split_proportionally, ChainAsset},
 };
 
 pub const THRESHOLD_SETTING: &str = "micro_batch_threshold_usd";
-/// The pending pool's value, actual ETH and size (an index-only scan of
-/// `accumulation_pending_pool_idx`); `make bench-conversion` times it.
-pub const PENDING_POOL_SQL: &str = "SELECT COALESCE(SUM(net_amount_usd), 0) AS usd, COALESCE(SUM(accumulated_eth), 0) AS eth,
-        count(*) AS n FROM payout_accumulation WHERE conversion_status = 'pending'";
+/// The pending pool's value, actual ETH and size: one row kept exact by triggers
+/// (`conversion_pool_totals`, migration 0006), so its cost does not grow with the pool;
+/// `make bench-conversion` times it.
+pub const PENDING_POOL_SQL: &str =
+    "SELECT pending_usd AS usd, pending_eth AS eth, pending_rows AS n FROM conversion_pool_totals";
 /// One claim at a time: the pool's sum and the rows claimed are the same rows.
 const CLAIM_LOCK: &str = "micro-batch-conversion-claim";
 
@@ -30,12 +34,18 @@ const CLAIM_LOCK: &str = "micro-batch-conversion-claim";
 pub enum ConversionLedgerError {
     #[error("'{0}' is not a known batch id")]
     BadBatchId(String),
+    #[error("a batch holds at least one row, not {0}")]
+    BadRowLimit(i64),
     #[error("settings.{THRESHOLD_SETTING} = '{0}' is not an amount; fix it with `starter threshold set`")]
     BadThreshold(String),
     #[error("batch {batch_id} is '{status}' and cannot become '{wanted}'")]
     InvalidTransition { batch_id: Uuid, status: String, wanted: &'static str },
+    #[error("batch {batch_id}: its ETH transfer was already prepared, so its rows can no longer change")]
+    AlreadySending { batch_id: Uuid },
     #[error("batch {batch_id}: {problem}; nothing was recorded")]
     Inconsistent { batch_id: Uuid, problem: String },
+    #[error("batch {batch_id}: its rows stay with it: {reason} (`--force` returns them anyway)")]
+    NotRecovered { batch_id: Uuid, reason: String },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -65,9 +75,18 @@ impl ConversionLedgerActivities {
     pub async fn claim_conversion_pool(
         self: Arc<Self>,
         _ctx: ActivityContext,
-        batch_id: String,
+        request: ConversionClaimRequest,
     ) -> Result<ConversionClaim, ActivityError> {
-        claim(&self.pool, &batch_id).await.map_err(ConversionLedgerError::into_activity_error)
+        claim(&self.pool, &request).await.map_err(ConversionLedgerError::into_activity_error)
+    }
+
+    #[activity(definition = LimitConversionBatch)]
+    pub async fn limit_conversion_batch(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        limit: BatchLimit,
+    ) -> Result<BatchTotals, ActivityError> {
+        limit_to(&self.pool, &limit).await.map_err(ConversionLedgerError::into_activity_error)
     }
 
     #[activity(definition = CompleteConversion)]
@@ -76,22 +95,24 @@ impl ConversionLedgerActivities {
         _ctx: ActivityContext,
         batch: ConvertedBatch,
     ) -> Result<(), ActivityError> {
-        complete(&self.pool, &batch).await.map_err(ConversionLedgerError::into_activity_error)
+        complete(&self.pool, &batch, "swapping").await.map_err(ConversionLedgerError::into_activity_error)
     }
 
     #[activity(definition = ReleaseConversion)]
     pub async fn release_conversion(
         self: Arc<Self>,
         _ctx: ActivityContext,
-        batch: ReleasedBatch,
+        batch: FailedBatch,
     ) -> Result<(), ActivityError> {
-        release(&self.pool, &batch).await.map_err(ConversionLedgerError::into_activity_error)
+        record_failure(&self.pool, &batch).await.map_err(ConversionLedgerError::into_activity_error)
     }
 }
 
 fn parse_batch_id(text: &str) -> Result<Uuid, ConversionLedgerError> {
     Uuid::parse_str(text).map_err(|_| ConversionLedgerError::BadBatchId(text.to_owned()))
 }
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
 
 /// The threshold in force, read on every run so a change applies from the next run.
 pub async fn read_threshold(pool: &PgPool) -> Result<Decimal, ConversionLedgerError> {
@@ -102,30 +123,43 @@ pub async fn read_threshold(pool: &PgPool) -> Result<Decimal, ConversionLedgerEr
     Decimal::from_str(text.trim()).map_err(|_| ConversionLedgerError::BadThreshold(text))
 }
 
-async fn claimed_rows(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    batch_id: Uuid,
-) -> Result<Vec<ClaimedRow>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, net_amount_usd, accumulated_eth FROM payout_accumulation WHERE batch_conversion_id = $1 ORDER BY id",
-    )
-    .bind(batch_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter()
-        .map(|r| Ok(ClaimedRow { accumulation_id: r.try_get("id")?, net_usd: r.try_get("net_amount_usd")?, eth: r.try_get("accumulated_eth")? }))
-        .collect()
+/// The outbox's state of the batch's ETH transfer (`signed`, `confirmed`, `reverted`), if one
+/// was ever prepared: from then on its ETH may have left the hot wallet.
+pub async fn transfer_state(tx: &mut Tx<'_>, batch_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT status FROM transfer_intents WHERE purpose_key = $1")
+        .bind(conversion_purpose_key(&batch_id.to_string()))
+        .fetch_optional(&mut **tx)
+        .await
 }
 
-async fn claim(pool: &PgPool, batch_id: &str) -> Result<ConversionClaim, ConversionLedgerError> {
-    let batch_id = parse_batch_id(batch_id)?;
+/// Totals of the rows a batch holds, written to the batch.
+async fn record_totals(tx: &mut Tx<'_>, batch_id: Uuid) -> Result<BatchTotals, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE batch_conversions b SET total_eth_usd = t.usd, total_eth = t.eth, row_count = t.n
+           FROM (SELECT COALESCE(sum(net_amount_usd), 0) AS usd, COALESCE(sum(accumulated_eth), 0) AS eth, count(*) AS n
+                   FROM payout_accumulation WHERE batch_conversion_id = $1 AND conversion_status = 'swapping') t
+          WHERE b.batch_conversion_id = $1
+         RETURNING t.usd, t.eth, t.n",
+    )
+    .bind(batch_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(BatchTotals { total_usd: row.try_get("usd")?, total_eth: row.try_get("eth")?, row_count: row.try_get("n")? })
+}
+
+async fn claim(pool: &PgPool, request: &ConversionClaimRequest) -> Result<ConversionClaim, ConversionLedgerError> {
+    let batch_id = parse_batch_id(&request.batch_id)?;
+    if request.max_rows < 1 {
+        return Err(ConversionLedgerError::BadRowLimit(request.max_rows));
+    }
     let threshold = read_threshold(pool).await?;
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(CLAIM_LOCK).execute(&mut *tx).await?;
 
-    // A retry of the same run: the batch exists, return what it claimed.
+    // The batch exists: a retry of this step, or a run reset or restarted under the same
+    // workflow id. It is returned as it is, never claimed afresh.
     if let Some(row) = sqlx::query(
-        "SELECT threshold_at_creation, total_eth_usd, total_eth, conversion_status FROM batch_conversions
+        "SELECT threshold_at_creation, total_eth_usd, total_eth, row_count, conversion_status FROM batch_conversions
          WHERE batch_conversion_id = $1",
     )
     .bind(batch_id)
@@ -134,22 +168,25 @@ async fn claim(pool: &PgPool, batch_id: &str) -> Result<ConversionClaim, Convers
     {
         let status: String = row.try_get("conversion_status")?;
         if status != "swapping" {
-            // Ended already (a reset or a reused workflow id): never start its exchange again.
-            return Err(ConversionLedgerError::InvalidTransition { batch_id, status, wanted: "swapping" });
+            tx.commit().await?;
+            info!(batch_id = %batch_id, %status, "batch already ended; the run goes on with its next batch");
+            return Ok(ConversionClaim::Ended { status });
         }
-        let rows = claimed_rows(&mut tx, batch_id).await?;
-        tx.commit().await?;
-        return Ok(ConversionClaim::Claimed {
+        let resumed = transfer_state(&mut tx, batch_id).await?.is_some();
+        let row_count: Option<i32> = row.try_get("row_count")?;
+        let claim = ConversionClaim::Claimed {
             threshold_usd: row.try_get("threshold_at_creation")?,
             total_usd: row.try_get("total_eth_usd")?,
             total_eth: row.try_get("total_eth")?,
-            rows,
-        });
+            row_count: row_count.map(i64::from).unwrap_or_default(),
+            resumed,
+        };
+        tx.commit().await?;
+        info!(batch_id = %batch_id, resumed, "batch already claimed; carrying it on");
+        return Ok(claim);
     }
 
-    let pool_row = sqlx::query(PENDING_POOL_SQL)
-    .fetch_one(&mut *tx)
-    .await?;
+    let pool_row = sqlx::query(PENDING_POOL_SQL).fetch_one(&mut *tx).await?;
     let (pool_usd, pool_eth, pending_rows): (Decimal, Decimal, i64) =
         (pool_row.try_get("usd")?, pool_row.try_get("eth")?, pool_row.try_get("n")?);
     if pending_rows == 0 || pool_usd < threshold {
@@ -158,65 +195,119 @@ async fn claim(pool: &PgPool, batch_id: &str) -> Result<ConversionClaim, Convers
         return Ok(ConversionClaim::BelowThreshold { pool_usd, pool_eth, pending_rows, threshold_usd: threshold });
     }
 
-    // Under the claim lock no other claim runs, and new rows only ever arrive as `pending`: the
-    // update below takes exactly the rows summed above, or more that arrived since (included
-    // in the totals, which are recomputed from the claimed rows).
+    // Under the claim lock no other claim runs, and new rows only ever arrive as `pending`:
+    // the oldest rows are taken, and the totals are those of the rows actually claimed.
     sqlx::query(
         "INSERT INTO batch_conversions (batch_conversion_id, total_eth_usd, total_eth, threshold_at_creation,
-             conversion_status, processing_started_at)
-         VALUES ($1, $2, $3, $4, 'swapping', now())",
+             conversion_status, processing_started_at, row_count)
+         VALUES ($1, 0, 0, $2, 'swapping', now(), 0)",
     )
     .bind(batch_id)
-    .bind(pool_usd)
-    .bind(pool_eth)
     .bind(threshold)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
         "UPDATE payout_accumulation SET conversion_status = 'swapping', batch_conversion_id = $1, updated_at = now()
-         WHERE conversion_status = 'pending'",
+         WHERE id IN (SELECT id FROM payout_accumulation WHERE conversion_status = 'pending' ORDER BY id LIMIT $2)",
     )
     .bind(batch_id)
+    .bind(request.max_rows)
     .execute(&mut *tx)
     .await?;
-    let rows = claimed_rows(&mut tx, batch_id).await?;
-    let total_usd: Decimal = rows.iter().map(|r| r.net_usd).sum();
-    let total_eth: Decimal = rows.iter().map(|r| r.eth).sum();
-    sqlx::query("UPDATE batch_conversions SET total_eth_usd = $2, total_eth = $3 WHERE batch_conversion_id = $1")
-        .bind(batch_id)
-        .bind(total_usd)
-        .bind(total_eth)
-        .execute(&mut *tx)
-        .await?;
+    let totals = record_totals(&mut tx, batch_id).await?;
     tx.commit().await?;
-    info!(batch_id = %batch_id, rows = rows.len(), %total_usd, %total_eth, %threshold, "micro-batch claimed");
-    Ok(ConversionClaim::Claimed { threshold_usd: threshold, total_usd, total_eth, rows })
+    info!(batch_id = %batch_id, rows = totals.row_count, total_usd = %totals.total_usd, total_eth = %totals.total_eth,
+        %threshold, pending_rows, "micro-batch claimed");
+    Ok(ConversionClaim::Claimed {
+        threshold_usd: threshold,
+        total_usd: totals.total_usd,
+        total_eth: totals.total_eth,
+        row_count: totals.row_count,
+        resumed: false,
+    })
 }
 
-async fn batch_status(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch_id: Uuid) -> Result<String, sqlx::Error> {
+async fn batch_status(tx: &mut Tx<'_>, batch_id: Uuid) -> Result<String, ConversionLedgerError> {
     sqlx::query_scalar("SELECT conversion_status FROM batch_conversions WHERE batch_conversion_id = $1 FOR UPDATE")
         .bind(batch_id)
-        .fetch_one(&mut **tx)
-        .await
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| ConversionLedgerError::BadBatchId(batch_id.to_string()))
 }
 
-async fn complete(pool: &PgPool, batch: &ConvertedBatch) -> Result<(), ConversionLedgerError> {
+async fn limit_to(pool: &PgPool, limit: &BatchLimit) -> Result<BatchTotals, ConversionLedgerError> {
+    let batch_id = parse_batch_id(&limit.batch_id)?;
+    let mut tx = pool.begin().await?;
+    let status = batch_status(&mut tx, batch_id).await?;
+    if status != "swapping" {
+        return Err(ConversionLedgerError::InvalidTransition { batch_id, status, wanted: "swapping" });
+    }
+    if transfer_state(&mut tx, batch_id).await?.is_some() {
+        return Err(ConversionLedgerError::AlreadySending { batch_id });
+    }
+    // The oldest rows whose ETH fits stay; the rest wait for the next batch.
+    let returned = sqlx::query(
+        "UPDATE payout_accumulation SET conversion_status = 'pending', batch_conversion_id = NULL, updated_at = now()
+         WHERE id IN (SELECT id FROM (SELECT id, sum(accumulated_eth) OVER (ORDER BY id) AS running
+                                        FROM payout_accumulation
+                                       WHERE batch_conversion_id = $1 AND conversion_status = 'swapping') r
+                       WHERE r.running > $2)",
+    )
+    .bind(batch_id)
+    .bind(limit.max_eth)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let totals = record_totals(&mut tx, batch_id).await?;
+    tx.commit().await?;
+    info!(batch_id = %batch_id, returned, rows = totals.row_count, total_eth = %totals.total_eth, max_eth = %limit.max_eth,
+        "micro-batch limited to ChangeNow's maximum");
+    Ok(totals)
+}
+
+/// Operator step (`starter conversion resume`): the exchange of a batch that failed with its
+/// rows kept finished late, and its USDT is on chain: the batch completes as
+/// `db.complete_conversion` would have completed it.
+pub async fn complete_late(pool: &PgPool, batch: &ConvertedBatch) -> Result<(), ConversionLedgerError> {
+    complete(pool, batch, "failed").await
+}
+
+/// Splits and records a batch that is `from` (or already `completed`: nothing to do).
+async fn complete(pool: &PgPool, batch: &ConvertedBatch, from: &'static str) -> Result<(), ConversionLedgerError> {
     let batch_id = parse_batch_id(&batch.batch_id)?;
     let mut tx = pool.begin().await?;
     match batch_status(&mut tx, batch_id).await?.as_str() {
         "completed" => return Ok(()),
-        "swapping" => {}
+        status if status == from => {}
         other => {
             return Err(ConversionLedgerError::InvalidTransition { batch_id, status: other.to_owned(), wanted: "completed" })
         }
     }
-    let ids: Vec<i64> = batch.shares.iter().map(|s| s.accumulation_id).collect();
-    let amounts: Vec<Decimal> = batch.shares.iter().map(|s| s.usdt).collect();
+    let rows: Vec<(i64, Decimal)> = sqlx::query_as(
+        "SELECT id, net_amount_usd FROM payout_accumulation
+         WHERE batch_conversion_id = $1 AND conversion_status = 'swapping' ORDER BY id",
+    )
+    .bind(batch_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let expected: Option<i32> =
+        sqlx::query_scalar("SELECT row_count FROM batch_conversions WHERE batch_conversion_id = $1")
+            .bind(batch_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if let Some(expected) = expected.filter(|n| *n as usize != rows.len()) {
+        let problem = format!("{} rows are swapping but the batch claimed {expected}", rows.len());
+        return Err(ConversionLedgerError::Inconsistent { batch_id, problem });
+    }
+    let weights: Vec<Decimal> = rows.iter().map(|(_, usd)| *usd).collect();
+    let amounts = split_proportionally(batch.usdt_received, &weights, ChainAsset::Usdt.decimals())
+        .map_err(|e| ConversionLedgerError::Inconsistent { batch_id, problem: format!("cannot split: {e}") })?;
     let sum: Decimal = amounts.iter().sum();
     if sum != batch.usdt_received {
         let problem = format!("shares sum to {sum} but {} USDT was received", batch.usdt_received);
         return Err(ConversionLedgerError::Inconsistent { batch_id, problem });
     }
+    let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
     let updated = sqlx::query(
         "UPDATE payout_accumulation a SET conversion_status = 'completed', accumulated_amount_usdt = s.usdt,
                 eth_to_usdt_rate = CASE WHEN a.accumulated_eth > 0 THEN s.usdt / a.accumulated_eth END,
@@ -252,7 +343,28 @@ async fn complete(pool: &PgPool, batch: &ConvertedBatch) -> Result<(), Conversio
     Ok(())
 }
 
-async fn release(pool: &PgPool, batch: &ReleasedBatch) -> Result<(), ConversionLedgerError> {
+/// Whether a failed batch's rows may go back to the pool: only while their ETH is provably in
+/// the hot wallet. `Err` says why they stay.
+pub fn rows_may_return(transfer: Option<&str>, batch_eth: Decimal, refund: Option<&SeenRefund>) -> Result<(), String> {
+    match (transfer, refund) {
+        (None, _) => Ok(()),
+        // Mined and reverted: the value never moved (only gas was spent).
+        (Some("reverted"), _) => Ok(()),
+        (Some(_), Some(refund)) if refund.amount_eth >= batch_eth => Ok(()),
+        (Some(_), Some(refund)) => Err(format!(
+            "refund {} returned {} of {} ETH, {} ETH short; the rows stay swapping until the rest is recovered",
+            refund.tx_hash,
+            refund.amount_eth.normalize(),
+            batch_eth.normalize(),
+            (batch_eth - refund.amount_eth).normalize()
+        )),
+        (Some(_), None) => Err("its ETH transfer was prepared and may have left the hot wallet; no refund was seen".to_owned()),
+    }
+}
+
+/// The failure step (`db.release_conversion`): the batch `failed` with its reason and an alert,
+/// its rows returned only by [`rows_may_return`]. Idempotent.
+pub async fn record_failure(pool: &PgPool, batch: &FailedBatch) -> Result<(), ConversionLedgerError> {
     let batch_id = parse_batch_id(&batch.batch_id)?;
     let mut tx = pool.begin().await?;
     match batch_status(&mut tx, batch_id).await?.as_str() {
@@ -260,33 +372,38 @@ async fn release(pool: &PgPool, batch: &ReleasedBatch) -> Result<(), ConversionL
         "swapping" | "pending" => {}
         other => return Err(ConversionLedgerError::InvalidTransition { batch_id, status: other.to_owned(), wanted: "failed" }),
     }
-    let released = if batch.return_rows {
-        sqlx::query(
-            "UPDATE payout_accumulation SET conversion_status = 'pending', batch_conversion_id = NULL, updated_at = now()
-             WHERE batch_conversion_id = $1 AND conversion_status = 'swapping'",
-        )
+    let transfer = transfer_state(&mut tx, batch_id).await?;
+    let batch_eth: Decimal = sqlx::query_scalar("SELECT total_eth FROM batch_conversions WHERE batch_conversion_id = $1")
         .bind(batch_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-    } else {
-        0
+        .fetch_one(&mut *tx)
+        .await?;
+    let verdict = rows_may_return(transfer.as_deref(), batch_eth, batch.refund.as_ref());
+    let released = match verdict {
+        Ok(()) => return_rows(&mut tx, batch_id).await?,
+        Err(_) => 0,
+    };
+    let reason = match &verdict {
+        Ok(()) => batch.reason.clone(),
+        Err(kept) => format!("{}; {kept}", batch.reason),
     };
     sqlx::query(
         "UPDATE batch_conversions SET conversion_status = 'failed', failure_reason = $2, cn_api_id = COALESCE($3, cn_api_id),
-                completed_at = now()
+                refund_tx_hash = $4, refund_amount_eth = $5, rows_released = $6, completed_at = now()
          WHERE batch_conversion_id = $1",
     )
     .bind(batch_id)
-    .bind(&batch.reason)
+    .bind(&reason)
     .bind(&batch.exchange_id)
+    .bind(batch.refund.as_ref().map(|r| &r.tx_hash))
+    .bind(batch.refund.as_ref().map(|r| r.amount_eth))
+    .bind(verdict.is_ok())
     .execute(&mut *tx)
     .await?;
-    let message = match batch.return_rows {
-        true => format!("micro-batch failed; {released} rows wait for the next batch: {}", batch.reason),
-        false => format!(
-            "micro-batch failed after its ETH left the wallet; rows stay swapping until `starter conversion return-rows {batch_id}`: {}",
-            batch.reason
+    let message = match verdict {
+        Ok(()) => format!("micro-batch failed; {released} rows wait for the next batch: {reason}"),
+        Err(_) => format!(
+            "micro-batch failed after its ETH left the wallet; rows stay swapping until `starter conversion resume {batch_id}` \
+             or `starter conversion return-rows {batch_id}`: {reason}"
         ),
     };
     let alert = NewAlert {
@@ -297,48 +414,109 @@ async fn release(pool: &PgPool, batch: &ReleasedBatch) -> Result<(), ConversionL
     };
     alerts::raise(&mut tx, &alert).await?;
     tx.commit().await?;
-    if batch.return_rows {
-        error!(batch_id = %batch_id, released, reason = %batch.reason, alert = true, "micro-batch failed; its rows wait for the next batch");
-    } else {
-        error!(batch_id = %batch_id, reason = %batch.reason, alert = true,
-            "micro-batch failed after its ETH left the wallet; rows stay swapping until an operator recovers it");
-    }
+    error!(batch_id = %batch_id, released, reason = %reason, alert = true, "micro-batch failed");
     Ok(())
 }
 
-/// Operator step, once the ETH of a batch that failed after its deposit is back in the hot
-/// wallet (recovered through ChangeNow's support): its rows return to `pending` for the next
-/// batch. Refuses any batch that is not `failed`. Returns how many rows were returned.
-pub async fn return_recovered_rows(pool: &PgPool, batch_id: Uuid) -> Result<u64, ConversionLedgerError> {
-    let mut tx = pool.begin().await?;
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT conversion_status FROM batch_conversions WHERE batch_conversion_id = $1 FOR UPDATE")
-            .bind(batch_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    match status.as_deref() {
-        Some("failed") => {}
-        Some(other) => {
-            return Err(ConversionLedgerError::InvalidTransition { batch_id, status: other.to_owned(), wanted: "released" })
-        }
-        None => return Err(ConversionLedgerError::BadBatchId(batch_id.to_string())),
-    }
-    let returned = sqlx::query(
+/// The batch's `swapping` rows back to `pending`, for a later batch.
+async fn return_rows(tx: &mut Tx<'_>, batch_id: Uuid) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
         "UPDATE payout_accumulation SET conversion_status = 'pending', batch_conversion_id = NULL, updated_at = now()
          WHERE batch_conversion_id = $1 AND conversion_status = 'swapping'",
     )
     .bind(batch_id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
-    .rows_affected();
+    .rows_affected())
+}
+
+/// Operator step (`starter conversion return-rows`), once the ETH of a batch that failed after
+/// its deposit is back in the hot wallet: its rows return to `pending` for the next batch. Only
+/// when the rule holds (no transfer, or `refund` seen on chain for the batch's full amount),
+/// unless `force` (an operator who recovered the ETH another way). Refuses any batch that is
+/// not `failed`. Returns how many rows were returned.
+pub async fn return_recovered_rows(
+    pool: &PgPool,
+    batch_id: Uuid,
+    refund: Option<&SeenRefund>,
+    force: bool,
+) -> Result<u64, ConversionLedgerError> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(String, Decimal)> = sqlx::query_as(
+        "SELECT conversion_status, total_eth FROM batch_conversions WHERE batch_conversion_id = $1 FOR UPDATE",
+    )
+    .bind(batch_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let batch_eth = match row {
+        Some((status, eth)) if status == "failed" => eth,
+        Some((status, _)) => return Err(ConversionLedgerError::InvalidTransition { batch_id, status, wanted: "released" }),
+        None => return Err(ConversionLedgerError::BadBatchId(batch_id.to_string())),
+    };
+    let transfer = transfer_state(&mut tx, batch_id).await?;
+    if let Err(reason) = rows_may_return(transfer.as_deref(), batch_eth, refund) {
+        if !force {
+            return Err(ConversionLedgerError::NotRecovered { batch_id, reason });
+        }
+        warn!(batch_id = %batch_id, %reason, "an operator forced a failed batch's rows back to the pool");
+    }
+    let returned = return_rows(&mut tx, batch_id).await?;
     sqlx::query(
-        "UPDATE batch_conversions SET failure_reason = failure_reason || ' | rows returned by an operator at ' || now()
+        "UPDATE batch_conversions SET rows_released = true,
+                failure_reason = failure_reason || ' | rows returned by an operator at ' || now()
          WHERE batch_conversion_id = $1",
     )
     .bind(batch_id)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    info!(batch_id = %batch_id, returned, "operator returned a failed batch's rows to the pool");
+    info!(batch_id = %batch_id, returned, force, "operator returned a failed batch's rows to the pool");
     Ok(returned)
+}
+
+/// What an operator needs to recover a failed batch.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FailedBatchView {
+    pub conversion_status: String,
+    pub cn_api_id: Option<String>,
+    pub total_eth: Decimal,
+    pub row_count: Option<i32>,
+    pub rows_released: bool,
+    pub failure_reason: Option<String>,
+}
+
+pub async fn find_batch(pool: &PgPool, batch_id: Uuid) -> Result<Option<FailedBatchView>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT conversion_status, cn_api_id, total_eth, row_count, rows_released, failure_reason
+         FROM batch_conversions WHERE batch_conversion_id = $1",
+    )
+    .bind(batch_id)
+    .fetch_optional(pool)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn refund(amount_eth: Decimal) -> SeenRefund {
+        SeenRefund { tx_hash: "0xabc".into(), amount_eth }
+    }
+
+    #[test]
+    fn rows_return_only_while_their_eth_is_provably_in_the_hot_wallet() {
+        assert!(rows_may_return(None, dec!(1), None).is_ok(), "nothing was signed");
+        assert!(rows_may_return(Some("reverted"), dec!(1), None).is_ok(), "the value never moved");
+        assert!(rows_may_return(Some("confirmed"), dec!(1), None).is_err(), "sent, no refund");
+        assert!(rows_may_return(Some("signed"), dec!(1), None).is_err(), "signed: it may be mined any moment");
+        assert!(rows_may_return(Some("confirmed"), dec!(1), Some(&refund(dec!(1)))).is_ok(), "full refund");
+    }
+
+    #[test]
+    fn a_partial_refund_keeps_the_rows_and_names_the_shortfall() {
+        let kept = rows_may_return(Some("confirmed"), dec!(0.014550000000000000), Some(&refund(dec!(0.013095)))).unwrap_err();
+        assert!(kept.contains("0.001455 ETH short"), "{kept}");
+        assert!(rows_may_return(Some("confirmed"), dec!(1), Some(&refund(Decimal::ZERO))).is_err());
+    }
 }

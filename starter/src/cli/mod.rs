@@ -1,6 +1,7 @@
 //! The operator CLI's commands, one module per subject.
 
 pub mod clients;
+pub mod conversions;
 pub mod payments;
 pub mod payout_batches;
 pub mod schedules;

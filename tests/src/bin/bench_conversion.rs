@@ -4,15 +4,16 @@
 //!    database, against the stack's Temporal server), runs one `MicroBatchConversionWorkflow` and
 //!    prints the gas the hot wallet paid per converted payment, against one swap per payment
 //!    (each payment its own ETH transfer, as the pool of 1 measures).
-//! 2. Fills a fresh database with 1,000,000 `payout_accumulation` rows and times the pending-pool
+//! 2. Converts a backlog of 40,000 pending rows in one run (bounded batches, one after the
+//!    other) and prints the time it took; every batch's split is checked exact.
+//! 3. Fills a fresh database with 1,000,000 `payout_accumulation` rows and times the pending-pool
 //!    query the conversion runs (the same SQL), with 1,000 rows pending and with all pending.
 
 use alloy::providers::{Provider, ProviderBuilder};
-use integration_tests::{fresh_database, fresh_payment_id, test_ipn, TestApp};
+use integration_tests::{conversion_result, fresh_database, fresh_payment_id, start_conversion, test_ipn, TestApp};
 use rust_decimal::Decimal;
 use std::time::{Duration, Instant};
-use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
-use workflows::{domain::PayoutStrategy, MicroBatchConversionInput, MicroBatchConversionOutcome, MicroBatchConversionWorkflow};
+use workflows::{domain::PayoutStrategy, MicroBatchConversionInput, MicroBatchConversionOutcome};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -30,8 +31,47 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!();
+    println!("backlog: {BACKLOG_ROWS} pending rows (a ChangeNow outage's worth of intake), converted by one run");
+    convert_backlog().await?;
+
+    println!();
     println!("pending-pool query over 1,000,000 payout_accumulation rows (20 runs each)");
     pool_query_timings().await?;
+    Ok(())
+}
+
+const BACKLOG_ROWS: i64 = 40_000;
+
+/// One conversion run over a backlog: bounded batches one after the other, each split exactly.
+async fn convert_backlog() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await;
+    integration_tests::fill_pending_pool(&app.pool, "bench-backlog", BACKLOG_ROWS).await;
+    let started = Instant::now();
+    let id = start_conversion(&app, "bench-backlog", MicroBatchConversionInput::default()).await;
+    let outcome = conversion_result(&app, &id).await.map_err(anyhow::Error::msg)?;
+    let elapsed = started.elapsed();
+    let MicroBatchConversionOutcome::Converted { batches } = outcome else { anyhow::bail!("{outcome:?}") };
+    let mut exact = 0;
+    for batch in &batches {
+        let split: Decimal = sqlx::query_scalar(
+            "SELECT sum(accumulated_amount_usdt) FROM payout_accumulation WHERE batch_conversion_id = $1::uuid",
+        )
+        .bind(&batch.batch_id)
+        .fetch_one(&app.pool)
+        .await?;
+        anyhow::ensure!(split == batch.usdt_received, "batch {} split {split} of {}", batch.batch_id, batch.usdt_received);
+        exact += 1;
+    }
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM payout_accumulation WHERE conversion_status <> 'completed'")
+        .fetch_one(&app.pool)
+        .await?;
+    anyhow::ensure!(left == 0, "{left} rows not converted");
+    println!(
+        "  {} rows in {} batches ({exact} split exactly) in {:.1} s",
+        batches.iter().map(|b| b.rows).sum::<i64>(),
+        batches.len(),
+        elapsed.as_secs_f64()
+    );
     Ok(())
 }
 
@@ -51,17 +91,12 @@ async fn convert_pool(size: usize) -> anyhow::Result<(u64, u64)> {
     for id in &ids {
         anyhow::ensure!(app.wait_for_status(*id, "accumulated", Duration::from_secs(120)).await, "payment {id} not accumulated");
     }
-    let client = app.temporal().await;
-    let id = format!("micro-batch-conversion-bench-{size}-{}", uuid::Uuid::new_v4().simple());
-    let handle = client
-        .start_workflow(
-            MicroBatchConversionWorkflow::run,
-            MicroBatchConversionInput::default(),
-            WorkflowStartOptions::new(app.task_queue.clone(), id).build(),
-        )
-        .await?;
-    let outcome = handle.get_result(WorkflowGetResultOptions::default()).await?;
-    anyhow::ensure!(matches!(outcome, MicroBatchConversionOutcome::Converted { rows, .. } if rows == size), "{outcome:?}");
+    let id = start_conversion(&app, &format!("bench-{size}"), MicroBatchConversionInput::default()).await;
+    let outcome = conversion_result(&app, &id).await.map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        matches!(&outcome, MicroBatchConversionOutcome::Converted { batches } if batches.iter().map(|b| b.rows).sum::<i64>() == size as i64),
+        "{outcome:?}"
+    );
 
     let provider = ProviderBuilder::new().connect_http(app.chain.anvil.url.parse()?);
     let hashes: Vec<String> = sqlx::query_scalar("SELECT confirmed_tx_hash FROM transfer_intents WHERE status = 'confirmed'")

@@ -8,14 +8,21 @@ use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
 
-pub use self::conversion_ledger::{ClaimConversionPool, CompleteConversion, ReleaseConversion};
+pub use self::conversion_ledger::{ClaimConversionPool, CompleteConversion, LimitConversionBatch, ReleaseConversion};
 
-/// One `payout_accumulation` row in a batch.
+/// The purpose key of a conversion batch's exchange and ETH transfer: what the outbox and the
+/// exchanges table know the batch by.
+pub fn conversion_purpose_key(batch_id: &str) -> String {
+    format!("conversion-{batch_id}")
+}
+
+/// Claim the next batch: at most `max_rows` of the oldest pending rows. Rows never travel
+/// through workflow history (a 40,000-row pool would exceed Temporal's payload limit): the batch
+/// is its id, its totals and its row count, and the rows stay in Postgres.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClaimedRow {
-    pub accumulation_id: i64,
-    pub net_usd: Decimal,
-    pub eth: Decimal,
+pub struct ConversionClaimRequest {
+    pub batch_id: String,
+    pub max_rows: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,16 +30,40 @@ pub struct ClaimedRow {
 pub enum ConversionClaim {
     /// The pool is below the threshold in force: nothing was claimed.
     BelowThreshold { pool_usd: Decimal, pool_eth: Decimal, pending_rows: i64, threshold_usd: Decimal },
-    /// The batch and exactly these rows (in id order), now `swapping`.
-    Claimed { threshold_usd: Decimal, total_usd: Decimal, total_eth: Decimal, rows: Vec<ClaimedRow> },
+    /// The batch holds `row_count` rows, now `swapping`. `resumed`: the batch was claimed before
+    /// (by this run before a crash, or by an earlier run of the same workflow id that was reset
+    /// or restarted); it is carried on, never treated as fresh, since its ETH may have left.
+    Claimed {
+        threshold_usd: Decimal,
+        total_usd: Decimal,
+        total_eth: Decimal,
+        #[serde(default)]
+        row_count: i64,
+        #[serde(default)]
+        resumed: bool,
+    },
+    /// A batch of this id exists and has ended (`completed` or `failed`): it is never started
+    /// again; the run goes on with its next batch.
+    Ended { status: String },
+}
+
+/// What a batch holds after [`ConversionLedger::limit_conversion_batch`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchTotals {
+    pub total_usd: Decimal,
+    pub total_eth: Decimal,
+    pub row_count: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RowShare {
-    pub accumulation_id: i64,
-    pub usdt: Decimal,
+pub struct BatchLimit {
+    pub batch_id: String,
+    /// ChangeNow's maximum for the pair: the newest rows go back to `pending` until the batch's
+    /// ETH is at most this.
+    pub max_eth: Decimal,
 }
 
+/// The exchange's USDT, as seen on chain; the step splits it over the batch's rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConvertedBatch {
     pub batch_id: String,
@@ -40,41 +71,59 @@ pub struct ConvertedBatch {
     /// The USDT transfer to the hot wallet the shares come from.
     pub usdt_tx_hash: String,
     pub usdt_received: Decimal,
-    pub shares: Vec<RowShare>,
 }
 
+/// A refund ChangeNow reported, with what that transaction paid the hot wallet on chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReleasedBatch {
+pub struct SeenRefund {
+    pub tx_hash: String,
+    pub amount_eth: Decimal,
+}
+
+/// A batch that failed. The step, not the workflow, decides whether its rows go back to the
+/// pool, from what Postgres holds: only while their ETH is provably in the hot wallet (no
+/// outbox intent for the batch's purpose key, or `refund` returned the batch's full amount).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedBatch {
     pub batch_id: String,
     pub exchange_id: Option<String>,
     pub reason: String,
-    /// `true` only while the rows' ETH is provably in the hot wallet (nothing sent, or the
-    /// refund seen on chain): then the rows go back to `pending`. Otherwise they stay
-    /// `swapping` under the failed batch for an operator, so their ETH is never sent twice.
-    pub return_rows: bool,
+    #[serde(default)]
+    pub refund: Option<SeenRefund>,
 }
 
 pub struct ConversionLedger;
 
 #[activity_definitions]
 impl ConversionLedger {
-    /// Reads `settings.micro_batch_threshold_usd`; at or above it, creates the batch and moves
-    /// every pending row to `swapping` in one statement. Idempotent on the batch id.
+    /// Reads `settings.micro_batch_threshold_usd` and the pool's totals; at or above the
+    /// threshold, creates the batch and moves the oldest pending rows (at most `max_rows`) to
+    /// `swapping`. Idempotent on the batch id: a batch that exists is returned as it is.
     #[activity(name = "db.claim_conversion_pool")]
-    pub fn claim_conversion_pool(batch_id: String) -> Result<ConversionClaim, ActivityError> {
+    pub fn claim_conversion_pool(request: ConversionClaimRequest) -> Result<ConversionClaim, ActivityError> {
         unimplemented!()
     }
 
-    /// Rows `completed` with their shares, the batch `completed`. Idempotent.
+    /// Returns the newest rows of a fresh batch to `pending` until its ETH is within
+    /// ChangeNow's maximum. Idempotent.
+    #[activity(name = "db.limit_conversion_batch")]
+    pub fn limit_conversion_batch(limit: BatchLimit) -> Result<BatchTotals, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Splits the USDT received over the batch's rows in proportion to their USD value
+    /// (rounded down to USDT's 6 decimals, the rest to the last row; exact), rows `completed`
+    /// with their shares, the batch `completed`. Idempotent.
     #[activity(name = "db.complete_conversion")]
     pub fn complete_conversion(batch: ConvertedBatch) -> Result<(), ActivityError> {
         unimplemented!()
     }
 
-    /// The batch `failed` with its reason; its rows back to `pending` for a later batch when
-    /// `return_rows`, else left `swapping` for an operator. Idempotent.
+    /// The batch `failed` with its reason and an alert; its rows back to `pending` only while
+    /// their ETH is provably in the hot wallet, else kept `swapping` under the failed batch for
+    /// `starter conversion resume` or `return-rows`. Idempotent.
     #[activity(name = "db.release_conversion")]
-    pub fn release_conversion(batch: ReleasedBatch) -> Result<(), ActivityError> {
+    pub fn release_conversion(batch: FailedBatch) -> Result<(), ActivityError> {
         unimplemented!()
     }
 }

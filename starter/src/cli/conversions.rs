@@ -1,0 +1,126 @@
+//! `starter conversion resume|return-rows <batch_id>`: the operator's two ways out of a
+//! conversion batch that failed with its rows kept (its ETH left the hot wallet).
+//!
+//! Both look at ChangeNow and the chain before touching the ledger: `resume` completes the batch
+//! when its exchange finished late (ChangeNow's `verifying` or `hold` can last days) and the USDT
+//! is seen on chain; `return-rows` returns the rows to the pool only when the refund of the full
+//! amount is seen on chain, unless forced.
+
+use activities::{
+    changenow::ChangeNowClient,
+    db::conversion_ledger::{self, FailedBatchView},
+    ethereum::{Asset, HotWallet},
+};
+use alloy::primitives::Address;
+use sqlx::PgPool;
+use uuid::Uuid;
+use workflows::{
+    activity_definitions::{ConvertedBatch, SeenRefund},
+    domain::{from_base_units, ChainAsset, ExchangeStatus},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConversionCommandError {
+    #[error("there is no conversion batch {0}")]
+    UnknownBatch(Uuid),
+    #[error("batch {batch_id} is '{status}'; only a failed batch can be recovered")]
+    NotFailed { batch_id: Uuid, status: String },
+    #[error("batch {0} has no ChangeNow exchange; nothing was sent, so it cannot have finished late")]
+    NoExchange(Uuid),
+    #[error("batch {0} already returned its rows to the pool; they were converted by a later batch")]
+    RowsReleased(Uuid),
+    #[error("ChangeNow: {0}")]
+    ChangeNow(String),
+    #[error("Ethereum node: {0}")]
+    Chain(String),
+    #[error(transparent)]
+    Ledger(#[from] conversion_ledger::ConversionLedgerError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// What `resume` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeOutcome {
+    /// The exchange finished and its USDT is on chain: the batch is `completed`, split exactly.
+    Completed { usdt_received: rust_decimal::Decimal, usdt_tx_hash: String },
+    /// Not final yet, or ended without paying: nothing changed.
+    NotFinished { status: String },
+}
+
+/// The parts `resume` and `return-rows` read.
+pub struct Recovery<'a> {
+    pub pool: &'a PgPool,
+    pub changenow: &'a ChangeNowClient,
+    pub hot_wallet: &'a HotWallet,
+    pub usdt_contract: Address,
+}
+
+impl Recovery<'_> {
+    async fn failed_batch(&self, batch_id: Uuid) -> Result<FailedBatchView, ConversionCommandError> {
+        let batch = conversion_ledger::find_batch(self.pool, batch_id)
+            .await?
+            .ok_or(ConversionCommandError::UnknownBatch(batch_id))?;
+        if batch.conversion_status != "failed" {
+            return Err(ConversionCommandError::NotFailed { batch_id, status: batch.conversion_status });
+        }
+        if batch.rows_released {
+            return Err(ConversionCommandError::RowsReleased(batch_id));
+        }
+        Ok(batch)
+    }
+
+    /// Polls the batch's stored exchange once; completes the batch if it finished and its USDT
+    /// reached the hot wallet.
+    pub async fn resume(&self, batch_id: Uuid) -> Result<ResumeOutcome, ConversionCommandError> {
+        let batch = self.failed_batch(batch_id).await?;
+        let exchange_id = batch.cn_api_id.ok_or(ConversionCommandError::NoExchange(batch_id))?;
+        let exchange = self.changenow.exchange_status(&exchange_id).await.map_err(|e| ConversionCommandError::ChangeNow(e.to_string()))?;
+        let (ExchangeStatus::Finished, Some(usdt_tx_hash)) = (&exchange.status, exchange.payout_hash.clone()) else {
+            return Ok(ResumeOutcome::NotFinished { status: exchange.status.to_string() });
+        };
+        let seen = self
+            .hot_wallet
+            .incoming(&usdt_tx_hash, Asset::Erc20(self.usdt_contract))
+            .await
+            .map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
+        let units = match seen {
+            Some((units, _block)) if !units.is_zero() => units,
+            Some(_) => return Ok(ResumeOutcome::NotFinished { status: format!("finished, but {usdt_tx_hash} paid the hot wallet no USDT") }),
+            None => return Ok(ResumeOutcome::NotFinished { status: format!("finished, but {usdt_tx_hash} is not mined yet") }),
+        };
+        let units = u128::try_from(units).map_err(|_| ConversionCommandError::Chain(format!("{units} USDT units overflow")))?;
+        let usdt_received = from_base_units(units, ChainAsset::Usdt).map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
+        let converted =
+            ConvertedBatch { batch_id: batch_id.to_string(), exchange_id, usdt_tx_hash: usdt_tx_hash.clone(), usdt_received };
+        conversion_ledger::complete_late(self.pool, &converted).await?;
+        Ok(ResumeOutcome::Completed { usdt_received, usdt_tx_hash })
+    }
+
+    /// Returns the rows to the pool when the exchange's refund of the full amount is seen on
+    /// chain, or when `force`d. Returns the rows returned and what was found.
+    pub async fn return_rows(&self, batch_id: Uuid, force: bool) -> Result<(u64, String), ConversionCommandError> {
+        let batch = self.failed_batch(batch_id).await?;
+        let refund = match &batch.cn_api_id {
+            Some(exchange_id) => self.refund_seen(exchange_id).await?,
+            None => None,
+        };
+        let found = match &refund {
+            Some(r) => format!("refund {} returned {} of {} ETH on chain", r.tx_hash, r.amount_eth.normalize(), batch.total_eth.normalize()),
+            None => format!("no refund of exchange {} is seen on chain", batch.cn_api_id.as_deref().unwrap_or("(none)")),
+        };
+        let returned = conversion_ledger::return_recovered_rows(self.pool, batch_id, refund.as_ref(), force).await?;
+        Ok((returned, found))
+    }
+
+    /// The refund ChangeNow reports for the exchange, with what it paid the hot wallet on chain.
+    async fn refund_seen(&self, exchange_id: &str) -> Result<Option<SeenRefund>, ConversionCommandError> {
+        let exchange = self.changenow.exchange_status(exchange_id).await.map_err(|e| ConversionCommandError::ChangeNow(e.to_string()))?;
+        let Some(tx_hash) = exchange.refund_hash else { return Ok(None) };
+        let seen = self.hot_wallet.incoming(&tx_hash, Asset::Eth).await.map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
+        let Some((wei, _block)) = seen else { return Ok(None) };
+        let wei = u128::try_from(wei).map_err(|_| ConversionCommandError::Chain(format!("{wei} wei overflow")))?;
+        let amount_eth = from_base_units(wei, ChainAsset::Eth).map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
+        Ok(Some(SeenRefund { tx_hash, amount_eth }))
+    }
+}
