@@ -32,10 +32,13 @@ pub async fn receive_ipn(State(state): State<HandlerState>, headers: HeaderMap, 
         Ok(value) => value,
         Err(e) => return reject(StatusCode::BAD_REQUEST, e),
     };
-    if let Err(e) = signature::verify(state.ipn_secret.expose(), &value, signature) {
-        warn!(error = %e, "IPN refused: bad signature");
-        return reject(StatusCode::UNAUTHORIZED, e);
-    }
+    let signed_as = match signature::verify(state.ipn_secret.expose(), &value, signature) {
+        Ok(form) => form,
+        Err(e) => {
+            warn!(error = %e, "IPN refused: bad signature");
+            return reject(StatusCode::UNAUTHORIZED, e);
+        }
+    };
     let raw = String::from_utf8_lossy(&body);
     let incoming = match ipn::parse_ipn(&value, &raw) {
         Ok(incoming) => incoming,
@@ -51,7 +54,14 @@ pub async fn receive_ipn(State(state): State<HandlerState>, headers: HeaderMap, 
         }
         Err(e) => return internal(payment_id, e),
     };
-    info!(payment_id, client_id = %incoming.client_id, status = %stored.payment_status, new = stored.is_new, "IPN stored");
+    info!(
+        payment_id,
+        client_id = %incoming.client_id,
+        status = %stored.payment_status,
+        new = stored.is_new,
+        signed_as = signed_as.as_str(),
+        "IPN stored"
+    );
 
     // The IPN is durable now: answer at once and start the workflow off the request path.
     let workflow = if stored.workflow_started {
