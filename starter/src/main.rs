@@ -177,6 +177,9 @@ struct ClientArgs {
 enum PaymentCommand {
     /// Show a payment, its fee split and where its money is.
     Show { payment_id: i64 },
+    /// Process a signed IPN that was kept as unroutable (its client did not exist), once the
+    /// client exists: store it as a payment and start its workflow, as the webhook would.
+    Route { payment_id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -350,7 +353,32 @@ async fn run() -> anyhow::Result<()> {
             let pool = pool(&config).await?;
             match payments::find(&pool, payment_id).await? {
                 Some(p) => println!("{}", cli::payments::describe(&p)),
-                None => bail!("payment {payment_id} is not stored"),
+                None => match db::unroutable_ipns::find(&pool, payment_id).await? {
+                    Some(kept) => println!("{}", cli::payments::describe_unroutable(&kept)),
+                    None => bail!("payment {payment_id} is not stored"),
+                },
+            }
+            Ok(())
+        }
+        Command::Payment(PaymentCommand::Route { payment_id }) => {
+            use cli::route_payment::WorkflowStart;
+            let pool = pool(&config).await?;
+            let temporal = TemporalGateway::new(
+                &config.temporal_address,
+                &config.temporal_namespace,
+                &config.temporal_task_queue,
+                config.platform_fee,
+            );
+            let routed = cli::route_payment::route(&pool, &temporal, payment_id).await?;
+            let how = if routed.already_routed { "was already routed" } else { "routed" };
+            println!("payment {payment_id} {how}; NOWPayments status {}", routed.payment_status);
+            match routed.workflow {
+                WorkflowStart::Started => println!("started {}", workflows::payment_workflow_id(payment_id)),
+                WorkflowStart::AlreadyStarted => println!("{} was already started", workflows::payment_workflow_id(payment_id)),
+                WorkflowStart::NotPayable => println!("not paid out: only finished payments are"),
+                WorkflowStart::LeftToRedriver(reason) => {
+                    println!("workflow not started now ({reason}); `starter serve` starts it when Temporal answers")
+                }
             }
             Ok(())
         }

@@ -5,7 +5,7 @@
 //! intake). Nothing depends on the launcher for correctness: a start it drops (queue full, process
 //! killed, Temporal away) is found by the re-driver, which scans the stored payments.
 
-use crate::temporal_gateway::TemporalGateway;
+use crate::temporal_gateway::{StartError, Started, TemporalGateway};
 use activities::db::payments;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -31,14 +31,9 @@ impl WorkflowLauncher {
                 let (pool, gateway) = (pool.clone(), gateway.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
-                    match gateway.start_payment_workflow(payment_id, &client_id).await {
-                        Ok(started) => {
-                            debug!(payment_id, ?started, "payment workflow started");
-                            if let Err(e) = payments::mark_workflow_started(&pool, payment_id).await {
-                                warn!(payment_id, error = %e, "could not record the workflow start; the re-driver will");
-                            }
-                        }
-                        Err(e) => warn!(payment_id, error = %e, "workflow not started; the re-driver will retry"),
+                    match start_and_record(&pool, &gateway, payment_id, &client_id).await {
+                        Ok(started) => debug!(payment_id, ?started, "payment workflow started"),
+                        Err(e) => warn!(payment_id, error = %e, "the re-driver will take over"),
                     }
                 });
             }
@@ -50,4 +45,25 @@ impl WorkflowLauncher {
     pub fn launch(&self, payment_id: i64, client_id: &str) -> bool {
         self.queue.try_send((payment_id, client_id.to_owned())).is_ok()
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("workflow not started: {0}")]
+    Start(#[from] StartError),
+    #[error("workflow started, but its start could not be recorded: {0}")]
+    Record(#[from] sqlx::Error),
+}
+
+/// Starts the payment's workflow and records that Temporal accepted it: what the webhook does
+/// for every stored `finished` IPN (and `starter payment route` for a routed one).
+pub async fn start_and_record(
+    pool: &PgPool,
+    gateway: &TemporalGateway,
+    payment_id: i64,
+    client_id: &str,
+) -> Result<Started, LaunchError> {
+    let started = gateway.start_payment_workflow(payment_id, client_id).await?;
+    payments::mark_workflow_started(pool, payment_id).await?;
+    Ok(started)
 }

@@ -11,6 +11,8 @@ pub enum AlertKind {
     PayoutBatchFailed,
     ConversionBatchFailed,
     InstantPayoutStopped,
+    /// A signed IPN names a client that does not exist; it waits for `starter payment route`.
+    UnroutableIpn,
 }
 
 impl AlertKind {
@@ -19,6 +21,7 @@ impl AlertKind {
             Self::PayoutBatchFailed => "payout_batch_failed",
             Self::ConversionBatchFailed => "conversion_batch_failed",
             Self::InstantPayoutStopped => "instant_payout_stopped",
+            Self::UnroutableIpn => "unroutable_ipn",
         }
     }
 }
@@ -42,6 +45,16 @@ pub async fn raise(tx: &mut Transaction<'_, Postgres>, alert: &NewAlert<'_>) -> 
     .bind(alert.message)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Acknowledges the alert raised under `dedupe_key`, in the transaction that settled what it was
+/// about (an unroutable IPN that was routed), so no one acts on it after.
+pub async fn settle(tx: &mut Transaction<'_, Postgres>, dedupe_key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE alerts SET acknowledged_at = now() WHERE dedupe_key = $1 AND acknowledged_at IS NULL")
+        .bind(dedupe_key)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

@@ -2,10 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sqlx::{PgPool, Row};
+use sqlx::{PgExecutor, PgPool, Row};
 
-/// NOWPayments statuses after which a payment's record no longer changes.
-pub const FINAL_IPN_STATUSES: [&str; 4] = ["finished", "failed", "refunded", "expired"];
 /// The only NOWPayments status that is paid out.
 pub const PAYABLE_IPN_STATUS: &str = "finished";
 
@@ -32,7 +30,8 @@ pub struct IncomingIpn {
 pub struct StoredIpn {
     /// First IPN for this payment.
     pub is_new: bool,
-    /// The payment's NOWPayments status after this IPN (a final status is never overwritten).
+    /// The payment's NOWPayments status after this IPN (by the order of the SQL function
+    /// `ipn_status_stays`: `finished` and `refunded` are never overwritten).
     pub payment_status: String,
     /// Temporal has already accepted this payment's workflow.
     pub workflow_started: bool,
@@ -52,24 +51,27 @@ pub enum StoreIpnError {
     Database(#[from] sqlx::Error),
 }
 
-/// Inserts the IPN, or records a later IPN for the same payment. Once a payment has reached a
-/// final status its amounts and status stay as they were: a late or replayed `confirming` can
-/// never undo a `finished`.
-/// The client must exist (one round trip: the foreign key says so).
-pub async fn store_ipn(pool: &PgPool, ipn: &IncomingIpn) -> Result<StoredIpn, StoreIpnError> {
+/// Inserts the IPN, or records a later IPN for the same payment. Whether the later IPN's status
+/// and amounts replace the stored ones is the SQL function `ipn_status_stays` (migration
+/// 000007): `finished` and `refunded` stay whatever comes after; `failed` and `expired` give way
+/// only to those two (money that arrived late is paid); a late or replayed `confirming` can never
+/// undo a `finished`.
+/// The client must exist (one round trip: the foreign key says so). `db` is a pool or a
+/// transaction (routing an unroutable IPN stores it in the transaction that marks it routed).
+pub async fn store_ipn<'e>(db: impl PgExecutor<'e>, ipn: &IncomingIpn) -> Result<StoredIpn, StoreIpnError> {
     let row = sqlx::query(
         "INSERT INTO payments (payment_id, order_id, user_id, client_id, payment_status,
                                price_amount, price_currency, pay_amount, actually_paid, pay_currency,
                                outcome_amount, outcome_currency, raw_ipn)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          ON CONFLICT (payment_id) DO UPDATE SET
-             payment_status   = CASE WHEN payments.payment_status = ANY($14) THEN payments.payment_status ELSE EXCLUDED.payment_status END,
-             pay_amount       = CASE WHEN payments.payment_status = ANY($14) THEN payments.pay_amount ELSE EXCLUDED.pay_amount END,
-             actually_paid    = CASE WHEN payments.payment_status = ANY($14) THEN payments.actually_paid ELSE EXCLUDED.actually_paid END,
-             pay_currency     = CASE WHEN payments.payment_status = ANY($14) THEN payments.pay_currency ELSE EXCLUDED.pay_currency END,
-             outcome_amount   = CASE WHEN payments.payment_status = ANY($14) THEN payments.outcome_amount ELSE EXCLUDED.outcome_amount END,
-             outcome_currency = CASE WHEN payments.payment_status = ANY($14) THEN payments.outcome_currency ELSE EXCLUDED.outcome_currency END,
-             raw_ipn          = CASE WHEN payments.payment_status = ANY($14) THEN payments.raw_ipn ELSE EXCLUDED.raw_ipn END,
+             payment_status   = CASE WHEN ipn_status_stays(payments.payment_status, EXCLUDED.payment_status) THEN payments.payment_status ELSE EXCLUDED.payment_status END,
+             pay_amount       = CASE WHEN ipn_status_stays(payments.payment_status, EXCLUDED.payment_status) THEN payments.pay_amount ELSE EXCLUDED.pay_amount END,
+             actually_paid    = CASE WHEN ipn_status_stays(payments.payment_status, EXCLUDED.payment_status) THEN payments.actually_paid ELSE EXCLUDED.actually_paid END,
+             pay_currency     = CASE WHEN ipn_status_stays(payments.payment_status, EXCLUDED.payment_status) THEN payments.pay_currency ELSE EXCLUDED.pay_currency END,
+             outcome_amount   = CASE WHEN ipn_status_stays(payments.payment_status, EXCLUDED.payment_status) THEN payments.outcome_amount ELSE EXCLUDED.outcome_amount END,
+             outcome_currency = CASE WHEN ipn_status_stays(payments.payment_status, EXCLUDED.payment_status) THEN payments.outcome_currency ELSE EXCLUDED.outcome_currency END,
+             raw_ipn          = CASE WHEN ipn_status_stays(payments.payment_status, EXCLUDED.payment_status) THEN payments.raw_ipn ELSE EXCLUDED.raw_ipn END,
              ipn_count        = payments.ipn_count + 1,
              updated_at       = now()
          RETURNING (xmax = 0) AS is_new, payment_status, workflow_started_at IS NOT NULL AS workflow_started",
@@ -87,8 +89,7 @@ pub async fn store_ipn(pool: &PgPool, ipn: &IncomingIpn) -> Result<StoredIpn, St
     .bind(ipn.outcome_amount)
     .bind(&ipn.outcome_currency)
     .bind(&ipn.raw_body)
-    .bind(&FINAL_IPN_STATUSES[..])
-    .fetch_one(pool)
+    .fetch_one(db)
     .await
     .map_err(|e| match &e {
         sqlx::Error::Database(db) if db.constraint() == Some("payments_client_id_fkey") => {

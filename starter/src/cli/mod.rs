@@ -4,6 +4,7 @@ pub mod clients;
 pub mod conversions;
 pub mod payments;
 pub mod payout_batches;
+pub mod route_payment;
 pub mod schedules;
 pub mod test_ipn;
 pub mod threshold;

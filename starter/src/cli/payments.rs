@@ -1,6 +1,6 @@
 //! `starter payment show <id>`.
 
-use activities::db::payments::PaymentView;
+use activities::db::{payments::PaymentView, unroutable_ipns::UnroutableIpn};
 use workflows::payment_workflow_id;
 
 pub fn describe(p: &PaymentView) -> String {
@@ -31,5 +31,25 @@ pub fn describe(p: &PaymentView) -> String {
         wf = payment_workflow_id(p.payment_id),
         started = opt(p.workflow_started_at.map(|t| t.to_string())),
         received = p.received_at,
+    )
+}
+
+/// A payment whose IPN named an unknown client: what it is waiting for.
+pub fn describe_unroutable(kept: &UnroutableIpn) -> String {
+    let state = match kept.routed_at {
+        Some(at) => format!("routed at {at}"),
+        None => format!(
+            "waiting: add client {}, then `starter payment route {}`",
+            kept.client_id, kept.payment_id
+        ),
+    };
+    format!(
+        "payment {id} (unroutable)\n  client:       {client} (did not exist when the IPN came)\n  \
+         NOWPayments:  {status}, {ipns} IPN(s)\n  received:     {received}\n  state:        {state}",
+        id = kept.payment_id,
+        client = kept.client_id,
+        status = kept.payment_status,
+        ipns = kept.ipn_count,
+        received = kept.received_at,
     )
 }

@@ -6,11 +6,15 @@
 //!
 //! Answers: 200 accepted (also for a duplicate), 401 missing or wrong signature, 400 malformed
 //! body, 422 unknown client, 500 when the IPN could not be stored (NOWPayments retries).
-//! Nothing is stored unless the signature is right and the client is known.
+//! Nothing is stored unless the signature is right. A signed IPN for an unknown client is kept
+//! in `unroutable_ipns` with an alert (still 422), for `starter payment route`.
 
 use super::HandlerState;
 use crate::{ipn, signature};
-use activities::db::payments::{self, StoreIpnError};
+use activities::db::{
+    payments::{self, StoreIpnError},
+    unroutable_ipns,
+};
 use axum::{
     body::Bytes,
     extract::State,
@@ -32,10 +36,13 @@ pub async fn receive_ipn(State(state): State<HandlerState>, headers: HeaderMap, 
         Ok(value) => value,
         Err(e) => return reject(StatusCode::BAD_REQUEST, e),
     };
-    if let Err(e) = signature::verify(state.ipn_secret.expose(), &value, signature) {
-        warn!(error = %e, "IPN refused: bad signature");
-        return reject(StatusCode::UNAUTHORIZED, e);
-    }
+    let signed_as = match signature::verify(state.ipn_secret.expose(), &value, signature) {
+        Ok(form) => form,
+        Err(e) => {
+            warn!(error = %e, "IPN refused: bad signature");
+            return reject(StatusCode::UNAUTHORIZED, e);
+        }
+    };
     let raw = String::from_utf8_lossy(&body);
     let incoming = match ipn::parse_ipn(&value, &raw) {
         Ok(incoming) => incoming,
@@ -46,12 +53,29 @@ pub async fn receive_ipn(State(state): State<HandlerState>, headers: HeaderMap, 
     let stored = match payments::store_ipn(&state.pool, &incoming).await {
         Ok(stored) => stored,
         Err(e @ StoreIpnError::UnknownClient(_)) => {
-            warn!(payment_id, client_id = %incoming.client_id, "IPN refused: unknown client");
+            // Signed, so it is NOWPayments' word that money arrived: keep it for an operator
+            // rather than drop it. If it cannot be kept, 500 makes NOWPayments send it again.
+            if let Err(keep_error) = unroutable_ipns::keep(&state.pool, &incoming).await {
+                return internal(payment_id, keep_error);
+            }
+            warn!(
+                payment_id,
+                client_id = %incoming.client_id,
+                alert = true,
+                "IPN for an unknown client kept as unroutable; `starter payment route` processes it once the client exists"
+            );
             return reject(StatusCode::UNPROCESSABLE_ENTITY, e);
         }
         Err(e) => return internal(payment_id, e),
     };
-    info!(payment_id, client_id = %incoming.client_id, status = %stored.payment_status, new = stored.is_new, "IPN stored");
+    info!(
+        payment_id,
+        client_id = %incoming.client_id,
+        status = %stored.payment_status,
+        new = stored.is_new,
+        signed_as = signed_as.as_str(),
+        "IPN stored"
+    );
 
     // The IPN is durable now: answer at once and start the workflow off the request path.
     let workflow = if stored.workflow_started {
