@@ -11,6 +11,7 @@ pub mod payment_ledger;
 pub mod payout_ledger;
 pub mod payments;
 pub mod settings;
+pub mod stranded_batches;
 
 use sqlx::{postgres::PgPoolOptions, PgPool};
 use std::time::Duration;
