@@ -452,6 +452,20 @@ pub async fn run_conversion(app: &TestApp, name: &str) -> Result<MicroBatchConve
     conversion_result(app, &id).await
 }
 
+/// One run of the threshold payout sweep (what the 5-minute Schedule starts); returns how many
+/// payouts it started.
+pub async fn run_sweep(app: &TestApp, max_age_days: u32, only_client: Option<&str>) -> usize {
+    use workflows::{ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow};
+    let client = app.temporal().await;
+    let input = ThresholdPayoutSweepInput { max_age_days, only_client: only_client.map(str::to_owned) };
+    let id = format!("threshold-payout-sweep-test-{}", uuid::Uuid::new_v4().simple());
+    let handle = client
+        .start_workflow(ThresholdPayoutSweepWorkflow::run, input, WorkflowStartOptions::new(app.task_queue.clone(), id).build())
+        .await
+        .expect("start the sweep");
+    handle.get_result(WorkflowGetResultOptions::default()).await.expect("the sweep completes")
+}
+
 /// The worker binary `make test` built (scripts/up.sh builds it before the tests run).
 pub fn worker_binary() -> std::path::PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")

@@ -12,7 +12,7 @@ use std::{
     str::FromStr,
     time::{Duration, Instant},
 };
-use temporalio_client::{WorkflowCancelOptions, WorkflowGetResultOptions, WorkflowStartOptions};
+use temporalio_client::{WorkflowCancelOptions, WorkflowGetResultOptions, WorkflowStartOptions, WorkflowTerminateOptions};
 use uuid::Uuid;
 use workflows::{
     activity_definitions::PayoutGroup, client_payout_workflow_id, ClientPayoutInput, ClientPayoutOutcome,
@@ -56,6 +56,17 @@ async fn payout_transfers(app: &TestApp, batch_id: Uuid) -> i64 {
 /// The simulator's USDT -> XMR exchanges (payouts to the test client's wallet).
 async fn payout_exchanges(app: &TestApp) -> Vec<serde_json::Value> {
     app.chain.exchanges().await.into_iter().filter(|x| x["payoutAddress"] == XMR_WALLET).collect()
+}
+
+/// The id of the payout exchange the simulator holds at `exchanging` (rule `stall`), once it exists.
+async fn stalled_exchange(app: &TestApp) -> String {
+    loop {
+        let stalled = payout_exchanges(app).await.into_iter().find(|x| x["status"] == "exchanging");
+        if let Some(x) = stalled {
+            return x["id"].as_str().unwrap().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn retry(app: &TestApp, batch_id: Uuid) -> RetryOutcome {
@@ -135,13 +146,7 @@ async fn cancelling_a_stalled_payout_then_retrying_reuses_its_exchange_and_trans
     app.chain.control("/sim/rules", json!({"payout_address": XMR_WALLET, "rule": "stall"})).await;
     accumulate(&app, "-100952", &[dec!(150)]).await;
     run_conversion(&app, "stalled-payout").await.unwrap();
-    let exchange_id = loop {
-        let stalled = payout_exchanges(&app).await.into_iter().find(|x| x["status"] == "exchanging");
-        if let Some(x) = stalled {
-            break x["id"].as_str().unwrap().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let exchange_id = stalled_exchange(&app).await;
 
     // What the Temporal UI's "Request Cancellation" does.
     let workflow_id = client_payout_workflow_id(&group("-100952"));
@@ -283,4 +288,147 @@ async fn the_group_balances_follow_every_change_of_the_rows() {
     assert_balances_match_rows(&pool, "a threshold changed, a client switched to instant").await;
     exec("DELETE FROM payout_accumulation WHERE client_id = 'c3' AND NOT is_paid_out").await.unwrap();
     assert_balances_match_rows(&pool, "rows deleted").await;
+}
+
+/// Item 8 of issue 10: a failed batch whose USDT left the wallet waits (up to 7 days) for an
+/// operator, but the client's newly converted rows are paid by a new batch meanwhile; the
+/// operator's retry still pays the failed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_waiting_for_an_operator_does_not_hold_the_groups_next_payout() {
+    let app = TestApp::spawn().await;
+    app.chain.control("/sim/rules", json!({"payout_address": XMR_WALLET, "rule": "refunded"})).await;
+    accumulate(&app, "-100954", &[dec!(150)]).await;
+    run_conversion(&app, "refunded-first").await.unwrap();
+    let (failed, _) = wait_for_batch(&app, "-100954", "failed").await;
+    let kept = scalar_i64(&app, "SELECT count(*) FROM payout_accumulation WHERE payout_batch_id = $1 AND NOT is_paid_out", failed);
+    assert_eq!(kept.await, 1, "USDT left the wallet, so the row stays with the failed batch");
+
+    app.chain.reset_faults().await;
+    accumulate(&app, "-100954", &[dec!(150)]).await;
+    run_conversion(&app, "next-rows").await.unwrap();
+    let (next, _) = wait_for_batch(&app, "-100954", "completed").await;
+    assert_ne!(next, failed, "the new rows are paid by a new batch while the failed one waits");
+    let status: String = sqlx::query_scalar("SELECT status FROM payout_batches WHERE batch_id = $1")
+        .bind(failed)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "failed", "the failed batch still waits for its operator");
+
+    // The failed batch still waits for its retry, out of the group's way.
+    let outcome = retry(&app, failed).await;
+    assert!(matches!(outcome, RetryOutcome::Signalled { .. }), "{outcome:?}");
+    let started = Instant::now();
+    while scalar_i64(&app, "SELECT count(*) FROM payout_batches WHERE batch_id = $1 AND status = 'completed'", failed).await == 0 {
+        assert!(started.elapsed() < Duration::from_secs(90), "the retried batch was not paid");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let paid = scalar_i64(&app, "SELECT count(*) FROM payout_accumulation WHERE payout_batch_id = $1 AND is_paid_out", failed);
+    assert_eq!(paid.await, 1);
+    assert_eq!(payout_transfers(&app, next).await, 1);
+    assert_eq!(payout_transfers(&app, failed).await, 2, "the refunded transfer and its one re-send");
+}
+
+/// Item 10 of issue 10: a run that ended mid-payout (terminated, or reset) leaves its batch
+/// claimed; the group's next run finds it by its business id and resumes it under the same purpose
+/// keys, instead of claiming nothing under a fresh random id and stranding it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_run_resumes_the_batch_a_terminated_run_left_processing() {
+    let app = TestApp::spawn().await;
+    app.chain.control("/sim/rules", json!({"payout_address": XMR_WALLET, "rule": "stall"})).await;
+    accumulate(&app, "-100955", &[dec!(150)]).await;
+    run_conversion(&app, "terminated-payout").await.unwrap();
+    let exchange_id = stalled_exchange(&app).await;
+    let workflow_id = client_payout_workflow_id(&group("-100955"));
+    let client = app.temporal().await;
+    let handle = client.get_workflow_handle::<ClientPayoutWorkflow>(workflow_id.clone());
+    handle.terminate(WorkflowTerminateOptions::builder().reason("test: the run ends mid-payout".to_owned()).build()).await.unwrap();
+    let (stranded, _) = wait_for_batch(&app, "-100955", "processing").await;
+
+    app.chain.reset_faults().await;
+    app.chain.control(&format!("/sim/exchanges/{exchange_id}/outcome"), json!({"outcome": null})).await;
+    let input = ClientPayoutInput { group: group("-100955"), resume_batch_id: None };
+    let run = client
+        .start_workflow(ClientPayoutWorkflow::run, input, WorkflowStartOptions::new(app.task_queue.clone(), workflow_id).build())
+        .await
+        .unwrap();
+    let outcome = run.get_result(WorkflowGetResultOptions::default()).await.expect("the next run pays");
+    let ClientPayoutOutcome::Paid { batch_id, .. } = outcome else { panic!("the batch was left behind: {outcome:?}") };
+    assert_eq!(batch_id, stranded.to_string(), "the claimed batch is resumed");
+    assert_eq!(payout_exchanges(&app).await.len(), 1, "its exchange is found again");
+    assert_eq!(payout_transfers(&app, stranded).await, 1, "its USDT was sent once");
+    let sequence: i32 = sqlx::query_scalar("SELECT group_sequence FROM payout_batches WHERE batch_id = $1")
+        .bind(stranded)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(sequence, 1, "the group's first batch");
+}
+
+/// Item 10 of issue 10: a batch left `processing` (payouts) or `swapping` (conversions) past any
+/// deadline of its own run is alerted by the 5-minute sweep, once per batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_alerts_each_batch_left_processing_or_swapping_once() {
+    let app = TestApp::spawn().await;
+    app.add_client("-100956", workflows::domain::PayoutStrategy::Threshold).await;
+    let (stuck_payout, fresh_payout, stuck_conversion) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    for (batch_id, hours) in [(stuck_payout, 13), (fresh_payout, 1)] {
+        sqlx::query(
+            "INSERT INTO payout_batches (batch_id, client_id, client_wallet_address, client_payout_currency, client_payout_network,
+                 total_amount_usdt, total_payments_count, status, processing_started_at, created_at)
+             VALUES ($1, '-100956', $2, 'xmr', 'xmr', 150, 1, 'processing', now() - make_interval(hours => $3),
+                     now() - make_interval(hours => $3))",
+        )
+        .bind(batch_id)
+        .bind(XMR_WALLET)
+        .bind(hours)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO batch_conversions (batch_conversion_id, total_eth_usd, total_eth, threshold_at_creation, conversion_status,
+             processing_started_at, created_at)
+         VALUES ($1, 30, 0.01, 20, 'swapping', now() - interval '13 hours', now() - interval '13 hours')",
+    )
+    .bind(stuck_conversion)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    for _ in 0..2 {
+        integration_tests::run_sweep(&app, 90, None).await;
+    }
+    let alerts = |id: Uuid| scalar_i64(&app, "SELECT count(*) FROM alerts WHERE subject = $1::text", id);
+    assert_eq!(alerts(stuck_payout).await, 1, "the stranded payout batch is alerted once");
+    assert_eq!(alerts(stuck_conversion).await, 1, "the stranded conversion is alerted once");
+    assert_eq!(alerts(fresh_payout).await, 0, "a batch within its run's deadlines is left alone");
+}
+
+/// A lasting condition (a group ChangeNow cannot pay) keeps one open alert: raising it again
+/// changes nothing until an operator acknowledges it; found again after that, it is alerted anew.
+#[tokio::test]
+async fn a_lasting_condition_has_one_open_alert_at_a_time() {
+    use activities::db::alerts::{self, AlertKind, NewAlert};
+    let (pool, _) = fresh_database(&config()).await;
+    let alert = NewAlert {
+        dedupe_key: "payout-group-below-minimum-c|w|xmr|xmr".into(),
+        kind: AlertKind::PayoutBatchFailed,
+        subject: "c".into(),
+        message: "below the minimum",
+    };
+    let raise = || async {
+        let mut tx = pool.begin().await.unwrap();
+        let raised = alerts::raise_unless_open(&mut tx, &alert).await.unwrap();
+        tx.commit().await.unwrap();
+        raised
+    };
+    assert!(raise().await);
+    assert!(!raise().await, "still open: not raised again");
+    let open = alerts::open(&pool).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert!(alerts::acknowledge(&pool, open[0].alert_id).await.unwrap());
+    assert!(raise().await, "acknowledged: the condition found again is a new alert");
+    assert!(!raise().await);
+    assert_eq!(alerts::open(&pool).await.unwrap().len(), 1);
 }

@@ -6,7 +6,7 @@ use activities::{
     config::{Config, ConfigError},
     ethereum::{HotWallet, OutboxSettings},
     BenchmarkActivitiesImpl, ChangeNowActivities, ConversionLedgerActivities, PayoutLedgerActivities, EthereumActivities, InstantPayoutLedgerActivities,
-    PaymentLedgerActivities,
+    PaymentLedgerActivities, StrandedBatchActivities,
 };
 use sqlx::PgPool;
 use std::{str::FromStr, sync::Arc, time::Duration};
@@ -93,6 +93,7 @@ pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<Work
         .register_activities(InstantPayoutLedgerActivities::new(services.pool.clone()))
         .register_activities(ConversionLedgerActivities::new(services.pool.clone()))
         .register_activities(PayoutLedgerActivities::new(services.pool.clone()))
+        .register_activities(StrandedBatchActivities::new(services.pool.clone()))
         .register_activities(ChangeNowActivities::new(services.changenow, services.pool, refund_address))
         .register_activities(
             EthereumActivities::new(services.hot_wallet, services.usdt_contract)

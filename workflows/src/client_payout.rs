@@ -3,13 +3,18 @@
 //!
 //! Trigger: started at once by `MicroBatchConversionWorkflow` for every group its conversion
 //! pushed over the client's threshold, by the `threshold-payout-sweep` Schedule, or by an
-//! operator (`starter payout now`, `starter batch retry`), always with the workflow id
-//! `client-payout-{group key}`, so two triggers never run two payouts of one group at once.
+//! operator (`starter payout now`, `starter batch retry`), with the workflow id
+//! `client-payout-{group key}`, so two triggers never run two payouts of one group at once. A
+//! failed batch whose USDT left the wallet is retried in a run of its own,
+//! `payout-batch-{batch_id}` (see Failure), out of the group's way.
 //!
 //! Steps:
-//! 1. `db.claim_payout_batch`: the `payout_batches` row (`processing`) and exactly the group's
-//!    unpaid rows, in one statement; rows arriving later go to the next batch. (A retry of a
-//!    batch whose USDT already left the wallet instead reopens that batch: `db.reopen_payout_batch`.)
+//! 1. `db.claim_next_payout_batch`: the group's next batch, with a business id (the group and its
+//!    sequence number, [`PayoutGroup::batch_id`]): the batch an earlier run of the group claimed and
+//!    left `processing` (terminated, reset), resumed; else a new `payout_batches` row (`processing`)
+//!    with exactly the group's unpaid rows, in one statement; rows arriving later go to the next
+//!    batch. (A retry of a batch whose USDT already left the wallet reopens that batch instead:
+//!    `db.reopen_payout_batch`.)
 //! 2. ChangeNow's range for usdt (ERC-20) -> the client's coin; the payout is cut into equal
 //!    exchanges of at most 5,000 USDT (or ChangeNow's maximum, when lower), and the cut is stored
 //!    with the batch (`db.fix_payout_parts`) so every retry sends the same parts.
@@ -19,13 +24,20 @@
 //!    `completed` with the amounts received and the hashes.
 //!
 //! Failure: the batch becomes `failed` with its reason and an alert. Before any USDT left the
-//! wallet its rows are released (unpaid, payable again); after that they stay with the batch, so
-//! no USDT is sent twice. The run then waits for an operator (up to [`OPERATOR_WAIT`]): the
-//! `retry` signal (from the Temporal UI or `starter batch retry`) pays again, once: a released
-//! batch is claimed anew, a kept one is resumed under the same purpose keys, where every exchange
-//! and transfer already made is found again, and an exchange whose USDT was refunded on chain gets
-//! one more attempt per retry (`payout-{batch_id}-{n}-retry{k}`). Cancelling the run (UI or
-//! `starter batch cancel`) stops the payout the same way a failure does.
+//! wallet its rows are released (unpaid, payable again) and the run ends; a payout below
+//! ChangeNow's minimum also holds the group (one alert per group; the sweep leaves it until its
+//! USDT reaches the minimum). After USDT left, the rows stay with the batch, so no USDT is sent
+//! twice, and the batch waits for an operator (up to [`OPERATOR_WAIT`]) in a run of its own,
+//! `payout-batch-{batch_id}`, which the group's run starts before it ends: the group's newly
+//! converted rows are paid by its next batch meanwhile. The `retry` signal to that run (from the
+//! Temporal UI, or `starter batch retry`, which signals-with-start it) pays again, once: the kept
+//! batch is resumed under the same purpose keys, where every exchange and transfer already made is
+//! found again, and an exchange whose USDT was refunded on chain gets one more attempt per retry
+//! (`payout-{batch_id}-{n}-retry{k}`); a failed retry waits again in the same run. Cancelling a run
+//! (UI or `starter batch cancel`) stops the payout the same way a failure does.
+//!
+//! Guarantees: one run pays a group's new rows at a time, one run per failed batch; a batch id is
+//! the same in every run that pays it; nothing pays a row twice.
 
 use crate::{
     activity_definitions::{
@@ -50,6 +62,14 @@ pub const MAX_EXCHANGE_USDT: Decimal = Decimal::from_parts(5000, 0, 0, false, 0)
 /// How long a failed payout waits for an operator's `retry` before its run ends (the batch
 /// stays `failed`; `starter batch retry` still works afterwards).
 pub const OPERATOR_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Batch ids became business ids chosen by the claim (`db.claim_next_payout_batch`) instead of
+/// `ctx.uuid4()`, while payouts could be in flight.
+const BUSINESS_BATCH_ID_PATCH: &str = "payout-batch-business-id";
+/// A failed batch with its rows kept waits for its operator in a run of its own instead of
+/// holding the group's workflow id, while payouts could be waiting.
+const WAIT_APART_PATCH: &str = "payout-wait-apart";
+/// A payout below ChangeNow's minimum holds its group, while payouts could be in flight.
+const BELOW_MINIMUM_HOLD_PATCH: &str = "payout-below-minimum-hold";
 /// Recording the cut into exchanges was added while payouts could be in flight.
 const FIXED_PARTS_PATCH: &str = "payout-parts-fixed";
 /// The ledger steps became local activities (no activity task and workflow task of their own:
@@ -57,7 +77,9 @@ const FIXED_PARTS_PATCH: &str = "payout-parts-fixed";
 const LOCAL_LEDGER_PATCH: &str = "payout-ledger-local";
 
 /// The group to pay; `resume_batch_id` when an operator retries a batch whose USDT already left
-/// the hot wallet (its rows stay with it). Serialized like a bare [`PayoutGroup`] otherwise.
+/// the hot wallet (its rows stay with it). Serialized like a bare [`PayoutGroup`] otherwise. A run
+/// with the workflow id [`payout_batch_workflow_id`] of `resume_batch_id` first waits for the
+/// `retry` signal naming it (the batch failed in an earlier run).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientPayoutInput {
     #[serde(flatten)]
@@ -75,9 +97,15 @@ pub enum ClientPayoutOutcome {
 
 /// One workflow id per payout group, whatever triggers it.
 pub fn client_payout_workflow_id(group: &PayoutGroup) -> String {
-    let key = format!("{}|{}|{}|{}", group.client_id, group.wallet_address, group.payout_currency, group.payout_network);
-    let hash = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, key.as_bytes()).simple().to_string();
+    let hash = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, group.key().as_bytes()).simple().to_string();
     format!("client-payout-{}-{}", group.client_id, &hash[..12])
+}
+
+/// The workflow id of the run that retries one failed batch whose rows it kept: one per batch, so
+/// it never holds the group's id (new rows of the group are paid meanwhile) and two retries of
+/// the batch never run at once.
+pub fn payout_batch_workflow_id(batch_id: &str) -> String {
+    format!("payout-batch-{batch_id}")
 }
 
 /// The purpose key (outbox and exchange idempotency key) of exchange `n`'s attempt `attempt`.
@@ -120,6 +148,8 @@ struct Stop {
     batch_id: String,
     reason: String,
     usdt_left_wallet: bool,
+    /// The payout is below ChangeNow's minimum for the pair (this, in USDT).
+    below_minimum_usdt: Option<Decimal>,
 }
 
 /// A batch being paid.
@@ -139,7 +169,17 @@ impl ClientPayoutWorkflow {
     #[run(name = "ClientPayoutWorkflow")]
     pub async fn run(ctx: &mut WorkflowContext<Self>, input: ClientPayoutInput) -> WorkflowResult<ClientPayoutOutcome> {
         let ledger = Ledger { local: ctx.patched(LOCAL_LEDGER_PATCH) };
-        let mut attempt = match input.resume_batch_id {
+        // The run of one failed batch (started by the group's run when it failed, or by an
+        // operator's `retry` with the signal) starts by waiting for the signal; any `retry` it
+        // holds was sent after the failure.
+        let batch_run = input.resume_batch_id.as_deref().filter(|b| ctx.workflow_id() == payout_batch_workflow_id(b));
+        if let Some(batch_id) = batch_run.map(str::to_owned) {
+            let failed = format!("batch {batch_id} failed in an earlier run");
+            if !await_retry(ctx, &batch_id, &failed).await? {
+                return Err(ApplicationFailure::non_retryable(format!("{failed}; no `retry` came")).into());
+            }
+        }
+        let mut attempt = match input.resume_batch_id.clone() {
             Some(batch_id) => Attempt::Resume(batch_id),
             None => Attempt::Fresh,
         };
@@ -152,10 +192,25 @@ impl ClientPayoutWorkflow {
                 let why = ctx.cancellation_token().reason().unwrap_or_default();
                 stop.reason = format!("cancelled by an operator{}{why} ({})", if why.is_empty() { "" } else { ": " }, stop.reason);
             }
+            let below_minimum_usdt = match stop.below_minimum_usdt {
+                Some(minimum) if ctx.patched(BELOW_MINIMUM_HOLD_PATCH) => Some(minimum),
+                _ => None,
+            };
+            // Kept rows wait for an operator, but not under the group's workflow id: its next rows
+            // are paid by a new batch meanwhile. The batch's own run starts before the batch shows
+            // `failed`, so an operator who sees the failure always finds the run to signal.
+            let hand_over = stop.usdt_left_wallet
+                && batch_run.is_none()
+                && !ctx.cancellation_token().is_cancelled()
+                && ctx.patched(WAIT_APART_PATCH);
+            if hand_over {
+                hand_over_to_batch_run(ctx, &input.group, &stop.batch_id).await;
+            }
             let failure = PayoutFailure {
                 batch_id: stop.batch_id.clone(),
                 reason: stop.reason.clone(),
                 release_rows: !stop.usdt_left_wallet,
+                below_minimum_usdt,
             };
             ledger.step(ctx, PayoutLedger::fail_payout_batch, failure).await?;
             if ctx.cancellation_token().is_cancelled() {
@@ -163,29 +218,16 @@ impl ClientPayoutWorkflow {
             }
             // Released rows need no operator: the sweep (or `batch retry`) pays them in a new batch,
             // and a waiting run would hold the group's workflow id against it.
-            if !stop.usdt_left_wallet {
+            if !stop.usdt_left_wallet || hand_over {
                 return Err(ApplicationFailure::non_retryable(stop.reason).into());
             }
             // Only a `retry` sent from now on, naming this batch, resumes it: a signal sent while
             // the attempt was still paying never retries a failure no operator has seen.
-            ctx.state_mut(|s| {
-                s.retry_requested_for = None;
-                s.state.awaiting_retry = true;
-            });
-            report(ctx, Some(&stop.batch_id), format!("batch {} failed; waiting for `retry`: {}", stop.batch_id, stop.reason));
-            let batch_id = stop.batch_id.clone();
-            temporalio_sdk::workflows::select! {
-                _ = ctx.timer(OPERATOR_WAIT) => {}
-                _ = ctx.wait_condition(|s: &Self| s.retry_requested_for.as_deref() == Some(batch_id.as_str())) => {}
-            };
-            ctx.state_mut(|s| s.state.awaiting_retry = false);
-            if ctx.cancellation_token().is_cancelled() {
-                return Err(WorkflowTermination::cancelled());
-            }
-            if ctx.state(|s| s.retry_requested_for.as_deref() != Some(batch_id.as_str())) {
+            ctx.state_mut(|s| s.retry_requested_for = None);
+            if !await_retry(ctx, &stop.batch_id, &stop.reason).await? {
                 return Err(ApplicationFailure::non_retryable(stop.reason).into());
             }
-            attempt = Attempt::Resume(batch_id);
+            attempt = Attempt::Resume(stop.batch_id);
         }
     }
 
@@ -200,6 +242,38 @@ impl ClientPayoutWorkflow {
     pub fn state(&self, _ctx: &WorkflowContextView) -> PayoutRunState {
         self.state.clone()
     }
+}
+
+/// Waits (at most [`OPERATOR_WAIT`]) for a `retry` naming the failed `batch_id`; `Ok(true)` when
+/// one came. Ends the run when it is cancelled meanwhile.
+async fn await_retry(ctx: &mut WorkflowContext<ClientPayoutWorkflow>, batch_id: &str, reason: &str) -> WorkflowResult<bool> {
+    ctx.state_mut(|s| s.state.awaiting_retry = true);
+    report(ctx, Some(batch_id), format!("batch {batch_id} failed; waiting for `retry`: {reason}"));
+    temporalio_sdk::workflows::select! {
+        _ = ctx.timer(OPERATOR_WAIT) => {}
+        _ = ctx.wait_condition(|s: &ClientPayoutWorkflow| s.retry_requested_for.as_deref() == Some(batch_id)) => {}
+    };
+    ctx.state_mut(|s| s.state.awaiting_retry = false);
+    if ctx.cancellation_token().is_cancelled() {
+        return Err(WorkflowTermination::cancelled());
+    }
+    Ok(ctx.state(|s| s.retry_requested_for.as_deref() == Some(batch_id)))
+}
+
+/// Starts the failing batch's own run, which waits for its operator's `retry` (a retry names a
+/// batch an operator saw `failed`), and lets it outlive this one.
+async fn hand_over_to_batch_run(ctx: &mut WorkflowContext<ClientPayoutWorkflow>, group: &PayoutGroup, batch_id: &str) {
+    let options = ChildWorkflowOptions::builder()
+        .workflow_id(payout_batch_workflow_id(batch_id))
+        .parent_close_policy(ParentClosePolicy::Abandon)
+        .build();
+    let input = ClientPayoutInput { group: group.clone(), resume_batch_id: Some(batch_id.to_owned()) };
+    let details = match ctx.start_child_workflow(ClientPayoutWorkflow::run, input, options).await {
+        Ok(_) => format!("batch {batch_id} failed; it waits for `retry` in {}", payout_batch_workflow_id(batch_id)),
+        // Taken: an operator's `retry` (signal-with-start) got there first.
+        Err(e) => format!("batch {batch_id} failed; its run {} was already started: {e}", payout_batch_workflow_id(batch_id)),
+    };
+    report(ctx, Some(batch_id), details);
 }
 
 fn report(ctx: &mut WorkflowContext<ClientPayoutWorkflow>, batch_id: Option<&str>, details: String) {
@@ -251,6 +325,21 @@ async fn pay(
     attempt: Attempt,
 ) -> WorkflowResult<Result<ClientPayoutOutcome, Stop>> {
     let batch = match attempt {
+        Attempt::Fresh if ctx.patched(BUSINESS_BATCH_ID_PATCH) => {
+            match ledger.step(ctx, PayoutLedger::claim_next_payout_batch, group.clone()).await? {
+                None => return Ok(Ok(ClientPayoutOutcome::NothingToPay)),
+                Some(claimed) => OpenBatch {
+                    batch_id: claimed.batch_id,
+                    group: group.clone(),
+                    total_usdt: claimed.total_usdt,
+                    retries: claimed.retries,
+                    // A batch taken over before its cut was stored made no exchange yet: fresh.
+                    resumed: claimed.taken_over && claimed.parts.is_some(),
+                    stored_parts: claimed.parts,
+                },
+            }
+        }
+        // Runs from before business ids.
         Attempt::Fresh => {
             // One id per attempt, recorded in history: replays and retried steps see the same batch.
             let batch_id = ctx.uuid4();
@@ -278,7 +367,12 @@ async fn pay(
     // A resumed batch (failed with its rows kept, or orphaned while processing) may have USDT out
     // already: its rows are never released by a later failure.
     let mut usdt_left_wallet = batch.resumed;
-    let stop = |reason: String, usdt_left_wallet: bool| Stop { batch_id: batch.batch_id.clone(), reason, usdt_left_wallet };
+    let stop = |reason: String, usdt_left_wallet: bool| Stop {
+        batch_id: batch.batch_id.clone(),
+        reason,
+        usdt_left_wallet,
+        below_minimum_usdt: None,
+    };
 
     let pair = ExchangePair::new(("usdt", "eth"), (&batch.group.payout_currency, &batch.group.payout_network));
     // A resumed batch sends the parts it was cut into, whatever ChangeNow's range says today.
@@ -286,7 +380,9 @@ async fn pay(
         Some(parts) => parts,
         None => match cut_into_parts(ctx, ledger, &batch, &pair).await? {
             Ok(parts) => parts,
-            Err(reason) => return Ok(Err(stop(reason, usdt_left_wallet))),
+            Err(Uncut { reason, below_minimum_usdt }) => {
+                return Ok(Err(Stop { below_minimum_usdt, ..stop(reason, usdt_left_wallet) }));
+            }
         },
     };
 
@@ -306,25 +402,39 @@ async fn pay(
     Ok(Ok(ClientPayoutOutcome::Paid { batch_id: batch.batch_id, total_usdt: batch.total_usdt, exchanges, amount_received }))
 }
 
+/// Why a payout could not be cut into exchanges.
+struct Uncut {
+    reason: String,
+    /// ChangeNow's minimum for the pair, when the payout is below it.
+    below_minimum_usdt: Option<Decimal>,
+}
+
+impl From<String> for Uncut {
+    fn from(reason: String) -> Self {
+        Self { reason, below_minimum_usdt: None }
+    }
+}
+
 /// ChangeNow's range for the pair, then the cut into the fewest equal exchanges within it,
-/// stored with the batch. `Ok(Err(reason))` when the payout cannot be exchanged.
+/// stored with the batch. `Ok(Err(_))` when the payout cannot be exchanged.
 async fn cut_into_parts(
     ctx: &mut WorkflowContext<ClientPayoutWorkflow>,
     ledger: Ledger,
     batch: &OpenBatch,
     pair: &ExchangePair,
-) -> WorkflowResult<Result<Vec<Decimal>, String>> {
+) -> WorkflowResult<Result<Vec<Decimal>, Uncut>> {
     let range = match ctx.execute_activity(ChangeNow::check_exchange_range, pair.clone(), step_options()).await {
         Ok(range) => range,
-        Err(e) => return Ok(Err(format!("no exchange range for {pair}: {}", root_cause(&e)))),
+        Err(e) => return Ok(Err(format!("no exchange range for {pair}: {}", root_cause(&e)).into())),
     };
     if let RangeVerdict::BelowMinimum { minimum } = RangeVerdict::judge(batch.total_usdt, range.min_amount, None) {
-        return Ok(Err(format!("{} USDT is below ChangeNow's minimum of {minimum} for {pair}", batch.total_usdt)));
+        let reason = format!("{} USDT is below ChangeNow's minimum of {minimum} for {pair}", batch.total_usdt);
+        return Ok(Err(Uncut { reason, below_minimum_usdt: Some(minimum) }));
     }
     let limit = range.max_amount.map_or(MAX_EXCHANGE_USDT, |max| max.min(MAX_EXCHANGE_USDT));
     let parts = match split_into_exchanges(batch.total_usdt, limit) {
         Ok(parts) => parts,
-        Err(e) => return Ok(Err(format!("cannot split payout {}: {e}", batch.batch_id))),
+        Err(e) => return Ok(Err(format!("cannot split payout {}: {e}", batch.batch_id).into())),
     };
     if !ctx.patched(FIXED_PARTS_PATCH) {
         return Ok(Ok(parts));
@@ -453,6 +563,22 @@ mod tests {
         assert_eq!(client_payout_workflow_id(&group), client_payout_workflow_id(&group.clone()));
         let moved = PayoutGroup { wallet_address: "48new".into(), ..group.clone() };
         assert_ne!(client_payout_workflow_id(&group), client_payout_workflow_id(&moved));
+    }
+
+    #[test]
+    fn batch_ids_are_the_group_and_its_sequence() {
+        let group = PayoutGroup {
+            client_id: "-100".into(),
+            wallet_address: "44AFF".into(),
+            payout_currency: "xmr".into(),
+            payout_network: "xmr".into(),
+        };
+        assert_eq!(group.batch_id(1), group.clone().batch_id(1), "the same batch in every run");
+        assert_ne!(group.batch_id(1), group.batch_id(2));
+        let moved = PayoutGroup { wallet_address: "48new".into(), ..group.clone() };
+        assert_ne!(group.batch_id(1), moved.batch_id(1));
+        assert!(uuid::Uuid::parse_str(&group.batch_id(1)).is_ok(), "a uuid, as payout_batches.batch_id is");
+        assert_ne!(payout_batch_workflow_id(&group.batch_id(1)), client_payout_workflow_id(&group));
     }
 
     #[test]

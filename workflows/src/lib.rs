@@ -14,7 +14,9 @@ pub mod payment_processing;
 pub mod steps;
 pub mod threshold_payout_sweep;
 
-pub use client_payout::{client_payout_workflow_id, ClientPayoutInput, ClientPayoutOutcome, ClientPayoutWorkflow};
+pub use client_payout::{
+    client_payout_workflow_id, payout_batch_workflow_id, ClientPayoutInput, ClientPayoutOutcome, ClientPayoutWorkflow,
+};
 pub use instant_payout::{InstantPayoutInput, InstantPayoutOutcome, InstantPayoutWorkflow};
 pub use intake_benchmark::NoopBenchmarkWorkflow;
 pub use threshold_payout_sweep::{ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow};

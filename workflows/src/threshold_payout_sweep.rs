@@ -7,15 +7,27 @@
 //! payout running (one the conversion's own trigger missed), and every group holding a row
 //! older than `max_age_days` (90 by default) whatever its total; each gets a
 //! `ClientPayoutWorkflow` with the group's workflow id, so the sweep and the conversion's trigger
-//! never run two payouts of one group at once.
+//! never run two payouts of one group at once. A group held below ChangeNow's minimum is left
+//! alone until its unpaid USDT reaches it. Then `db.alert_stranded_batches` raises one alert per
+//! payout batch left `processing` or conversion left `swapping` long past every deadline of the
+//! run that claimed it (the run was terminated, reset or timed out, so none will move it again).
+//!
+//! Guarantees: a due group gets at most one new payout per sweep; a stranded batch gets one alert
+//! however many sweeps see it.
 
-use crate::{activity_definitions::DueQuery, client_payout::start_due_payouts};
+use crate::{
+    activity_definitions::{DueQuery, StrandedBatches, StrandedQuery},
+    client_payout::start_due_payouts,
+    steps::step_options,
+};
 use serde::{Deserialize, Serialize};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{WorkflowContext, WorkflowResult};
 
 pub const SCHEDULE_ID: &str = "threshold-payout-sweep";
 pub const DEFAULT_MAX_AGE_DAYS: u32 = 90;
+/// The check for stranded batches was added while sweeps could be in flight.
+const STRANDED_CHECK_PATCH: &str = "sweep-stranded-batches";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThresholdPayoutSweepInput {
@@ -41,6 +53,10 @@ impl ThresholdPayoutSweepWorkflow {
     #[run(name = "ThresholdPayoutSweepWorkflow")]
     pub async fn run(ctx: &mut WorkflowContext<Self>, input: ThresholdPayoutSweepInput) -> WorkflowResult<usize> {
         let query = DueQuery { max_age_days: Some(input.max_age_days), only_client: input.only_client };
-        start_due_payouts(ctx, query).await
+        let started = start_due_payouts(ctx, query).await?;
+        if ctx.patched(STRANDED_CHECK_PATCH) {
+            ctx.execute_activity(StrandedBatches::alert_stranded_batches, StrandedQuery::default(), step_options()).await?;
+        }
+        Ok(started)
     }
 }

@@ -13,6 +13,8 @@ pub enum AlertKind {
     InstantPayoutStopped,
     /// A signed IPN names a client that does not exist; it waits for `starter payment route`.
     UnroutableIpn,
+    /// A run outlived every deadline of its own, or ended and left its batch open.
+    WorkflowOverdue,
 }
 
 impl AlertKind {
@@ -22,6 +24,7 @@ impl AlertKind {
             Self::ConversionBatchFailed => "conversion_batch_failed",
             Self::InstantPayoutStopped => "instant_payout_stopped",
             Self::UnroutableIpn => "unroutable_ipn",
+            Self::WorkflowOverdue => "workflow_overdue",
         }
     }
 }
@@ -34,18 +37,39 @@ pub struct NewAlert<'a> {
     pub message: &'a str,
 }
 
-pub async fn raise(tx: &mut Transaction<'_, Postgres>, alert: &NewAlert<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO alerts (dedupe_key, kind, subject, message) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (dedupe_key) DO NOTHING",
-    )
-    .bind(&alert.dedupe_key)
-    .bind(alert.kind.as_str())
-    .bind(&alert.subject)
-    .bind(alert.message)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// Returns whether the alert is new (`false`: this event was alerted before).
+pub async fn raise(tx: &mut Transaction<'_, Postgres>, alert: &NewAlert<'_>) -> Result<bool, sqlx::Error> {
+    let sql = "INSERT INTO alerts (dedupe_key, kind, subject, message) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (dedupe_key) DO NOTHING";
+    insert(tx, sql, alert).await
+}
+
+/// Runs `sql` (an insert into `alerts` of $1 key, $2 kind, $3 subject, $4 message); whether it inserted.
+async fn insert(tx: &mut Transaction<'_, Postgres>, sql: &str, alert: &NewAlert<'_>) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(sql)
+        .bind(&alert.dedupe_key)
+        .bind(alert.kind.as_str())
+        .bind(&alert.subject)
+        .bind(alert.message)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// For a condition that lasts (a payout group ChangeNow cannot pay) rather than an event: at most
+/// one open alert per `dedupe_key`; once an operator has acknowledged it, the condition found
+/// again raises a new one. Stored as `{dedupe_key}#{n}`. Returns whether an alert was raised.
+pub async fn raise_unless_open(tx: &mut Transaction<'_, Postgres>, alert: &NewAlert<'_>) -> Result<bool, sqlx::Error> {
+    // Two transactions raising the same condition at once would both see none open.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(&alert.dedupe_key)
+        .execute(&mut **tx)
+        .await?;
+    let sql = "INSERT INTO alerts (dedupe_key, kind, subject, message)
+               SELECT $1 || '#' || (count(*) + 1), $2, $3, $4 FROM alerts WHERE starts_with(dedupe_key, $1 || '#')
+               HAVING count(*) FILTER (WHERE acknowledged_at IS NULL) = 0
+               ON CONFLICT (dedupe_key) DO NOTHING";
+    insert(tx, sql, alert).await
 }
 
 /// Acknowledges the alert raised under `dedupe_key`, in the transaction that settled what it was

@@ -12,6 +12,7 @@ pub mod payout_ledger;
 pub mod payments;
 pub mod settings;
 pub mod unroutable_ipns;
+pub mod stranded_batches;
 
 use sqlx::{postgres::PgPoolOptions, PgPool};
 use std::time::Duration;

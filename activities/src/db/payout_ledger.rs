@@ -11,8 +11,9 @@ use tracing::{error, info};
 use uuid::Uuid;
 use super::alerts::{self, AlertKind, NewAlert};
 use workflows::activity_definitions::{
-    ClaimPayoutBatch, ClaimedPayout, CompletePayoutBatch, DueQuery, FailPayoutBatch, FindDuePayoutGroups, FixPayoutParts,
-    PayoutClaimRequest, PayoutCompletion, PayoutFailure, PayoutGroup, PayoutParts, ReopenPayoutBatch, ReopenedPayout,
+    ClaimNextPayoutBatch, ClaimPayoutBatch, ClaimedBatch, ClaimedPayout, CompletePayoutBatch, DueQuery, FailPayoutBatch,
+    FindDuePayoutGroups, FixPayoutParts, PayoutClaimRequest, PayoutCompletion, PayoutFailure, PayoutGroup, PayoutParts,
+    ReopenPayoutBatch, ReopenedPayout,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,15 @@ impl PayoutLedgerActivities {
         claim(&self.pool, &request).await.map_err(PayoutLedgerError::into_activity_error)
     }
 
+    #[activity(definition = ClaimNextPayoutBatch)]
+    pub async fn claim_next_payout_batch(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        group: PayoutGroup,
+    ) -> Result<Option<ClaimedBatch>, ActivityError> {
+        claim_next(&self.pool, &group).await.map_err(PayoutLedgerError::into_activity_error)
+    }
+
     #[activity(definition = CompletePayoutBatch)]
     pub async fn complete_payout_batch(
         self: Arc<Self>,
@@ -110,29 +120,35 @@ impl PayoutLedgerActivities {
 /// (any amount once the client has switched to instant payouts), or holding a row older than
 /// `max_age_days`, or every group of `only_client`. Reads the trigger-maintained
 /// `payout_group_balances` (one row per group, with its threshold), not the rows themselves.
+/// A group held below ChangeNow's minimum (`payout_group_holds`) is due again only once it has
+/// reached it, unless an operator names its client.
 pub async fn due_groups(pool: &PgPool, query: &DueQuery) -> Result<Vec<PayoutGroup>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT client_id, client_wallet_address, client_payout_currency, client_payout_network
-         FROM payout_group_balances
-         WHERE unpaid_rows > 0 AND ($2::text IS NULL OR client_id = $2)
+        "SELECT b.client_id, b.client_wallet_address, b.client_payout_currency, b.client_payout_network
+         FROM payout_group_balances b
+         LEFT JOIN payout_group_holds h
+           USING (client_id, client_wallet_address, client_payout_currency, client_payout_network)
+         WHERE b.unpaid_rows > 0 AND ($2::text IS NULL OR b.client_id = $2)
            AND ($2::text IS NOT NULL
-                OR unpaid_usdt >= due_at_usdt
-                OR oldest_unpaid_at < now() - make_interval(days => COALESCE($1::int, 1000000)))",
+                OR ((b.unpaid_usdt >= b.due_at_usdt
+                     OR b.oldest_unpaid_at < now() - make_interval(days => COALESCE($1::int, 1000000)))
+                    AND (h.minimum_usdt IS NULL OR b.unpaid_usdt >= h.minimum_usdt)))",
     )
     .bind(query.max_age_days.map(|d| d as i32))
     .bind(&query.only_client)
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(PayoutGroup {
-                client_id: r.try_get("client_id")?,
-                wallet_address: r.try_get("client_wallet_address")?,
-                payout_currency: r.try_get("client_payout_currency")?,
-                payout_network: r.try_get("client_payout_network")?,
-            })
-        })
-        .collect()
+    rows.iter().map(group_of).collect()
+}
+
+/// The payout group of a row that has the four group columns.
+fn group_of(row: &sqlx::postgres::PgRow) -> Result<PayoutGroup, sqlx::Error> {
+    Ok(PayoutGroup {
+        client_id: row.try_get("client_id")?,
+        wallet_address: row.try_get("client_wallet_address")?,
+        payout_currency: row.try_get("client_payout_currency")?,
+        payout_network: row.try_get("client_payout_network")?,
+    })
 }
 
 fn parse(batch_id: &str) -> Result<Uuid, PayoutLedgerError> {
@@ -141,7 +157,6 @@ fn parse(batch_id: &str) -> Result<Uuid, PayoutLedgerError> {
 
 async fn claim(pool: &PgPool, request: &PayoutClaimRequest) -> Result<Option<ClaimedPayout>, PayoutLedgerError> {
     let batch_id = parse(&request.batch_id)?;
-    let group = &request.group;
     let mut tx = pool.begin().await?;
     if let Some(row) =
         sqlx::query("SELECT status, total_amount_usdt, total_payments_count FROM payout_batches WHERE batch_id = $1")
@@ -156,17 +171,34 @@ async fn claim(pool: &PgPool, request: &PayoutClaimRequest) -> Result<Option<Cla
         let rows: i32 = row.try_get("total_payments_count")?;
         return Ok(Some(ClaimedPayout { total_usdt: row.try_get("total_amount_usdt")?, rows: i64::from(rows) }));
     }
+    let claimed = claim_rows(&mut tx, request, None).await?;
+    if claimed.is_some() {
+        tx.commit().await?;
+    }
+    Ok(claimed)
+}
+
+/// Inserts the batch (`processing`, numbered `sequence` in its group when given) and claims exactly
+/// the group's unpaid rows into it; `None` (roll the transaction back) when there are none.
+async fn claim_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    request: &PayoutClaimRequest,
+    sequence: Option<i32>,
+) -> Result<Option<ClaimedPayout>, PayoutLedgerError> {
+    let batch_id = parse(&request.batch_id)?;
+    let group = &request.group;
     sqlx::query(
         "INSERT INTO payout_batches (batch_id, client_id, client_wallet_address, client_payout_currency,
-             client_payout_network, total_amount_usdt, total_payments_count, status, processing_started_at)
-         VALUES ($1, $2, $3, $4, $5, 0, 0, 'processing', now())",
+             client_payout_network, total_amount_usdt, total_payments_count, status, processing_started_at, group_sequence)
+         VALUES ($1, $2, $3, $4, $5, 0, 0, 'processing', now(), $6)",
     )
     .bind(batch_id)
     .bind(&group.client_id)
     .bind(&group.wallet_address)
     .bind(&group.payout_currency)
     .bind(&group.payout_network)
-    .execute(&mut *tx)
+    .bind(sequence)
+    .execute(&mut **tx)
     .await?;
     // One statement: rows claimed by a concurrent batch are re-checked after their lock and skipped.
     let claimed: Vec<Decimal> = sqlx::query_scalar(
@@ -181,10 +213,9 @@ async fn claim(pool: &PgPool, request: &PayoutClaimRequest) -> Result<Option<Cla
     .bind(&group.wallet_address)
     .bind(&group.payout_currency)
     .bind(&group.payout_network)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
     if claimed.is_empty() {
-        // Dropping the transaction removes the empty batch too.
         return Ok(None);
     }
     let total: Decimal = claimed.iter().sum();
@@ -192,11 +223,83 @@ async fn claim(pool: &PgPool, request: &PayoutClaimRequest) -> Result<Option<Cla
         .bind(batch_id)
         .bind(total)
         .bind(claimed.len() as i32)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    tx.commit().await?;
-    info!(batch_id = %batch_id, client_id = %group.client_id, rows = claimed.len(), usdt = %total, "payout batch claimed");
+    info!(batch_id = %batch_id, client_id = %group.client_id, sequence, rows = claimed.len(), usdt = %total, "payout batch claimed");
     Ok(Some(ClaimedPayout { total_usdt: total, rows: claimed.len() as i64 }))
+}
+
+/// See `db.claim_next_payout_batch`. The group's balance row is locked first, so two claims of one
+/// group (two runs cannot, but a retried call and a late one can) take turns.
+async fn claim_next(pool: &PgPool, group: &PayoutGroup) -> Result<Option<ClaimedBatch>, PayoutLedgerError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "SELECT 1 FROM payout_group_balances
+         WHERE client_id = $1 AND client_wallet_address = $2 AND client_payout_currency = $3 AND client_payout_network = $4
+         FOR UPDATE",
+    )
+    .bind(&group.client_id)
+    .bind(&group.wallet_address)
+    .bind(&group.payout_currency)
+    .bind(&group.payout_network)
+    .execute(&mut *tx)
+    .await?;
+    // The batch a run of the group claimed and left open (this call retried, or the run ended
+    // mid-payout). One an operator reopened belongs to its own run, not the group's.
+    let open = sqlx::query(
+        "SELECT batch_id, group_sequence, total_amount_usdt, total_payments_count, retries, exchange_parts
+         FROM payout_batches
+         WHERE client_id = $1 AND client_wallet_address = $2 AND client_payout_currency = $3 AND client_payout_network = $4
+           AND status = 'processing' AND group_sequence IS NOT NULL AND reopened_at IS NULL
+         ORDER BY group_sequence LIMIT 1",
+    )
+    .bind(&group.client_id)
+    .bind(&group.wallet_address)
+    .bind(&group.payout_currency)
+    .bind(&group.payout_network)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = open {
+        let batch_id: Uuid = row.try_get("batch_id")?;
+        let (sequence, rows, retries): (i32, i32, i32) =
+            (row.try_get("group_sequence")?, row.try_get("total_payments_count")?, row.try_get("retries")?);
+        info!(batch_id = %batch_id, client_id = %group.client_id, sequence, "open payout batch taken over");
+        return Ok(Some(ClaimedBatch {
+            batch_id: batch_id.to_string(),
+            sequence: sequence.unsigned_abs(),
+            total_usdt: row.try_get("total_amount_usdt")?,
+            rows: i64::from(rows),
+            retries: retries.unsigned_abs(),
+            parts: row.try_get("exchange_parts")?,
+            taken_over: true,
+        }));
+    }
+    let sequence: i32 = sqlx::query_scalar(
+        "SELECT COALESCE(max(group_sequence), 0) + 1 FROM payout_batches
+         WHERE client_id = $1 AND client_wallet_address = $2 AND client_payout_currency = $3 AND client_payout_network = $4",
+    )
+    .bind(&group.client_id)
+    .bind(&group.wallet_address)
+    .bind(&group.payout_currency)
+    .bind(&group.payout_network)
+    .fetch_one(&mut *tx)
+    .await?;
+    let batch_id = group.batch_id(sequence.unsigned_abs());
+    let request = PayoutClaimRequest { batch_id: batch_id.clone(), group: group.clone() };
+    let Some(claimed) = claim_rows(&mut tx, &request, Some(sequence)).await? else {
+        // Dropping the transaction removes the empty batch; its sequence number is not used up.
+        return Ok(None);
+    };
+    tx.commit().await?;
+    Ok(Some(ClaimedBatch {
+        batch_id,
+        sequence: sequence.unsigned_abs(),
+        total_usdt: claimed.total_usdt,
+        rows: claimed.rows,
+        retries: 0,
+        parts: None,
+        taken_over: false,
+    }))
 }
 
 async fn locked_status(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch_id: Uuid) -> Result<String, PayoutLedgerError> {
@@ -227,7 +330,7 @@ pub async fn reopen(pool: &PgPool, batch_id: Uuid) -> Result<ReopenedPayout, Pay
         ("failed", false) => {
             retries = sqlx::query_scalar(
                 "UPDATE payout_batches SET status = 'processing', retries = retries + 1, processing_started_at = now(),
-                        completed_at = NULL
+                        completed_at = NULL, reopened_at = now()
                  WHERE batch_id = $1 RETURNING retries",
             )
             .bind(batch_id)
@@ -235,14 +338,16 @@ pub async fn reopen(pool: &PgPool, batch_id: Uuid) -> Result<ReopenedPayout, Pay
             .await?;
             info!(batch_id = %batch_id, retries, "payout batch reopened for a retry");
         }
-        _ => {}
+        // Left `processing` by a run that ended: from now on its own run pays it, and the group's
+        // next run must not take it over as well.
+        _ => {
+            sqlx::query("UPDATE payout_batches SET reopened_at = now() WHERE batch_id = $1")
+                .bind(batch_id)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
-    let group = PayoutGroup {
-        client_id: row.try_get("client_id")?,
-        wallet_address: row.try_get("client_wallet_address")?,
-        payout_currency: row.try_get("client_payout_currency")?,
-        payout_network: row.try_get("client_payout_network")?,
-    };
+    let group = group_of(&row)?;
     let total_usdt = row.try_get("total_amount_usdt")?;
     let parts = row.try_get("exchange_parts")?;
     tx.commit().await?;
@@ -301,6 +406,15 @@ async fn complete(pool: &PgPool, completion: &PayoutCompletion) -> Result<(), Pa
     .bind(join(&|l| l.usdt_tx_hash.clone()))
     .execute(&mut *tx)
     .await?;
+    // The group was paid: whatever held it below ChangeNow's minimum is over.
+    sqlx::query(
+        "DELETE FROM payout_group_holds h USING payout_batches b
+         WHERE b.batch_id = $1 AND (h.client_id, h.client_wallet_address, h.client_payout_currency, h.client_payout_network)
+             = (b.client_id, b.client_wallet_address, b.client_payout_currency, b.client_payout_network)",
+    )
+    .bind(batch_id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     info!(batch_id = %batch_id, exchanges = completion.legs.len(), %received, "payout batch completed");
     Ok(())
@@ -329,20 +443,66 @@ async fn fail(pool: &PgPool, failure: &PayoutFailure) -> Result<(), PayoutLedger
     .bind(failure.release_rows)
     .fetch_one(&mut *tx)
     .await?;
-    let next_step = match failure.release_rows {
-        true => "its rows are unpaid again",
-        false => "USDT left the hot wallet, so its rows stay with it",
-    };
-    let message = format!("{}; {next_step}; `starter batch retry {batch_id}` pays it once", failure.reason);
+    match failure.below_minimum_usdt.filter(|_| failure.release_rows) {
+        Some(minimum) => hold_group(&mut tx, batch_id, minimum, &failure.reason).await?,
+        None => {
+            let next_step = match failure.release_rows {
+                true => "its rows are unpaid again",
+                false => "USDT left the hot wallet, so its rows stay with it",
+            };
+            let message = format!("{}; {next_step}; `starter batch retry {batch_id}` pays it once", failure.reason);
+            let alert = NewAlert {
+                dedupe_key: format!("payout-failed-{batch_id}-{retries}"),
+                kind: AlertKind::PayoutBatchFailed,
+                subject: batch_id.to_string(),
+                message: &message,
+            };
+            alerts::raise(&mut tx, &alert).await?;
+        }
+    }
+    tx.commit().await?;
+    error!(batch_id = %batch_id, reason = %failure.reason, released = failure.release_rows, retries, alert = true, "payout batch failed");
+    Ok(())
+}
+
+/// The failed batch's group cannot be paid until its unpaid USDT reaches ChangeNow's `minimum`:
+/// the sweep leaves it until then (`due_groups`), and one alert per group stays open meanwhile,
+/// however often an operator's early payout or retry finds it below again.
+async fn hold_group(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    batch_id: Uuid,
+    minimum: Decimal,
+    reason: &str,
+) -> Result<(), PayoutLedgerError> {
+    let row = sqlx::query(
+        "INSERT INTO payout_group_holds (client_id, client_wallet_address, client_payout_currency, client_payout_network,
+                                         minimum_usdt, batch_id, reason)
+         SELECT client_id, client_wallet_address, client_payout_currency, client_payout_network, $2, batch_id, $3
+           FROM payout_batches WHERE batch_id = $1
+         ON CONFLICT (client_id, client_wallet_address, client_payout_currency, client_payout_network) DO UPDATE
+             SET minimum_usdt = EXCLUDED.minimum_usdt, batch_id = EXCLUDED.batch_id, reason = EXCLUDED.reason, held_at = now()
+         RETURNING client_id, client_wallet_address, client_payout_currency, client_payout_network",
+    )
+    .bind(batch_id)
+    .bind(minimum)
+    .bind(reason)
+    .fetch_one(&mut **tx)
+    .await?;
+    let group = group_of(&row)?;
+    let client_id = &group.client_id;
+    let message = format!(
+        "{reason}; payout group {} cannot be paid until its unpaid USDT reaches {minimum}: its rows stay unpaid and the \
+         sweep leaves the group until then (`starter payout now {client_id}` tries it earlier)",
+        group.key()
+    );
     let alert = NewAlert {
-        dedupe_key: format!("payout-failed-{batch_id}-{retries}"),
+        dedupe_key: format!("payout-group-below-minimum-{}", group.key()),
         kind: AlertKind::PayoutBatchFailed,
         subject: batch_id.to_string(),
         message: &message,
     };
-    alerts::raise(&mut tx, &alert).await?;
-    tx.commit().await?;
-    error!(batch_id = %batch_id, reason = %failure.reason, released = failure.release_rows, retries, alert = true, "payout batch failed");
+    let raised = alerts::raise_unless_open(tx, &alert).await?;
+    info!(batch_id = %batch_id, client_id = %client_id, %minimum, alert = raised, "payout group held below ChangeNow's minimum");
     Ok(())
 }
 
@@ -372,12 +532,7 @@ pub async fn find_batch(pool: &PgPool, batch_id: Uuid) -> Result<Option<PayoutBa
     };
     Ok(Some(PayoutBatchSummary {
         batch_id,
-        group: PayoutGroup {
-            client_id: row.try_get("client_id")?,
-            wallet_address: row.try_get("client_wallet_address")?,
-            payout_currency: row.try_get("client_payout_currency")?,
-            payout_network: row.try_get("client_payout_network")?,
-        },
+        group: group_of(&row)?,
         status: row.try_get("status")?,
         total_usdt: row.try_get("total_amount_usdt")?,
         rows_released: row.try_get("rows_released")?,

@@ -1,8 +1,10 @@
 //! `starter batch show|retry|cancel <batch_id>`: the operator's steps on a payout batch. They act
-//! on the batch's `ClientPayoutWorkflow` exactly as the Temporal UI does (the `retry` signal, a
+//! on the batch's `ClientPayoutWorkflow` run exactly as the Temporal UI does (the `retry` signal, a
 //! cancellation request), so either way has the same effect, and a retry pays once however often
-//! it is asked for: the workflow id is the payout group's, and every exchange and transfer of a
-//! batch is found again under its purpose key.
+//! it is asked for. A failed batch whose rows it kept is retried in its own run,
+//! `payout-batch-{batch_id}` (signalled, or signalled-with-start when its wait has ended); one
+//! whose rows were released is paid by a new batch in the group's run, `client-payout-{group}`.
+//! Every exchange and transfer of a batch is found again under its purpose key.
 
 use activities::db::payout_ledger::{self, PayoutBatchSummary};
 use sqlx::PgPool;
@@ -12,7 +14,7 @@ use temporalio_client::{
     WorkflowSignalOptions, WorkflowStartOptions,
 };
 use uuid::Uuid;
-use workflows::{client_payout_workflow_id, ClientPayoutInput, ClientPayoutWorkflow};
+use workflows::{client_payout_workflow_id, payout_batch_workflow_id, ClientPayoutInput, ClientPayoutWorkflow, client_payout::PayoutRunState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BatchCommandError {
@@ -28,12 +30,12 @@ pub enum BatchCommandError {
 pub enum RetryOutcome {
     /// The batch is `completed`: nothing is sent again.
     AlreadyPaid,
-    /// The group's run waits on this failed batch: it got the `retry` signal.
+    /// The run waiting on this failed batch got the `retry` signal.
     Signalled { workflow_id: String },
     /// No run was open: a new one resumes the batch (or, when its rows were released, pays them
     /// in a new batch).
     Started { workflow_id: String },
-    /// The group's run is paying this batch right now.
+    /// A run is paying this batch right now.
     InProgress { workflow_id: String },
     /// The group's run is busy with another batch; retry once it has ended.
     Busy { workflow_id: String, other_batch: Option<String> },
@@ -47,6 +49,14 @@ pub enum CancelOutcome {
 
 async fn batch(pool: &PgPool, batch_id: Uuid) -> Result<PayoutBatchSummary, BatchCommandError> {
     payout_ledger::find_batch(pool, batch_id).await?.ok_or(BatchCommandError::UnknownBatch(batch_id))
+}
+
+/// The run that acts on the batch: its own once it failed with its rows kept, else its group's.
+fn workflow_of(b: &PayoutBatchSummary) -> String {
+    match b.status.as_str() {
+        "failed" if !b.rows_released => payout_batch_workflow_id(&b.batch_id.to_string()),
+        _ => client_payout_workflow_id(&b.group),
+    }
 }
 
 pub async fn show(pool: &PgPool, batch_id: Uuid) -> Result<String, BatchCommandError> {
@@ -66,8 +76,28 @@ pub async fn show(pool: &PgPool, batch_id: Uuid) -> Result<String, BatchCommandE
         let rows = if b.rows_released { "rows released" } else { "rows kept with the batch" };
         text.push_str(&format!("\n  failure: {reason} ({rows})"));
     }
-    text.push_str(&format!("\n  workflow: {}", client_payout_workflow_id(&b.group)));
+    text.push_str(&format!("\n  workflow: {}", workflow_of(&b)));
     Ok(text)
+}
+
+fn temporal(e: &dyn std::fmt::Display) -> BatchCommandError {
+    BatchCommandError::Temporal(e.to_string())
+}
+
+/// What the run with `workflow_id` is doing, when it is running (`Some(default)` when it is
+/// running but cannot answer yet: it has not finished its first task).
+async fn running_state(client: &Client, workflow_id: &str) -> Result<Option<PayoutRunState>, BatchCommandError> {
+    let handle = client.get_workflow_handle::<ClientPayoutWorkflow>(workflow_id.to_owned());
+    match handle.describe(WorkflowDescribeOptions::default()).await {
+        Ok(description) if description.status() == WorkflowExecutionStatus::Running => {}
+        Ok(_) | Err(WorkflowInteractionError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(temporal(&e)),
+    }
+    match handle.query(ClientPayoutWorkflow::state, (), WorkflowQueryOptions::default()).await {
+        Ok(state) => Ok(Some(state)),
+        Err(WorkflowQueryError::NotFound(_)) => Ok(None),
+        Err(_) => Ok(Some(PayoutRunState::default())),
+    }
 }
 
 pub async fn retry(pool: &PgPool, client: &Client, task_queue: &str, batch_id: Uuid) -> Result<RetryOutcome, BatchCommandError> {
@@ -75,53 +105,76 @@ pub async fn retry(pool: &PgPool, client: &Client, task_queue: &str, batch_id: U
     if b.status == "completed" {
         return Ok(RetryOutcome::AlreadyPaid);
     }
-    let workflow_id = client_payout_workflow_id(&b.group);
-    let handle = client.get_workflow_handle::<ClientPayoutWorkflow>(workflow_id.clone());
-    let temporal = |e: &dyn std::fmt::Display| BatchCommandError::Temporal(e.to_string());
-    let running = match handle.describe(WorkflowDescribeOptions::default()).await {
-        Ok(description) => description.status() == WorkflowExecutionStatus::Running,
-        Err(WorkflowInteractionError::NotFound(_)) => false,
-        Err(e) => return Err(temporal(&e)),
-    };
-    if running {
-        let state = match handle.query(ClientPayoutWorkflow::state, (), WorkflowQueryOptions::default()).await {
-            Ok(state) => state,
-            Err(WorkflowQueryError::NotFound(_)) => Default::default(),
-            Err(e) => return Err(temporal(&e)),
-        };
-        let this_batch = batch_id.to_string();
-        match (state.batch_id, state.awaiting_retry) {
-            (Some(id), true) if id == this_batch => {
-                match handle.signal(ClientPayoutWorkflow::retry, this_batch, WorkflowSignalOptions::default()).await {
-                    Ok(()) => return Ok(RetryOutcome::Signalled { workflow_id }),
-                    // It ended (its wait ran out) a moment ago: start a new run below.
-                    Err(WorkflowInteractionError::NotFound(_)) => {}
-                    Err(e) => return Err(temporal(&e)),
-                }
+    let this_batch = batch_id.to_string();
+    let group_workflow = client_payout_workflow_id(&b.group);
+    match running_state(client, &group_workflow).await? {
+        // A run from before failed batches waited in runs of their own waits in the group's.
+        Some(state) if state.batch_id.as_deref() == Some(&this_batch) && state.awaiting_retry => {
+            let handle = client.get_workflow_handle::<ClientPayoutWorkflow>(group_workflow.clone());
+            match handle.signal(ClientPayoutWorkflow::retry, this_batch.clone(), WorkflowSignalOptions::default()).await {
+                Ok(()) => return Ok(RetryOutcome::Signalled { workflow_id: group_workflow }),
+                // It ended (its wait ran out) a moment ago: go on below.
+                Err(WorkflowInteractionError::NotFound(_)) => {}
+                Err(e) => return Err(temporal(&e)),
             }
-            (Some(id), false) if id == this_batch => return Ok(RetryOutcome::InProgress { workflow_id }),
-            (other_batch, _) => return Ok(RetryOutcome::Busy { workflow_id, other_batch }),
+        }
+        // Still paying it (once it is `failed`, the run is only handing it over to its own run).
+        Some(state) if state.batch_id.as_deref() == Some(&this_batch) && b.status == "processing" => {
+            return Ok(RetryOutcome::InProgress { workflow_id: group_workflow });
+        }
+        Some(state) if b.rows_released => {
+            return Ok(RetryOutcome::Busy { workflow_id: group_workflow, other_batch: state.batch_id });
+        }
+        _ => {}
+    }
+    if b.rows_released {
+        // Its rows are paid by a new batch, in the group's run.
+        let input = ClientPayoutInput { group: b.group, resume_batch_id: None };
+        let options = WorkflowStartOptions::new(task_queue.to_owned(), group_workflow.clone())
+            .static_summary(format!("operator retry of payout batch {batch_id}"))
+            .build();
+        return match client.start_workflow(ClientPayoutWorkflow::run, input, options).await {
+            Ok(_) => Ok(RetryOutcome::Started { workflow_id: group_workflow }),
+            // Another retry (or a trigger) started the group's run a moment ago.
+            Err(WorkflowStartError::AlreadyStarted { .. }) => Ok(RetryOutcome::InProgress { workflow_id: group_workflow }),
+            Err(e) => Err(temporal(&e)),
+        };
+    }
+    // Its rows are kept: the batch's own run resumes it. Signal-with-start reaches the run waiting
+    // for the retry, or starts one (its wait ended, or the batch was left `processing` by a run
+    // that ended) that finds the signal at once.
+    let workflow_id = payout_batch_workflow_id(&this_batch);
+    let running = running_state(client, &workflow_id).await?;
+    if let Some(state) = &running {
+        if state.batch_id.as_deref() == Some(&this_batch) && !state.awaiting_retry {
+            return Ok(RetryOutcome::InProgress { workflow_id });
         }
     }
-    // A batch whose rows were released is not resumed: its rows are paid by a new batch.
-    let resume_batch_id = (!b.rows_released).then(|| batch_id.to_string());
-    let input = ClientPayoutInput { group: b.group, resume_batch_id };
+    let input = ClientPayoutInput { group: b.group, resume_batch_id: Some(this_batch.clone()) };
     let options = WorkflowStartOptions::new(task_queue.to_owned(), workflow_id.clone())
         .static_summary(format!("operator retry of payout batch {batch_id}"))
         .build();
-    match client.start_workflow(ClientPayoutWorkflow::run, input, options).await {
-        Ok(_) => Ok(RetryOutcome::Started { workflow_id }),
-        // Another retry (or a trigger) started the group's run a moment ago.
-        Err(WorkflowStartError::AlreadyStarted { .. }) => Ok(RetryOutcome::InProgress { workflow_id }),
-        Err(e) => Err(temporal(&e)),
-    }
+    client
+        .signal_with_start_workflow(ClientPayoutWorkflow::run, input, ClientPayoutWorkflow::retry, this_batch, options)
+        .await
+        .map_err(|e| temporal(&e))?;
+    Ok(match running {
+        Some(_) => RetryOutcome::Signalled { workflow_id },
+        None => RetryOutcome::Started { workflow_id },
+    })
 }
 
-/// Requests cancellation of the batch's run: it marks the batch failed (releasing the rows if no
-/// USDT left the wallet) and ends; `retry` pays it later.
+/// Requests cancellation of the run acting on the batch: a paying run marks the batch failed
+/// (releasing the rows if no USDT left the wallet) and ends; a run waiting for `retry` just ends.
+/// `retry` pays it later.
 pub async fn cancel(pool: &PgPool, client: &Client, batch_id: Uuid, reason: &str) -> Result<CancelOutcome, BatchCommandError> {
     let b = batch(pool, batch_id).await?;
-    let workflow_id = client_payout_workflow_id(&b.group);
+    let this_batch = batch_id.to_string();
+    let own = payout_batch_workflow_id(&this_batch);
+    let workflow_id = match running_state(client, &own).await? {
+        Some(_) => own,
+        None => client_payout_workflow_id(&b.group),
+    };
     let handle = client.get_workflow_handle::<ClientPayoutWorkflow>(workflow_id.clone());
     let options = WorkflowCancelOptions::builder().reason(reason.to_owned()).build();
     match handle.cancel(options).await {

@@ -10,12 +10,14 @@ mod conversion_ledger;
 mod ethereum;
 mod instant_payout_ledger;
 mod payout_ledger;
+mod stranded_batches;
 
 pub use changenow::*;
 pub use conversion_ledger::*;
 pub use ethereum::*;
 pub use instant_payout_ledger::*;
 pub use payout_ledger::*;
+pub use stranded_batches::*;
 
 use crate::domain::{FeeSplit, PaymentStatus, PayoutStrategy};
 use rust_decimal::Decimal;

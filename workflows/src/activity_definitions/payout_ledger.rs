@@ -8,7 +8,8 @@ use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
 
 pub use self::payout_ledger::{
-    ClaimPayoutBatch, CompletePayoutBatch, FailPayoutBatch, FindDuePayoutGroups, FixPayoutParts, ReopenPayoutBatch,
+    ClaimNextPayoutBatch, ClaimPayoutBatch, CompletePayoutBatch, FailPayoutBatch, FindDuePayoutGroups, FixPayoutParts,
+    ReopenPayoutBatch,
 };
 
 /// Rows are paid per (client, wallet, currency, network): a wallet change never mixes addresses.
@@ -18,6 +19,21 @@ pub struct PayoutGroup {
     pub wallet_address: String,
     pub payout_currency: String,
     pub payout_network: String,
+}
+
+impl PayoutGroup {
+    /// The group as one string: the same group, the same key, whatever asks.
+    pub fn key(&self) -> String {
+        format!("{}|{}|{}|{}", self.client_id, self.wallet_address, self.payout_currency, self.payout_network)
+    }
+
+    /// The id of the group's batch number `sequence` (1, 2, ...): a business id, the same for
+    /// every run and every retry that claims that batch, so a run that is reset or restarted finds
+    /// its batch (and its exchanges and transfers, keyed by it) again instead of starting another.
+    pub fn batch_id(&self, sequence: u32) -> String {
+        let name = format!("payout-batch|{}|{sequence}", self.key());
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()).to_string()
+    }
 }
 
 /// Which groups are due: over the client's threshold, or (when set) holding a row older than
@@ -62,6 +78,22 @@ pub struct ClaimedPayout {
     pub rows: i64,
 }
 
+/// The batch `db.claim_next_payout_batch` gives a group's run to pay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedBatch {
+    pub batch_id: String,
+    /// Its number in the group (its id is [`PayoutGroup::batch_id`] of it).
+    pub sequence: u32,
+    pub total_usdt: Decimal,
+    pub rows: i64,
+    pub retries: u32,
+    /// The cut into exchanges, stored when an earlier run got that far.
+    pub parts: Option<Vec<Decimal>>,
+    /// Claimed by an earlier run of the group that ended mid-payout (terminated, reset): taken
+    /// over, not fresh. With `parts` stored, USDT may have left the wallet.
+    pub taken_over: bool,
+}
+
 /// One exchange of a payout, as it finished.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayoutLeg {
@@ -84,13 +116,19 @@ pub struct PayoutFailure {
     pub reason: String,
     /// Only while no USDT of the batch left the hot wallet: the rows become payable again.
     pub release_rows: bool,
+    /// The payout is below ChangeNow's minimum (this, in USDT) for the pair: the group is held
+    /// (the sweep leaves it) until its unpaid USDT reaches it, with one alert per group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below_minimum_usdt: Option<Decimal>,
 }
 
 pub struct PayoutLedger;
 
 #[activity_definitions]
 impl PayoutLedger {
-    /// Groups with converted, unpaid USDT (not in an open batch) that are due (see [`DueQuery`]).
+    /// Groups with converted, unpaid USDT (not in an open batch) that are due (see [`DueQuery`]);
+    /// a group held below ChangeNow's minimum is due again only once its USDT reaches it (or when
+    /// an operator names its client).
     #[activity(name = "db.find_due_payout_groups")]
     pub fn find_due_payout_groups(query: DueQuery) -> Result<Vec<PayoutGroup>, ActivityError> {
         unimplemented!()
@@ -100,6 +138,15 @@ impl PayoutLedger {
     /// rows in one statement; `None` when there is nothing to pay. Idempotent on the batch id.
     #[activity(name = "db.claim_payout_batch")]
     pub fn claim_payout_batch(request: PayoutClaimRequest) -> Result<Option<ClaimedPayout>, ActivityError> {
+        unimplemented!()
+    }
+
+    /// The group's next batch: the group's batch a run of it claimed and left `processing` (the
+    /// run ended), taken over; else a new batch, numbered with the group's next sequence and
+    /// holding exactly the group's unpaid rows, in one transaction. `None` when there is nothing
+    /// to pay. A retried call finds the batch it created.
+    #[activity(name = "db.claim_next_payout_batch")]
+    pub fn claim_next_payout_batch(group: PayoutGroup) -> Result<Option<ClaimedBatch>, ActivityError> {
         unimplemented!()
     }
 
@@ -122,7 +169,8 @@ impl PayoutLedger {
         unimplemented!()
     }
 
-    /// The batch `failed`; its rows unpaid again when `release_rows`; an alert. Idempotent.
+    /// The batch `failed`; its rows unpaid again when `release_rows`; an alert (for a payout below
+    /// ChangeNow's minimum: the group held, and one open alert per group). Idempotent.
     #[activity(name = "db.fail_payout_batch")]
     pub fn fail_payout_batch(failure: PayoutFailure) -> Result<(), ActivityError> {
         unimplemented!()
