@@ -36,12 +36,16 @@ pub enum ExchangeActivityError {
 }
 
 impl ExchangeActivityError {
-    fn into_activity_error(self) -> ActivityError {
-        let retryable = match &self {
+    pub fn is_retryable(&self) -> bool {
+        match self {
             Self::ChangeNow(e) => e.is_retryable(),
             Self::AmountMismatch { .. } => false,
             Self::Database(_) => true,
-        };
+        }
+    }
+
+    fn into_activity_error(self) -> ActivityError {
+        let retryable = self.is_retryable();
         if !retryable {
             warn!(error = %self, alert = true, "exchange step failed for good");
         } else if matches!(self, Self::ChangeNow(ChangeNowError::Unauthorized { .. })) {
@@ -100,7 +104,8 @@ impl ChangeNowActivities {
 }
 
 impl ChangeNowActivities {
-    async fn create_once(&self, order: &ExchangeOrder) -> Result<ExchangeTicket, ExchangeActivityError> {
+    /// The exchange for `order.purpose_key`: the stored one, or a new one created and stored.
+    pub async fn create_once(&self, order: &ExchangeOrder) -> Result<ExchangeTicket, ExchangeActivityError> {
         if let Some(ticket) = stored_ticket(&self.pool, &order.purpose_key).await? {
             return Ok(ticket);
         }

@@ -15,4 +15,4 @@ pub mod activities;
 mod outbox;
 
 pub use activities::EthereumActivities;
-pub use outbox::{balance_of, erc20_transfer_calldata, Asset, ERC20_TRANSFER_SELECTOR, HotWallet, HotWalletError, OutboxSettings, TransferRequest, TransferState};
+pub use outbox::{balance_of, erc20_transfer_calldata, Asset, ERC20_TRANSFER_SELECTOR, HotWallet, HotWalletError, IncomingState, OutboxSettings, TransferRequest, TransferState};

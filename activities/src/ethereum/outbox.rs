@@ -93,6 +93,8 @@ pub struct OutboxSettings {
     pub confirmations: u64,
     /// Broadcast this long ago and still not mined: replace with higher fees.
     pub stuck_after: Duration,
+    /// The most any attempt may offer per gas, in wei (`MAX_FEE_GWEI`).
+    pub max_fee_per_gas: u128,
 }
 
 /// What a transfer moves.
@@ -165,6 +167,17 @@ pub enum TransferState {
     Mined { tx_hash: String, confirmations: u64 },
     /// Final: mined with enough confirmations.
     Confirmed { tx_hash: String, block: u64 },
+}
+
+/// What a transaction paid the hot wallet, once [`HotWallet::incoming`] has looked at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncomingState {
+    NotMined,
+    /// Mined, with fewer confirmations than the outbox requires.
+    Unconfirmed { block: u64, confirmations: u64 },
+    /// Mined and confirmed: `amount` in base units, zero when it paid the hot wallet nothing
+    /// (or nothing from the expected sender).
+    Confirmed { amount: U256, block: u64 },
 }
 
 pub struct HotWallet {
@@ -282,12 +295,19 @@ impl HotWallet {
 
     /// What the mined transaction `tx_hash` paid the hot wallet in `asset` (ETH value, or the sum
     /// of the token's `Transfer` events to the hot wallet). `None` while it is not mined.
-    pub async fn incoming(&self, tx_hash: &str, asset: Asset) -> Result<Option<(U256, u64)>, HotWalletError> {
+    pub async fn incoming(
+        &self,
+        tx_hash: &str,
+        asset: Asset,
+        expected_sender: Option<Address>,
+    ) -> Result<IncomingState, HotWalletError> {
         let hash = TxHash::from_str(tx_hash).map_err(|_| HotWalletError::BadAddress(tx_hash.to_owned()))?;
-        let Some(receipt) = self.provider.get_transaction_receipt(hash).await.map_err(rpc)? else { return Ok(None) };
+        let Some(receipt) = self.provider.get_transaction_receipt(hash).await.map_err(rpc)? else {
+            return Ok(IncomingState::NotMined);
+        };
         let block = receipt.block_number.unwrap_or_default();
         if !receipt.status() {
-            return Ok(Some((U256::ZERO, block)));
+            return Ok(IncomingState::Confirmed { amount: U256::ZERO, block });
         }
         let me = self.address();
         let amount = match asset {
@@ -312,7 +332,7 @@ impl HotWallet {
                 })
                 .fold(U256::ZERO, |sum, value| sum.saturating_add(value)),
         };
-        Ok(Some((amount, block)))
+        Ok(IncomingState::Confirmed { amount, block })
     }
 
     /// Refuses (retryably) a transfer the wallet cannot cover: the amount plus, for ETH, the most
