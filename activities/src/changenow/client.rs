@@ -17,7 +17,7 @@ use std::time::Duration;
 /// start-to-close timeout ([`workflows::steps::STEP_TIMEOUT`]) with room for the database write
 /// that follows: a request still running when Temporal gives up on the attempt could create an
 /// exchange nobody stores (an orphan), and the retry would create a second one.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeNowError {

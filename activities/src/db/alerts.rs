@@ -11,6 +11,8 @@ pub enum AlertKind {
     PayoutBatchFailed,
     ConversionBatchFailed,
     InstantPayoutStopped,
+    /// A stuck transfer needs more than `MAX_FEE_GWEI` to get in; it is left as it is.
+    TransferFeeCeiling,
 }
 
 impl AlertKind {
@@ -19,6 +21,7 @@ impl AlertKind {
             Self::PayoutBatchFailed => "payout_batch_failed",
             Self::ConversionBatchFailed => "conversion_batch_failed",
             Self::InstantPayoutStopped => "instant_payout_stopped",
+            Self::TransferFeeCeiling => "transfer_fee_ceiling",
         }
     }
 }

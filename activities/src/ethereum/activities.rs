@@ -3,7 +3,7 @@
 
 use super::{Asset, HotWallet, HotWalletError, IncomingState, TransferRequest, TransferState};
 use alloy::primitives::{Address, U256};
-use std::sync::Arc;
+use std::{str::FromStr, sync::Arc};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -26,13 +26,16 @@ pub enum EthereumActivityError {
     NoUsdtContract,
     #[error("transaction {0} is not mined yet")]
     NotMinedYet(String),
+    #[error("transaction {tx_hash} has {confirmations} of {required} confirmations; not counted yet")]
+    NotConfirmedYet { tx_hash: String, confirmations: u64, required: u64 },
 }
 
 impl EthereumActivityError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Wallet(e) => e.is_retryable(),
-            Self::NotMinedYet(_) => true,
+            // Retried until the chain gets there.
+            Self::NotMinedYet(_) | Self::NotConfirmedYet { .. } => true,
             Self::Amount(_) | Self::NoUsdtContract => false,
         }
     }
@@ -91,10 +94,15 @@ impl EthereumActivities {
     /// What `query.tx_hash` paid the hot wallet, once confirmed; retryably refused before.
     pub async fn incoming(&self, query: IncomingTransferMatch) -> Result<IncomingTransfer, EthereumActivityError> {
         let asset = self.asset(query.asset)?;
-        let (amount, block) = match self.wallet.incoming(&query.tx_hash, asset, None).await? {
+        let sender = match query.expected_sender.as_deref() {
+            None => None,
+            Some(text) => Some(Address::from_str(text.trim()).map_err(|_| HotWalletError::BadAddress(text.to_owned()))?),
+        };
+        let (amount, block) = match self.wallet.incoming(&query.tx_hash, asset, sender).await? {
             IncomingState::Confirmed { amount, block } => (amount, block),
-            IncomingState::NotMined | IncomingState::Unconfirmed { .. } => {
-                return Err(EthereumActivityError::NotMinedYet(query.tx_hash.clone()))
+            IncomingState::NotMined => return Err(EthereumActivityError::NotMinedYet(query.tx_hash)),
+            IncomingState::Unconfirmed { confirmations, required, .. } => {
+                return Err(EthereumActivityError::NotConfirmedYet { tx_hash: query.tx_hash, confirmations, required })
             }
         };
         let units = u128::try_from(amount).map_err(|_| BaseUnitError::TooLarge(u128::MAX))?;
