@@ -54,6 +54,9 @@ pub struct Config {
     /// A transfer not mined this long after its broadcast is replaced with higher fees:
     /// `TRANSFER_STUCK_AFTER_SECS`, default 180.
     pub transfer_stuck_after: Duration,
+    /// The ceiling on what a transfer offers per gas, in wei: `MAX_FEE_GWEI` (gwei, fractions
+    /// allowed), default 200. A stuck transfer is never bumped past it; reaching it raises an alert.
+    pub max_fee_per_gas_wei: u128,
     /// Fault injection for the crash tests: `PAYOUT_FAULT_KILL_AFTER_BROADCAST=1` makes the
     /// worker SIGKILL itself right after a transfer is broadcast, before the activity reports
     /// back: the worst moment to die. Never set it in production.
@@ -95,6 +98,8 @@ impl Config {
             .parse()
             .map_err(|e| invalid("TRANSFER_STUCK_AFTER_SECS", e))?;
 
+        let max_fee_per_gas_wei = gwei_to_wei(&parsed("MAX_FEE_GWEI", "200")?).map_err(|e| invalid("MAX_FEE_GWEI", e))?;
+
         Ok(Self {
             database_url: Secret::new(required("DATABASE_URL")?),
             temporal_address,
@@ -110,6 +115,7 @@ impl Config {
             http_addr,
             eth_confirmations,
             transfer_stuck_after: Duration::from_secs(stuck_secs.max(1)),
+            max_fee_per_gas_wei,
             fault_kill_after_broadcast: get("PAYOUT_FAULT_KILL_AFTER_BROADCAST").is_some_and(|v| v.trim() == "1"),
         })
     }
@@ -119,6 +125,16 @@ impl Config {
     pub fn required<'a>(value: &'a Option<Secret>, name: &'static str) -> Result<&'a str, ConfigError> {
         value.as_ref().map(Secret::expose).ok_or(ConfigError::Missing(name))
     }
+}
+
+/// `"1.5"` gwei -> 1,500,000,000 wei; positive and a whole number of wei.
+fn gwei_to_wei(text: &str) -> Result<u128, String> {
+    let gwei = Decimal::from_str(text.trim()).map_err(|e| format!("'{text}' is not a number of gwei: {e}"))?;
+    let wei = gwei.checked_mul(Decimal::from(1_000_000_000u64)).ok_or_else(|| format!("{gwei} gwei is too large"))?;
+    if wei <= Decimal::ZERO || !wei.fract().is_zero() {
+        return Err(format!("{gwei} gwei must be above zero and a whole number of wei"));
+    }
+    rust_decimal::prelude::ToPrimitive::to_u128(&wei).ok_or_else(|| format!("{gwei} gwei is too large"))
 }
 
 fn invalid(name: &'static str, reason: impl fmt::Display) -> ConfigError {
@@ -164,6 +180,21 @@ mod tests {
         pairs.pop();
         pairs.push(("PLATFORM_FEE_PERCENT", "three"));
         assert!(Config::from_lookup(lookup(&pairs)).is_err());
+    }
+
+    #[test]
+    fn the_fee_ceiling_is_read_in_gwei_with_a_sane_default() {
+        assert_eq!(Config::from_lookup(lookup(MINIMAL)).unwrap().max_fee_per_gas_wei, 200_000_000_000);
+        let with = |value: &'static str| {
+            let mut pairs = MINIMAL.to_vec();
+            pairs.push(("MAX_FEE_GWEI", value));
+            Config::from_lookup(lookup(&pairs))
+        };
+        assert_eq!(with("0.5").unwrap().max_fee_per_gas_wei, 500_000_000);
+        for bad in ["0", "-3", "lots", "0.0000000001"] {
+            let err = with(bad).unwrap_err();
+            assert!(err.to_string().contains("MAX_FEE_GWEI"), "{bad}: {err}");
+        }
     }
 
     #[test]

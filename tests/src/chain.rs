@@ -30,12 +30,22 @@ pub struct Anvil {
 
 impl Anvil {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// An anvil that reports `chain_id` (same dev accounts), to stand in for a real network.
+    pub async fn start_on_chain(chain_id: u64) -> Self {
+        Self::start_with(&["--chain-id", &chain_id.to_string()]).await
+    }
+
+    async fn start_with(extra_args: &[&str]) -> Self {
         // A port handed out by `free_port` can still be taken before anvil binds it (by another
         // test's server or an outgoing connection); anvil then exits at once. Try a few.
         for _ in 0..5 {
             let port = crate::free_port();
             let mut child = Command::new("anvil")
                 .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent"])
+                .args(extra_args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

@@ -2,7 +2,7 @@
 //! A library as well as a binary so the integration tests run the very same worker in-process.
 
 use activities::{
-    changenow::ChangeNowClient,
+    changenow::{ChangeNowClient, REQUEST_TIMEOUT as CHANGENOW_TIMEOUT},
     config::{Config, ConfigError},
     ethereum::{HotWallet, OutboxSettings},
     BenchmarkActivitiesImpl, ChangeNowActivities, ConversionLedgerActivities, PayoutLedgerActivities, EthereumActivities, InstantPayoutLedgerActivities,
@@ -13,9 +13,6 @@ use std::{str::FromStr, sync::Arc, time::Duration};
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use workflows::{ClientPayoutWorkflow, InstantPayoutWorkflow, ThresholdPayoutSweepWorkflow, MicroBatchConversionWorkflow, NoopBenchmarkWorkflow, PaymentWorkflow};
-
-/// How long one ChangeNow request may take before it is retried.
-const CHANGENOW_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -53,8 +50,11 @@ impl PayoutServices {
                 ConfigError::Invalid { name: "USDT_CONTRACT", reason: format!("'{text}' is not an Ethereum address") }
             })?),
         };
-        let settings =
-            OutboxSettings { confirmations: config.eth_confirmations, stuck_after: config.transfer_stuck_after };
+        let settings = OutboxSettings {
+            confirmations: config.eth_confirmations,
+            stuck_after: config.transfer_stuck_after,
+            max_fee_per_gas: config.max_fee_per_gas_wei,
+        };
         let hot_wallet = Arc::new(HotWallet::connect(pool.clone(), rpc_url, key, settings).await?);
         let changenow = ChangeNowClient::new(changenow_url, changenow_key, CHANGENOW_TIMEOUT)
             .map_err(|e| WorkerError::Setup(e.to_string()))?;

@@ -1,7 +1,9 @@
 //! The `changenow.*` activities: thin wrappers over [`ChangeNowClient`] that store what ChangeNow
 //! says in `changenow_exchanges`, so an exchange is created once per purpose key.
 //!
-//! Exactly-once creation: the stored row is looked up first and returned when present. ChangeNow
+//! Exactly-once creation: the stored row is looked up first and returned when present, provided
+//! it is for the same amount and payout address (anything else is a different exchange, refused
+//! for good rather than fed money meant for another order). ChangeNow
 //! has no idempotency key, so a crash between its answer and our insert can leave an orphan
 //! exchange at ChangeNow; it never receives funds (money only goes to the stored exchange's
 //! pay-in address) and expires on its own.
@@ -31,17 +33,28 @@ pub enum ExchangeActivityError {
     ChangeNow(#[from] ChangeNowError),
     #[error("ChangeNow created exchange {exchange_id} for {got} but {wanted} was ordered; refusing to use it")]
     AmountMismatch { exchange_id: String, wanted: Decimal, got: Decimal },
+    #[error("ChangeNow created exchange {exchange_id} paying out to {got} but {wanted} was ordered; refusing to use it")]
+    PayoutAddressMismatch { exchange_id: String, wanted: String, got: String },
+    #[error(
+        "exchange {exchange_id} stored for {purpose_key} has {field} {stored}, but this order asks for {requested}; \
+         refusing to reuse it for a different order"
+    )]
+    StoredExchangeMismatch { purpose_key: String, exchange_id: String, field: &'static str, stored: String, requested: String },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
 
 impl ExchangeActivityError {
-    fn into_activity_error(self) -> ActivityError {
-        let retryable = match &self {
+    pub fn is_retryable(&self) -> bool {
+        match self {
             Self::ChangeNow(e) => e.is_retryable(),
-            Self::AmountMismatch { .. } => false,
+            Self::AmountMismatch { .. } | Self::PayoutAddressMismatch { .. } | Self::StoredExchangeMismatch { .. } => false,
             Self::Database(_) => true,
-        };
+        }
+    }
+
+    fn into_activity_error(self) -> ActivityError {
+        let retryable = self.is_retryable();
         if !retryable {
             warn!(error = %self, alert = true, "exchange step failed for good");
         } else if matches!(self, Self::ChangeNow(ChangeNowError::Unauthorized { .. })) {
@@ -100,9 +113,10 @@ impl ChangeNowActivities {
 }
 
 impl ChangeNowActivities {
-    async fn create_once(&self, order: &ExchangeOrder) -> Result<ExchangeTicket, ExchangeActivityError> {
-        if let Some(ticket) = stored_ticket(&self.pool, &order.purpose_key).await? {
-            return Ok(ticket);
+    /// The exchange for `order.purpose_key`: the stored one, or a new one created and stored.
+    pub async fn create_once(&self, order: &ExchangeOrder) -> Result<ExchangeTicket, ExchangeActivityError> {
+        if let Some(stored) = stored_exchange(&self.pool, &order.purpose_key).await? {
+            return stored.reused_for(order);
         }
         let request = CreateExchangeRequest {
             from_currency: order.pair.from_currency.clone(),
@@ -123,7 +137,15 @@ impl ChangeNowActivities {
                 got: created.from_amount,
             });
         }
-        // A concurrent attempt may have stored its own exchange first: the stored one wins.
+        if !same_address(&created.payout_address, &order.payout_address) {
+            return Err(ExchangeActivityError::PayoutAddressMismatch {
+                exchange_id: created.id,
+                wanted: order.payout_address.clone(),
+                got: created.payout_address,
+            });
+        }
+        // A concurrent attempt may have stored its own exchange first: the stored one wins (if it
+        // is for this very order).
         sqlx::query(
             "INSERT INTO changenow_exchanges (purpose_key, exchange_id, from_currency, from_network, to_currency,
                  to_network, from_amount, expected_to_amount, payin_address, payout_address, status)
@@ -142,7 +164,7 @@ impl ChangeNowActivities {
         .bind(&created.payout_address)
         .execute(&self.pool)
         .await?;
-        let ticket = stored_ticket(&self.pool, &order.purpose_key).await?.ok_or(sqlx::Error::RowNotFound)?;
+        let ticket = stored_exchange(&self.pool, &order.purpose_key).await?.ok_or(sqlx::Error::RowNotFound)?.reused_for(order)?;
         info!(purpose_key = %order.purpose_key, exchange_id = %ticket.exchange_id, pair = %order.pair, "exchange created");
         Ok(ticket)
     }
@@ -177,20 +199,80 @@ impl ChangeNowActivities {
     }
 }
 
-async fn stored_ticket(pool: &PgPool, purpose_key: &str) -> Result<Option<ExchangeTicket>, sqlx::Error> {
+/// An exchange as stored for a purpose key.
+struct StoredExchange {
+    ticket: ExchangeTicket,
+    payout_address: String,
+}
+
+impl StoredExchange {
+    /// The stored exchange, for a retry of the order it was made for. A different amount or payout
+    /// address means a different exchange: reusing this one would send money ChangeNow expects in
+    /// another amount, or pay the wrong wallet.
+    fn reused_for(self, order: &ExchangeOrder) -> Result<ExchangeTicket, ExchangeActivityError> {
+        let mismatch = |field, stored: String, requested: String| ExchangeActivityError::StoredExchangeMismatch {
+            purpose_key: order.purpose_key.clone(),
+            exchange_id: self.ticket.exchange_id.clone(),
+            field,
+            stored,
+            requested,
+        };
+        if self.ticket.from_amount.normalize() != order.from_amount.normalize() {
+            let (stored, requested) = (self.ticket.from_amount.normalize(), order.from_amount.normalize());
+            return Err(mismatch("amount", stored.to_string(), requested.to_string()));
+        }
+        if !same_address(&self.payout_address, &order.payout_address) {
+            return Err(mismatch("payout address", self.payout_address.clone(), order.payout_address.clone()));
+        }
+        Ok(self.ticket)
+    }
+}
+
+/// Ethereum addresses are the same whatever their checksum casing (ChangeNow may answer in lower
+/// case); any other coin's address (XMR, ...) must match exactly.
+fn same_address(a: &str, b: &str) -> bool {
+    let is_evm = |s: &str| s.len() == 42 && s.starts_with("0x") && s[2..].bytes().all(|c| c.is_ascii_hexdigit());
+    let (a, b) = (a.trim(), b.trim());
+    if is_evm(a) && is_evm(b) {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
+    }
+}
+
+async fn stored_exchange(pool: &PgPool, purpose_key: &str) -> Result<Option<StoredExchange>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT exchange_id, payin_address, from_amount, expected_to_amount FROM changenow_exchanges WHERE purpose_key = $1",
+        "SELECT exchange_id, payin_address, payout_address, from_amount, expected_to_amount
+         FROM changenow_exchanges WHERE purpose_key = $1",
     )
     .bind(purpose_key)
     .fetch_optional(pool)
     .await?;
     row.map(|row| {
-        Ok(ExchangeTicket {
-            exchange_id: row.try_get("exchange_id")?,
-            payin_address: row.try_get("payin_address")?,
-            from_amount: row.try_get("from_amount")?,
-            expected_to_amount: row.try_get("expected_to_amount")?,
+        Ok(StoredExchange {
+            ticket: ExchangeTicket {
+                exchange_id: row.try_get("exchange_id")?,
+                payin_address: row.try_get("payin_address")?,
+                from_amount: row.try_get("from_amount")?,
+                expected_to_amount: row.try_get("expected_to_amount")?,
+            },
+            payout_address: row.try_get("payout_address")?,
         })
     })
     .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ethereum_addresses_match_in_any_case_and_others_exactly() {
+        let checksummed = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+        assert!(same_address(checksummed, &checksummed.to_lowercase()));
+        assert!(!same_address(checksummed, "0x70997970C51812dc3A010C7d01b50e0d17dc79C9"));
+        let xmr = "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A";
+        assert!(same_address(xmr, xmr));
+        assert!(!same_address(xmr, &xmr.to_lowercase()), "base58 is case-sensitive");
+    }
 }

@@ -13,6 +13,12 @@ use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
+/// How long one ChangeNow request may take, connecting included. Below the activities'
+/// start-to-close timeout ([`workflows::steps::STEP_TIMEOUT`]) with room for the database write
+/// that follows: a request still running when Temporal gives up on the attempt could create an
+/// exchange nobody stores (an orphan), and the retry would create a second one.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeNowError {
     /// 4xx other than 401/403/429: the request itself is wrong and will stay wrong.
@@ -152,6 +158,17 @@ fn excerpt(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_gives_up_well_before_the_activity_does() {
+        // The attempt must still have time to store what ChangeNow answered.
+        let room_for_the_database = Duration::from_secs(3);
+        assert!(
+            REQUEST_TIMEOUT + room_for_the_database <= workflows::steps::STEP_TIMEOUT,
+            "ChangeNow timeout {REQUEST_TIMEOUT:?} leaves less than {room_for_the_database:?} of the activity's {:?}",
+            workflows::steps::STEP_TIMEOUT
+        );
+    }
 
     #[test]
     fn refusals_fail_fast_and_outages_are_retried() {

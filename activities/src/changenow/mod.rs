@@ -11,4 +11,4 @@ pub mod api;
 mod client;
 
 pub use activities::ChangeNowActivities;
-pub use client::{ChangeNowClient, ChangeNowError};
+pub use client::{ChangeNowClient, ChangeNowError, REQUEST_TIMEOUT};

@@ -15,6 +15,8 @@ pub enum AlertKind {
     UnroutableIpn,
     /// A run outlived every deadline of its own, or ended and left its batch open.
     WorkflowOverdue,
+    /// A stuck transfer needs more than `MAX_FEE_GWEI` to get in; it is left as it is.
+    TransferFeeCeiling,
 }
 
 impl AlertKind {
@@ -25,6 +27,7 @@ impl AlertKind {
             Self::InstantPayoutStopped => "instant_payout_stopped",
             Self::UnroutableIpn => "unroutable_ipn",
             Self::WorkflowOverdue => "workflow_overdue",
+            Self::TransferFeeCeiling => "transfer_fee_ceiling",
         }
     }
 }

@@ -337,7 +337,16 @@ async fn complete(pool: &PgPool, batch: &ConvertedBatch, from: &'static str) -> 
     .bind(&batch.usdt_tx_hash)
     .bind(&batch.exchange_id)
     .execute(&mut *tx)
-    .await?;
+    .await
+    .map_err(|e| match &e {
+        // One payout transaction credits one batch (migration 0008): another batch already
+        // counted this hash, so this one must not; the failure step keeps its rows.
+        sqlx::Error::Database(d) if d.constraint() == Some("batch_conversions_payout_credited_once") => {
+            let problem = format!("payout {} already completed another batch", batch.usdt_tx_hash);
+            ConversionLedgerError::Inconsistent { batch_id, problem }
+        }
+        _ => ConversionLedgerError::Database(e),
+    })?;
     tx.commit().await?;
     info!(batch_id = %batch_id, rows = ids.len(), usdt = %batch.usdt_received, "micro-batch converted and split");
     Ok(())

@@ -1,16 +1,16 @@
 //! The `ethereum.*` activities: the workflows' view of the [`HotWallet`] outbox. Amounts cross
 //! here from `Decimal` to integer base units, exactly or not at all.
 
-use super::{Asset, HotWallet, HotWalletError, TransferRequest, TransferState};
+use super::{Asset, HotWallet, HotWalletError, IncomingState, TransferRequest, TransferState};
 use alloy::primitives::{Address, U256};
-use std::sync::Arc;
+use std::{str::FromStr, sync::Arc};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::warn;
 use workflows::{
     activity_definitions::{
-        CheckTransfer, FindIncomingTransfer, HotWalletAddress, IncomingTransfer, IncomingTransferQuery, SendTransfer, TransferOrder,
+        CheckTransfer, FindIncomingTransfer, HotWalletAddress, IncomingTransfer, IncomingTransferMatch, SendTransfer, TransferOrder,
         TransferProgress,
     },
     domain::{from_base_units, to_base_units, BaseUnitError, ChainAsset},
@@ -26,15 +26,22 @@ pub enum EthereumActivityError {
     NoUsdtContract,
     #[error("transaction {0} is not mined yet")]
     NotMinedYet(String),
+    #[error("transaction {tx_hash} has {confirmations} of {required} confirmations; not counted yet")]
+    NotConfirmedYet { tx_hash: String, confirmations: u64, required: u64 },
 }
 
 impl EthereumActivityError {
-    fn into_activity_error(self) -> ActivityError {
-        let retryable = match &self {
+    pub fn is_retryable(&self) -> bool {
+        match self {
             Self::Wallet(e) => e.is_retryable(),
-            Self::NotMinedYet(_) => true,
+            // Retried until the chain gets there.
+            Self::NotMinedYet(_) | Self::NotConfirmedYet { .. } => true,
             Self::Amount(_) | Self::NoUsdtContract => false,
-        };
+        }
+    }
+
+    fn into_activity_error(self) -> ActivityError {
+        let retryable = self.is_retryable();
         if !retryable {
             warn!(error = %self, alert = true, "hot wallet step failed for good");
         } else if matches!(self, Self::Wallet(HotWalletError::InsufficientFunds { .. })) {
@@ -84,13 +91,20 @@ impl EthereumActivities {
         Ok(tx_hash)
     }
 
-    async fn incoming(&self, query: IncomingTransferQuery) -> Result<IncomingTransfer, EthereumActivityError> {
+    /// What `query.tx_hash` paid the hot wallet, once confirmed; retryably refused before.
+    pub async fn incoming(&self, query: IncomingTransferMatch) -> Result<IncomingTransfer, EthereumActivityError> {
         let asset = self.asset(query.asset)?;
-        let (amount, block) = self
-            .wallet
-            .incoming(&query.tx_hash, asset)
-            .await?
-            .ok_or_else(|| EthereumActivityError::NotMinedYet(query.tx_hash.clone()))?;
+        let sender = match query.expected_sender.as_deref() {
+            None => None,
+            Some(text) => Some(Address::from_str(text.trim()).map_err(|_| HotWalletError::BadAddress(text.to_owned()))?),
+        };
+        let (amount, block) = match self.wallet.incoming(&query.tx_hash, asset, sender).await? {
+            IncomingState::Confirmed { amount, block } => (amount, block),
+            IncomingState::NotMined => return Err(EthereumActivityError::NotMinedYet(query.tx_hash)),
+            IncomingState::Unconfirmed { confirmations, required, .. } => {
+                return Err(EthereumActivityError::NotConfirmedYet { tx_hash: query.tx_hash, confirmations, required })
+            }
+        };
         let units = u128::try_from(amount).map_err(|_| BaseUnitError::TooLarge(u128::MAX))?;
         Ok(IncomingTransfer { tx_hash: query.tx_hash, amount: from_base_units(units, query.asset)?, block })
     }
@@ -130,7 +144,7 @@ impl EthereumActivities {
     pub async fn find_incoming_transfer(
         self: Arc<Self>,
         _ctx: ActivityContext,
-        query: IncomingTransferQuery,
+        query: IncomingTransferMatch,
     ) -> Result<IncomingTransfer, ActivityError> {
         self.incoming(query).await.map_err(EthereumActivityError::into_activity_error)
     }

@@ -5,14 +5,18 @@
 //! takes a nonce, signs and stores the raw bytes before anything is broadcast;
 //! [`HotWallet::broadcast`] re-sends the stored bytes (a retry sends the same transaction);
 //! [`HotWallet::check`] waits for the configured confirmations and, when the transaction is
-//! stuck, signs a replacement with the same nonce and fees at least 12.5 % higher. All attempts
-//! of one purpose key share one nonce, so two of them can never both land.
+//! stuck and underpriced against the current base fee, signs a replacement with the same nonce
+//! and fees at least 12.5 % higher, never above `MAX_FEE_GWEI` (reaching it raises an alert and
+//! leaves the transaction as it is). All attempts of one purpose key share one nonce, so two of
+//! them can never both land.
 //!
 //! The key must belong to the outbox alone: a transaction sent with it from elsewhere would
-//! take a nonce the outbox does not know about.
+//! take a nonce the outbox does not know about. anvil's public dev keys are refused on any chain
+//! but anvil's ([`dev_accounts`]).
 
 pub mod activities;
+pub mod dev_accounts;
 mod outbox;
 
 pub use activities::EthereumActivities;
-pub use outbox::{balance_of, erc20_transfer_calldata, Asset, ERC20_TRANSFER_SELECTOR, HotWallet, HotWalletError, OutboxSettings, TransferRequest, TransferState};
+pub use outbox::{balance_of, erc20_transfer_calldata, Asset, ERC20_TRANSFER_SELECTOR, HotWallet, HotWalletError, IncomingState, OutboxSettings, TransferRequest, TransferState};

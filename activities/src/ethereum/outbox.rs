@@ -6,15 +6,18 @@
 //! - crash after broadcast: re-sending the same bytes is harmless (same hash), and `check`
 //!   looks for a receipt of every attempt.
 
+use super::dev_accounts::{anvil_dev_account, ANVIL_CHAIN_ID};
+use crate::db::alerts::{self, AlertKind, NewAlert};
 use alloy::{
     consensus::{Transaction as _, TxEnvelope},
-    eips::eip2718::{Decodable2718, Encodable2718},
-    network::{EthereumWallet, TransactionBuilder},
+    eips::{eip2718::{Decodable2718, Encodable2718}, BlockNumberOrTag},
+    network::{EthereumWallet, TransactionBuilder, TransactionResponse as _},
     primitives::{Address, Bytes, TxHash, U256},
     providers::{Provider, RootProvider},
     rpc::types::TransactionRequest,
     signers::local::PrivateKeySigner,
 };
+use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
 use std::{str::FromStr, time::Duration};
 use tracing::{info, warn};
@@ -31,12 +34,18 @@ const ERC20_TRANSFER_EVENT: alloy::primitives::B256 =
 /// `balanceOf(address)`
 const ERC20_BALANCE_OF_SELECTOR: [u8; 4] = [0x70, 0xa0, 0x82, 0x31];
 /// Replacement fee bump in per-mille: 1.25x, above the 12.5 % the issue (and geth's 10 %) require.
+/// A replacement offers at least this much more than the attempt it replaces, on both fees.
 const REPLACEMENT_BUMP_PER_MILLE: u128 = 1_250;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HotWalletError {
     #[error("HOST_WALLET_PRIVATE_KEY is not a valid secp256k1 key")]
     BadKey,
+    #[error(
+        "HOST_WALLET_PRIVATE_KEY is anvil's public dev account #{index} ({address}), whose key anyone can look up; \
+         ETH_RPC_URL is chain id {chain_id}, and that key is only allowed on anvil (chain id {ANVIL_CHAIN_ID}): use a key of your own"
+    )]
+    PublicDevKey { index: usize, address: String, chain_id: u64 },
     #[error("ETH_RPC_URL is not a valid URL")]
     BadRpcUrl,
     #[error("'{0}' is not an Ethereum address")]
@@ -93,6 +102,8 @@ pub struct OutboxSettings {
     pub confirmations: u64,
     /// Broadcast this long ago and still not mined: replace with higher fees.
     pub stuck_after: Duration,
+    /// The most any attempt may offer per gas, in wei (`MAX_FEE_GWEI`).
+    pub max_fee_per_gas: u128,
 }
 
 /// What a transfer moves.
@@ -167,6 +178,17 @@ pub enum TransferState {
     Confirmed { tx_hash: String, block: u64 },
 }
 
+/// What a transaction paid the hot wallet, once [`HotWallet::incoming`] has looked at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncomingState {
+    NotMined,
+    /// Mined, with fewer confirmations than the outbox requires (`required`).
+    Unconfirmed { block: u64, confirmations: u64, required: u64 },
+    /// Mined and confirmed: `amount` in base units, zero when it paid the hot wallet nothing
+    /// (or nothing from the expected sender).
+    Confirmed { amount: U256, block: u64 },
+}
+
 pub struct HotWallet {
     pool: PgPool,
     provider: RootProvider,
@@ -178,8 +200,7 @@ pub struct HotWallet {
 struct StoredAttempt {
     tx_hash: String,
     attempt: i32,
-    max_fee_per_gas: u128,
-    max_priority_fee_per_gas: u128,
+    fees: GasFees,
     raw_tx: Vec<u8>,
     /// Since this attempt was signed: a re-send must not restart the stuck clock.
     age: Duration,
@@ -196,6 +217,12 @@ impl HotWallet {
         let url = rpc_url.parse().map_err(|_| HotWalletError::BadRpcUrl)?;
         let provider = RootProvider::new_http(url);
         let chain_id = provider.get_chain_id().await.map_err(rpc)?;
+        // Bots sweep these accounts on every public chain within seconds of a deposit.
+        if chain_id != ANVIL_CHAIN_ID {
+            if let Some(index) = anvil_dev_account(signer.address()) {
+                return Err(HotWalletError::PublicDevKey { index, address: signer.address().to_checksum(None), chain_id });
+            }
+        }
         Ok(Self { pool, provider, signer, chain_id, settings })
     }
 
@@ -244,9 +271,16 @@ impl HotWallet {
             return Ok(self.latest_attempt(&request.purpose_key).await?.tx_hash);
         }
 
-        let fees = self.provider.estimate_eip1559_fees().await.map_err(rpc)?;
+        let estimate = self.provider.estimate_eip1559_fees().await.map_err(rpc)?;
+        let estimate = GasFees { max_fee: estimate.max_fee_per_gas, priority: estimate.max_priority_fee_per_gas };
+        let fees = estimate.capped(self.settings.max_fee_per_gas);
+        if fees != estimate {
+            // Signed anyway: it waits for fees to fall, and `check` alerts if it stays stuck.
+            warn!(purpose_key = %request.purpose_key, estimate = estimate.max_fee, ceiling = fees.max_fee,
+                "fee estimate above MAX_FEE_GWEI; signing at the ceiling");
+        }
         let call = TransferCall::new(request.asset, to, request.amount);
-        self.ensure_funds(&mut tx, request, &asset, &call, fees.max_fee_per_gas).await?;
+        self.ensure_funds(&mut tx, request, &asset, &call, fees.max_fee).await?;
         let stored_next: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(nonce) + 1, 0) FROM transfer_intents WHERE chain_id = $1 AND from_address = $2",
         )
@@ -257,7 +291,7 @@ impl HotWallet {
         let chain_next = self.provider.get_transaction_count(self.address()).pending().await.map_err(rpc)?;
         let nonce = chain_next.max(u64::try_from(stored_next).unwrap_or(0));
         let gas_limit = call.gas_limit;
-        let envelope = self.sign(call, nonce, fees.max_fee_per_gas, fees.max_priority_fee_per_gas).await?;
+        let envelope = self.sign(call, nonce, fees.max_fee, fees.priority).await?;
         let tx_hash = envelope.tx_hash().to_string();
 
         sqlx::query(
@@ -273,28 +307,42 @@ impl HotWallet {
         .bind(request.amount.to_string())
         .execute(&mut *tx)
         .await?;
-        let fees = AttemptFees { max_fee: fees.max_fee_per_gas, priority: fees.max_priority_fee_per_gas, gas_limit };
+        let fees = AttemptFees { max_fee: fees.max_fee, priority: fees.priority, gas_limit };
         insert_attempt(&mut tx, &request.purpose_key, 0, &envelope, fees).await?;
         tx.commit().await?;
         info!(purpose_key = %request.purpose_key, nonce, tx_hash, asset, "transfer signed and stored");
         Ok(tx_hash)
     }
 
-    /// What the mined transaction `tx_hash` paid the hot wallet in `asset` (ETH value, or the sum
-    /// of the token's `Transfer` events to the hot wallet). `None` while it is not mined.
-    pub async fn incoming(&self, tx_hash: &str, asset: Asset) -> Result<Option<(U256, u64)>, HotWalletError> {
+    /// What the transaction `tx_hash` paid the hot wallet in `asset` (ETH value, or the sum of the
+    /// token's `Transfer` events to the hot wallet), once it has the configured confirmations.
+    /// Only payments from someone else count (a transfer to itself brings nothing), and only from
+    /// `expected_sender` when one is given.
+    pub async fn incoming(
+        &self,
+        tx_hash: &str,
+        asset: Asset,
+        expected_sender: Option<Address>,
+    ) -> Result<IncomingState, HotWalletError> {
         let hash = TxHash::from_str(tx_hash).map_err(|_| HotWalletError::BadAddress(tx_hash.to_owned()))?;
-        let Some(receipt) = self.provider.get_transaction_receipt(hash).await.map_err(rpc)? else { return Ok(None) };
+        let Some(receipt) = self.provider.get_transaction_receipt(hash).await.map_err(rpc)? else {
+            return Ok(IncomingState::NotMined);
+        };
         let block = receipt.block_number.unwrap_or_default();
+        let confirmations = self.confirmations(block).await?;
+        if confirmations < self.settings.confirmations {
+            return Ok(IncomingState::Unconfirmed { block, confirmations, required: self.settings.confirmations });
+        }
         if !receipt.status() {
-            return Ok(Some((U256::ZERO, block)));
+            return Ok(IncomingState::Confirmed { amount: U256::ZERO, block });
         }
         let me = self.address();
+        let counts = |from: Address, to: Address| to == me && from != me && expected_sender.is_none_or(|sender| sender == from);
         let amount = match asset {
             Asset::Eth => {
                 let tx = self.provider.get_transaction_by_hash(hash).await.map_err(rpc)?;
                 match tx {
-                    Some(tx) if tx.to() == Some(me) => tx.value(),
+                    Some(tx) if tx.to().is_some_and(|to| counts(tx.from(), to)) => tx.value(),
                     _ => U256::ZERO,
                 }
             }
@@ -305,14 +353,20 @@ impl HotWallet {
                 .filter(|log| log.address() == contract)
                 .filter_map(|log| {
                     let topics = log.topics();
-                    let is_transfer_to_me = topics.len() == 3
+                    let is_payment_to_me = topics.len() == 3
                         && topics[0] == ERC20_TRANSFER_EVENT
-                        && Address::from_word(topics[2]) == me;
-                    is_transfer_to_me.then(|| U256::from_be_slice(&log.data().data))
+                        && counts(Address::from_word(topics[1]), Address::from_word(topics[2]));
+                    is_payment_to_me.then(|| U256::from_be_slice(&log.data().data))
                 })
                 .fold(U256::ZERO, |sum, value| sum.saturating_add(value)),
         };
-        Ok(Some((amount, block)))
+        Ok(IncomingState::Confirmed { amount, block })
+    }
+
+    /// Blocks on top of (and including) `block`.
+    async fn confirmations(&self, block: u64) -> Result<u64, HotWalletError> {
+        let head = self.provider.get_block_number().await.map_err(rpc)?;
+        Ok(head.saturating_sub(block) + 1)
     }
 
     /// Refuses (retryably) a transfer the wallet cannot cover: the amount plus, for ETH, the most
@@ -376,8 +430,7 @@ impl HotWallet {
                 self.finish(purpose_key, "reverted", hash, block).await?;
                 return Err(HotWalletError::Reverted { purpose_key: purpose_key.to_owned(), tx_hash: hash.clone() });
             }
-            let head = self.provider.get_block_number().await.map_err(rpc)?;
-            let confirmations = head.saturating_sub(block) + 1;
+            let confirmations = self.confirmations(block).await?;
             if confirmations < self.settings.confirmations {
                 return Ok(TransferState::Mined { tx_hash: hash.clone(), confirmations });
             }
@@ -386,17 +439,71 @@ impl HotWallet {
         }
 
         let latest = self.latest_attempt(purpose_key).await?;
-        let stuck = latest.age >= self.settings.stuck_after;
-        if !stuck {
-            // A lower nonce still open would hold this one back: send those again first.
-            self.resend_open_below(purpose_key).await?;
-            // Dropped from a mempool, or never sent: the same bytes again.
-            self.send_raw(purpose_key, &latest).await?;
-            return Ok(TransferState::Pending { latest_tx_hash: latest.tx_hash, replaced: false });
+        if latest.age >= self.settings.stuck_after {
+            // Only fees below the base fee keep a transaction out of every block; one that pays it
+            // is merely slow (or was dropped, and is sent again below), and a replacement would
+            // only cost more.
+            let base_fee = self.next_base_fee().await?;
+            if latest.fees.max_fee < base_fee {
+                let estimate = self.provider.estimate_eip1559_fees().await.map_err(rpc)?;
+                let estimate = GasFees { max_fee: estimate.max_fee_per_gas, priority: estimate.max_priority_fee_per_gas };
+                match fee_bump(latest.fees, estimate, base_fee, self.settings.max_fee_per_gas) {
+                    FeeBump::Replace(fees) => {
+                        let replacement = self.replace(purpose_key, &latest, fees).await?;
+                        self.send_raw(purpose_key, &replacement).await?;
+                        return Ok(TransferState::Pending { latest_tx_hash: replacement.tx_hash, replaced: true });
+                    }
+                    FeeBump::AtCeiling { wanted } => self.alert_fee_ceiling(purpose_key, &latest, base_fee, wanted).await?,
+                }
+            }
         }
-        let replacement = self.replace(purpose_key, &latest).await?;
-        self.send_raw(purpose_key, &replacement).await?;
-        Ok(TransferState::Pending { latest_tx_hash: replacement.tx_hash, replaced: true })
+        // A lower nonce still open would hold this one back: send those again first.
+        self.resend_open_below(purpose_key).await?;
+        // Dropped from a mempool, or never sent: the same bytes again.
+        self.send_raw(purpose_key, &latest).await?;
+        Ok(TransferState::Pending { latest_tx_hash: latest.tx_hash, replaced: false })
+    }
+
+    /// The base fee the next block charges (`anvil_setNextBlockBaseFeePerGas` sets it in tests).
+    async fn next_base_fee(&self) -> Result<u128, HotWalletError> {
+        let history = self.provider.get_fee_history(1, BlockNumberOrTag::Latest, &[]).await.map_err(rpc)?;
+        history
+            .next_block_base_fee()
+            .ok_or_else(|| HotWalletError::Rpc("the node reports no base fee; the outbox needs an EIP-1559 chain".into()))
+    }
+
+    /// The ceiling stops a replacement: the transfer stays as it is (it lands once fees fall),
+    /// and an operator hears about it once per attempt.
+    async fn alert_fee_ceiling(
+        &self,
+        purpose_key: &str,
+        stuck: &StoredAttempt,
+        base_fee: u128,
+        wanted: u128,
+    ) -> Result<(), HotWalletError> {
+        let ceiling = self.settings.max_fee_per_gas;
+        let message = format!(
+            "transfer {purpose_key} ({}) offers at most {} gwei per gas but the next block's base fee is {} gwei; \
+             a replacement would need {} gwei, above MAX_FEE_GWEI = {} gwei. It is left as it is and lands when fees \
+             fall; raise MAX_FEE_GWEI to bump it",
+            stuck.tx_hash,
+            gwei(stuck.fees.max_fee),
+            gwei(base_fee),
+            gwei(wanted),
+            gwei(ceiling),
+        );
+        let mut tx = self.pool.begin().await?;
+        let alert = NewAlert {
+            dedupe_key: format!("transfer-fee-ceiling:{purpose_key}:{}", stuck.attempt),
+            kind: AlertKind::TransferFeeCeiling,
+            subject: purpose_key.to_owned(),
+            message: &message,
+        };
+        alerts::raise(&mut tx, &alert).await?;
+        tx.commit().await?;
+        warn!(purpose_key, tx_hash = %stuck.tx_hash, base_fee, max_fee = stuck.fees.max_fee, ceiling, alert = true,
+            "stuck transfer needs fees above MAX_FEE_GWEI; left as it is");
+        Ok(())
     }
 
     /// Re-sends the latest attempt of every open intent with a lower nonce than `purpose_key`'s.
@@ -417,7 +524,7 @@ impl HotWallet {
         Ok(())
     }
 
-    async fn replace(&self, purpose_key: &str, stuck: &StoredAttempt) -> Result<StoredAttempt, HotWalletError> {
+    async fn replace(&self, purpose_key: &str, stuck: &StoredAttempt, fees: GasFees) -> Result<StoredAttempt, HotWalletError> {
         let original = TxEnvelope::decode_2718(&mut stuck.raw_tx.as_slice()).map_err(|e| HotWalletError::Corrupt(e.to_string()))?;
         let TxEnvelope::Eip1559(signed) = &original else {
             return Err(HotWalletError::Corrupt("stored transaction is not EIP-1559".into()));
@@ -426,17 +533,15 @@ impl HotWallet {
         let to = body.to.to().copied().ok_or_else(|| HotWalletError::Corrupt("transfer without recipient".into()))?;
         // The very same call (recipient, value, calldata, gas) and nonce; only the fees rise.
         let call = TransferCall { to, value: body.value, input: body.input.clone(), gas_limit: body.gas_limit };
-        let current = self.provider.estimate_eip1559_fees().await.map_err(rpc)?;
-        let max_fee = bump(stuck.max_fee_per_gas).max(current.max_fee_per_gas);
-        let priority = bump(stuck.max_priority_fee_per_gas).max(current.max_priority_fee_per_gas);
-        let fees = AttemptFees { max_fee, priority, gas_limit: call.gas_limit };
-        let envelope = self.sign(call, body.nonce, max_fee, priority).await?;
+        let stored = AttemptFees { max_fee: fees.max_fee, priority: fees.priority, gas_limit: call.gas_limit };
+        let envelope = self.sign(call, body.nonce, fees.max_fee, fees.priority).await?;
 
         let mut tx = self.pool.begin().await?;
         let attempt = stuck.attempt + 1;
-        insert_attempt(&mut tx, purpose_key, attempt, &envelope, fees).await?;
+        insert_attempt(&mut tx, purpose_key, attempt, &envelope, stored).await?;
         tx.commit().await?;
-        warn!(purpose_key, stuck_tx = %stuck.tx_hash, replacement = %envelope.tx_hash(), "stuck transfer replaced with higher fees");
+        warn!(purpose_key, stuck_tx = %stuck.tx_hash, replacement = %envelope.tx_hash(), max_fee = fees.max_fee,
+            "underpriced transfer replaced with higher fees");
         self.latest_attempt(purpose_key).await
     }
 
@@ -488,8 +593,7 @@ impl HotWallet {
         Ok(StoredAttempt {
             tx_hash: row.try_get("tx_hash")?,
             attempt: row.try_get("attempt")?,
-            max_fee_per_gas: number("max_fee")?,
-            max_priority_fee_per_gas: number("priority")?,
+            fees: GasFees { max_fee: number("max_fee")?, priority: number("priority")? },
             raw_tx: row.try_get("raw_tx")?,
             age: Duration::from_millis(u64::try_from(row.try_get::<i64, _>("age_ms")?).unwrap_or(0)),
         })
@@ -563,6 +667,53 @@ fn bump(value: u128) -> u128 {
     value.saturating_mul(REPLACEMENT_BUMP_PER_MILLE).div_ceil(1_000)
 }
 
+/// What an attempt offers per gas, in wei.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GasFees {
+    max_fee: u128,
+    priority: u128,
+}
+
+impl GasFees {
+    /// At most `ceiling` per gas, the tip included.
+    fn capped(self, ceiling: u128) -> Self {
+        let max_fee = self.max_fee.min(ceiling);
+        Self { max_fee, priority: self.priority.min(max_fee) }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum FeeBump {
+    Replace(GasFees),
+    /// No replacement within the ceiling would get in; `wanted` is the max fee it would need.
+    AtCeiling { wanted: u128 },
+}
+
+/// The replacement for an attempt offering `stuck`, underpriced against `base_fee`: at least
+/// 1.25x both old fees (nodes refuse smaller bumps), today's estimate, and twice the next base fee
+/// plus the tip (the usual headroom; estimates follow the last block, not the next), capped at
+/// `ceiling`.
+/// The cap alone is no reason to give up (a max fee is only a limit: a block charges its base fee
+/// plus the tip), but a capped replacement that nodes would refuse, or that is still below the
+/// base fee, is pointless: then the ceiling is reached.
+fn fee_bump(stuck: GasFees, estimate: GasFees, base_fee: u128, ceiling: u128) -> FeeBump {
+    let priority = bump(stuck.priority).max(estimate.priority);
+    let headroom = base_fee.saturating_mul(2).saturating_add(priority);
+    let wanted = GasFees { max_fee: bump(stuck.max_fee).max(estimate.max_fee).max(headroom), priority };
+    let fees = wanted.capped(ceiling);
+    let accepted_as_replacement = fees.max_fee >= bump(stuck.max_fee) && fees.priority >= bump(stuck.priority);
+    if accepted_as_replacement && fees.max_fee >= base_fee {
+        FeeBump::Replace(fees)
+    } else {
+        FeeBump::AtCeiling { wanted: wanted.max_fee }
+    }
+}
+
+/// Wei per gas as gwei, for people.
+fn gwei(wei: u128) -> Decimal {
+    i128::try_from(wei).ok().and_then(|wei| Decimal::try_from_i128_with_scale(wei, 9).ok()).unwrap_or(Decimal::MAX).normalize()
+}
+
 fn is_benign_resend(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     // "underpriced" / "fee too low": the node refused these fees; `check` replaces the attempt
@@ -585,6 +736,45 @@ mod tests {
             assert!(bump(fee) * 1000 >= fee * 1125, "{fee} -> {}", bump(fee));
             assert!(bump(fee) > fee);
         }
+    }
+
+    const GWEI: u128 = 1_000_000_000;
+
+    fn fees(max_fee: u128, priority: u128) -> GasFees {
+        GasFees { max_fee: max_fee * GWEI, priority: priority * GWEI }
+    }
+
+    #[test]
+    fn an_underpriced_attempt_is_bumped_to_the_estimate_within_the_ceiling() {
+        // An estimate that lags behind the next base fee: twice the base fee plus the tip.
+        let bumped = fee_bump(fees(2, 1), fees(3, 1), 20 * GWEI, 200 * GWEI);
+        assert_eq!(bumped, FeeBump::Replace(GasFees { max_fee: 40 * GWEI + bump(GWEI), priority: bump(GWEI) }));
+        // A higher estimate wins.
+        let bumped = fee_bump(fees(2, 1), fees(60, 1), 20 * GWEI, 200 * GWEI);
+        assert_eq!(bumped, FeeBump::Replace(GasFees { max_fee: 60 * GWEI, priority: bump(GWEI) }));
+        // Both below a valid bump: the bump wins.
+        let bumped = fee_bump(fees(30, 2), fees(11, 1), 5 * GWEI, 200 * GWEI);
+        assert_eq!(bumped, FeeBump::Replace(GasFees { max_fee: bump(30 * GWEI), priority: bump(2 * GWEI) }));
+    }
+
+    #[test]
+    fn the_ceiling_caps_a_replacement_that_still_gets_in() {
+        let bumped = fee_bump(fees(2, 1), fees(9, 1), 4 * GWEI, 5 * GWEI);
+        assert_eq!(bumped, FeeBump::Replace(GasFees { max_fee: 5 * GWEI, priority: bump(GWEI) }));
+    }
+
+    #[test]
+    fn no_replacement_past_the_ceiling() {
+        // The base fee itself is above the ceiling.
+        assert_eq!(fee_bump(fees(2, 1), fees(3, 1), 50 * GWEI, 5 * GWEI), FeeBump::AtCeiling { wanted: 100 * GWEI + bump(GWEI) });
+        // Already at the ceiling: no valid bump is left.
+        assert!(matches!(fee_bump(fees(5, 1), fees(9, 1), 6 * GWEI, 5 * GWEI), FeeBump::AtCeiling { .. }));
+    }
+
+    #[test]
+    fn gas_prices_read_in_gwei() {
+        assert_eq!(gwei(1_500_000_000).to_string(), "1.5");
+        assert_eq!(gwei(200 * GWEI).to_string(), "200");
     }
 
     #[test]

@@ -39,6 +39,33 @@ pub struct IncomingTransferQuery {
     pub asset: ChainAsset,
 }
 
+impl IncomingTransferQuery {
+    /// The same question, counting only what `sender` paid.
+    pub fn from_sender(self, sender: impl Into<String>) -> IncomingTransferMatch {
+        IncomingTransferMatch { expected_sender: Some(sender.into()), ..self.into() }
+    }
+}
+
+/// The input of `ethereum.find_incoming_transfer`: an [`IncomingTransferQuery`] (which converts
+/// into it, so existing callers are unchanged) and, optionally, the one sender whose payment
+/// counts. Only a confirmed transaction counts (`ETH_CONFIRMATIONS`), and only what it paid the
+/// hot wallet from someone else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingTransferMatch {
+    pub tx_hash: String,
+    pub asset: ChainAsset,
+    /// A checksummed or lower-case address; `None` accepts any sender. Absent from inputs
+    /// recorded before it existed, and left out when `None`, so those payloads stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_sender: Option<String>,
+}
+
+impl From<IncomingTransferQuery> for IncomingTransferMatch {
+    fn from(query: IncomingTransferQuery) -> Self {
+        Self { tx_hash: query.tx_hash, asset: query.asset, expected_sender: None }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncomingTransfer {
     pub tx_hash: String,
@@ -70,10 +97,25 @@ impl Ethereum {
         unimplemented!()
     }
 
-    /// Reads a mined transaction (a refund, a payout) and what it paid the hot wallet. Retried
-    /// until the transaction is mined.
+    /// Reads a mined transaction (a refund, a payout) and what it paid the hot wallet (from the
+    /// expected sender, when one is given). Retried until the transaction has its confirmations.
     #[activity(name = "ethereum.find_incoming_transfer")]
-    pub fn find_incoming_transfer(query: IncomingTransferQuery) -> Result<IncomingTransfer, ActivityError> {
+    pub fn find_incoming_transfer(query: IncomingTransferMatch) -> Result<IncomingTransfer, ActivityError> {
         unimplemented!()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_expected_sender_is_optional_on_the_wire() {
+        let recorded = r#"{"tx_hash":"0xab","asset":"usdt"}"#;
+        let read: IncomingTransferMatch = serde_json::from_str(recorded).unwrap();
+        assert_eq!(read, IncomingTransferMatch { tx_hash: "0xab".into(), asset: ChainAsset::Usdt, expected_sender: None });
+        assert_eq!(serde_json::to_string(&read).unwrap(), recorded, "payloads without a sender are unchanged");
+        let query = IncomingTransferQuery { tx_hash: "0xab".into(), asset: ChainAsset::Usdt };
+        assert_eq!(query.from_sender("0x70997970C51812dc3A010C7d01b50e0d17dc79C8").expected_sender.as_deref(), Some("0x70997970C51812dc3A010C7d01b50e0d17dc79C8"));
     }
 }
