@@ -9,7 +9,7 @@
 use activities::{
     changenow::ChangeNowClient,
     db::conversion_ledger::{self, FailedBatchView},
-    ethereum::{Asset, HotWallet},
+    ethereum::{Asset, HotWallet, IncomingState},
 };
 use alloy::primitives::Address;
 use sqlx::PgPool;
@@ -81,13 +81,17 @@ impl Recovery<'_> {
         };
         let seen = self
             .hot_wallet
-            .incoming(&usdt_tx_hash, Asset::Erc20(self.usdt_contract))
+            .incoming(&usdt_tx_hash, Asset::Erc20(self.usdt_contract), None)
             .await
             .map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
         let units = match seen {
-            Some((units, _block)) if !units.is_zero() => units,
-            Some(_) => return Ok(ResumeOutcome::NotFinished { status: format!("finished, but {usdt_tx_hash} paid the hot wallet no USDT") }),
-            None => return Ok(ResumeOutcome::NotFinished { status: format!("finished, but {usdt_tx_hash} is not mined yet") }),
+            IncomingState::Confirmed { amount, .. } if !amount.is_zero() => amount,
+            IncomingState::Confirmed { .. } => {
+                return Ok(ResumeOutcome::NotFinished { status: format!("finished, but {usdt_tx_hash} paid the hot wallet no USDT") })
+            }
+            IncomingState::NotMined | IncomingState::Unconfirmed { .. } => {
+                return Ok(ResumeOutcome::NotFinished { status: format!("finished, but {usdt_tx_hash} is not confirmed yet") })
+            }
         };
         let units = u128::try_from(units).map_err(|_| ConversionCommandError::Chain(format!("{units} USDT units overflow")))?;
         let usdt_received = from_base_units(units, ChainAsset::Usdt).map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
@@ -117,8 +121,8 @@ impl Recovery<'_> {
     async fn refund_seen(&self, exchange_id: &str) -> Result<Option<SeenRefund>, ConversionCommandError> {
         let exchange = self.changenow.exchange_status(exchange_id).await.map_err(|e| ConversionCommandError::ChangeNow(e.to_string()))?;
         let Some(tx_hash) = exchange.refund_hash else { return Ok(None) };
-        let seen = self.hot_wallet.incoming(&tx_hash, Asset::Eth).await.map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
-        let Some((wei, _block)) = seen else { return Ok(None) };
+        let seen = self.hot_wallet.incoming(&tx_hash, Asset::Eth, None).await.map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
+        let IncomingState::Confirmed { amount: wei, .. } = seen else { return Ok(None) };
         let wei = u128::try_from(wei).map_err(|_| ConversionCommandError::Chain(format!("{wei} wei overflow")))?;
         let amount_eth = from_base_units(wei, ChainAsset::Eth).map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
         Ok(Some(SeenRefund { tx_hash, amount_eth }))
