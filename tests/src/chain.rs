@@ -151,3 +151,14 @@ impl TestChain {
             .expect("balanceOf")
     }
 }
+
+/// Polls the outbox (10 s at most) until `purpose_key` is confirmed; returns the hash that landed.
+pub async fn wait_confirmed(wallet: &activities::ethereum::HotWallet, purpose_key: &str) -> String {
+    for _ in 0..100 {
+        if let activities::ethereum::TransferState::Confirmed { tx_hash, .. } = wallet.check(purpose_key).await.unwrap() {
+            return tx_hash;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{purpose_key} was never confirmed");
+}

@@ -206,6 +206,16 @@ impl TestApp {
         payout_worker::PayoutServices::connect(&self.config, self.pool.clone()).await.expect("services")
     }
 
+    /// The operator's conversion recovery (`starter conversion resume|return-rows`) on this app.
+    pub fn recovery<'a>(&'a self, services: &'a PayoutServices) -> payout_starter::cli::conversions::Recovery<'a> {
+        payout_starter::cli::conversions::Recovery {
+            pool: &self.pool,
+            changenow: &services.changenow,
+            hot_wallet: &services.hot_wallet,
+            usdt_contract: self.chain.usdt,
+        }
+    }
+
     pub async fn add_client(&self, client_id: &str, strategy: PayoutStrategy) {
         let settings = ClientSettings {
             client_id: client_id.to_owned(),

@@ -18,6 +18,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use changenow_simulator::chain_setup::{deploy_test_usdt, mint_test_usdt};
+use integration_tests::chain::wait_confirmed;
 use integration_tests::{
     chain::{Anvil, TestChain, HOT_WALLET, HOT_WALLET_KEY},
     config, fresh_database,
@@ -57,16 +58,6 @@ async fn wallet(pool: &PgPool, chain: &Anvil, key: &str, settings: OutboxSetting
 
 fn address_of(key: &str) -> Address {
     PrivateKeySigner::from_str(key).unwrap().address()
-}
-
-async fn wait_confirmed(wallet: &HotWallet, purpose_key: &str) -> String {
-    for _ in 0..100 {
-        if let TransferState::Confirmed { tx_hash, .. } = wallet.check(purpose_key).await.unwrap() {
-            return tx_hash;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{purpose_key} was never confirmed");
 }
 
 async fn set_next_base_fee(chain: &Anvil, wei: u128) {

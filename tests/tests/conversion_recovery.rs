@@ -10,7 +10,7 @@ use integration_tests::{
 use rust_decimal_macros::dec;
 use serde_json::json;
 use std::{str::FromStr, time::Duration};
-use payout_starter::cli::conversions::{Recovery, ResumeOutcome};
+use payout_starter::cli::conversions::ResumeOutcome;
 use workflows::{activity_definitions::FailedBatch, MicroBatchConversionInput, MicroBatchConversionWorkflow};
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
@@ -131,12 +131,7 @@ async fn resume_completes_a_failed_batch_whose_exchange_finished_late() {
     assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status = 'swapping'").await, 2);
 
     let services = app.services().await;
-    let recovery = Recovery {
-        pool: &app.pool,
-        changenow: &services.changenow,
-        hot_wallet: &services.hot_wallet,
-        usdt_contract: app.chain.usdt,
-    };
+    let recovery = app.recovery(&services);
     let early = recovery.resume(batch_id).await.unwrap();
     assert!(matches!(early, ResumeOutcome::NotFinished { .. }), "{early:?}");
     assert_eq!(count(&app, "SELECT count(*) FROM batch_conversions WHERE conversion_status = 'failed'").await, 1);

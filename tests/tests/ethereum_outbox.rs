@@ -4,6 +4,7 @@
 use activities::ethereum::{Asset, HotWallet, IncomingState, OutboxSettings, TransferRequest, TransferState};
 use alloy::primitives::{Address, U256};
 use changenow_simulator::chain_setup::{deploy_test_usdt, mint_test_usdt};
+use integration_tests::chain::wait_confirmed;
 use integration_tests::{
     chain::{Anvil, HOT_WALLET_KEY},
     config, fresh_database,
@@ -27,16 +28,6 @@ fn eth(purpose_key: &str, to: Address, amount: U256) -> TransferRequest {
 
 fn recipient(seed: u8) -> Address {
     Address::from([seed; 20])
-}
-
-async fn wait_confirmed(wallet: &HotWallet, purpose_key: &str) -> String {
-    for _ in 0..100 {
-        if let TransferState::Confirmed { tx_hash, .. } = wallet.check(purpose_key).await.unwrap() {
-            return tx_hash;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{purpose_key} was never confirmed");
 }
 
 #[tokio::test]

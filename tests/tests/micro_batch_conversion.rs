@@ -6,7 +6,7 @@ use alloy::primitives::{Address, U256};
 use integration_tests::{
     accumulate, chain::HOT_WALLET, conversion_result, only_batch, run_conversion, start_conversion, TestApp,
 };
-use payout_starter::cli::{conversions::Recovery, threshold};
+use payout_starter::cli::threshold;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use std::{os::unix::process::ExitStatusExt, str::FromStr};
@@ -139,12 +139,7 @@ async fn an_exchange_failed_after_the_deposit_keeps_its_rows_out_of_the_pool() {
     let batch_id: uuid::Uuid =
         sqlx::query_scalar("SELECT batch_conversion_id FROM batch_conversions").fetch_one(&app.pool).await.unwrap();
     let services = app.services().await;
-    let recovery = Recovery {
-        pool: &app.pool,
-        changenow: &services.changenow,
-        hot_wallet: &services.hot_wallet,
-        usdt_contract: app.chain.usdt,
-    };
+    let recovery = app.recovery(&services);
     let refused = recovery.return_rows(batch_id, false).await.expect_err("no refund seen on chain");
     assert!(refused.to_string().contains("no refund was seen"), "{refused}");
     assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status = 'swapping'").await, 1);

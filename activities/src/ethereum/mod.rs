@@ -16,6 +16,7 @@
 
 pub mod activities;
 pub mod dev_accounts;
+mod fee_bump;
 mod outbox;
 
 pub use activities::EthereumActivities;
