@@ -29,6 +29,17 @@ if ! command -v anvil >/dev/null; then
   command -v anvil >/dev/null || die "anvil not found after npm install"
 fi
 
+# The page tests drive Debian's Chromium with playwright-core (browser downloads fail here).
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing Chromium (Debian) for the page tests"
+  apt_install chromium
+fi
+if [ ! -d "$TOOLS/node_modules/playwright-core" ]; then
+  say "installing playwright-core (npm) for the page tests"
+  command -v npm >/dev/null || apt_install nodejs npm
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS" playwright-core
+fi
+
 if ! port_open 127.0.0.1 5432; then
   if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
     say "installing PostgreSQL (Debian)"

@@ -61,6 +61,13 @@ pub struct Config {
     /// worker SIGKILL itself right after a transfer is broadcast, before the activity reports
     /// back: the worst moment to die. Never set it in production.
     pub fault_kill_after_broadcast: bool,
+    /// The operators' bearer token (`ADMIN_TOKEN`); the admin surface is off without it.
+    pub admin_token: Option<Secret>,
+    /// Where operators open the Temporal UI (`TEMPORAL_UI_URL`); the admin console links into it.
+    pub temporal_ui_url: String,
+    /// `PAYOUT_APPROVAL_ABOVE_USD`: payout batches above it wait for an operator (unset: off).
+    /// Stored in `settings` when the worker starts; changed at run time from the settings API.
+    pub payout_approval_above_usd: Option<Decimal>,
 }
 
 impl Config {
@@ -117,6 +124,17 @@ impl Config {
             transfer_stuck_after: Duration::from_secs(stuck_secs.max(1)),
             max_fee_per_gas_wei,
             fault_kill_after_broadcast: get("PAYOUT_FAULT_KILL_AFTER_BROADCAST").is_some_and(|v| v.trim() == "1"),
+            admin_token: get("ADMIN_TOKEN").filter(|t| !t.trim().is_empty()).map(Secret::new),
+            temporal_ui_url: parsed("TEMPORAL_UI_URL", "http://localhost:8233")?,
+            payout_approval_above_usd: match get("PAYOUT_APPROVAL_ABOVE_USD").filter(|v| !v.trim().is_empty()) {
+                None => None,
+                Some(text) => Some(
+                    Decimal::from_str(text.trim())
+                        .ok()
+                        .filter(|usd| *usd > Decimal::ZERO)
+                        .ok_or_else(|| invalid("PAYOUT_APPROVAL_ABOVE_USD", format!("'{text}' is not a positive USD amount")))?,
+                ),
+            },
         })
     }
 

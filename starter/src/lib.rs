@@ -1,8 +1,10 @@
 //! The starter: the NOWPayments webhook server and the operator CLI.
 //! A library as well as a binary so the integration tests drive the very same server.
 
+pub mod api;
 pub mod cli;
 pub mod ipn;
+pub mod pages;
 pub mod redriver;
 pub mod signature;
 pub mod temporal_gateway;

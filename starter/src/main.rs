@@ -69,6 +69,14 @@ enum BatchCommand {
         #[arg(long, default_value = "cancelled with `starter batch cancel`")]
         reason: String,
     },
+    /// Approve a payout batch awaiting approval: it is paid.
+    Approve { batch_id: uuid::Uuid },
+    /// Reject a payout batch awaiting approval: it ends `rejected`, its rows are released.
+    Reject {
+        batch_id: uuid::Uuid,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -146,6 +154,12 @@ enum ClientCommand {
     Update(ClientArgs),
     /// Show a client.
     Show {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
+    /// Issue a new client key (for a client added here, or one that lost its key); the old key
+    /// stops working. Prints the key and the private status link once.
+    Key {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
@@ -302,22 +316,14 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Payout(PayoutCommand::Now { client_id }) => {
-            if clients::find(&pool(&config).await?, &client_id).await?.is_none() {
-                bail!("unknown client '{client_id}'");
-            }
             let client = payout_worker::connect_temporal(
                 &config.temporal_address,
                 &config.temporal_namespace,
                 Duration::from_secs(10),
             )
             .await?;
-            let id = format!("payout-now-{client_id}-{}", chrono::Utc::now().timestamp_millis());
-            let input = workflows::ThresholdPayoutSweepInput {
-                max_age_days: workflows::threshold_payout_sweep::DEFAULT_MAX_AGE_DAYS,
-                only_client: Some(client_id.clone()),
-            };
-            let options = temporalio_client::WorkflowStartOptions::new(config.temporal_task_queue.clone(), id.clone()).build();
-            client.start_workflow(workflows::ThresholdPayoutSweepWorkflow::run, input, options).await?;
+            let pool = pool(&config).await?;
+            let id = cli::early_payout::payout_now(&pool, &client, &config.temporal_task_queue, &client_id).await?;
             println!("started {id}: one payout per wallet group of {client_id} with converted, unpaid USDT");
             Ok(())
         }
@@ -412,7 +418,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &config.temporal_task_queue,
         config.platform_fee,
     ));
-    let state = AppState { pool, ipn_secret: config.nowpayments_ipn_secret.clone(), temporal };
+    let state = AppState {
+        pool,
+        ipn_secret: config.nowpayments_ipn_secret.clone(),
+        temporal,
+        admin_token: config.admin_token.clone(),
+        temporal_ui_url: config.temporal_ui_url.clone(),
+    };
     let server = webhook::spawn(config.http_addr, state, Duration::from_secs(5))
         .await
         .with_context(|| format!("cannot listen on HTTP_ADDR {}", config.http_addr))?;
@@ -446,6 +458,14 @@ async fn batch_command(config: &Config, command: BatchCommand) -> anyhow::Result
                 other_batch.unwrap_or_else(|| "(starting)".into())
             ),
         },
+        BatchCommand::Approve { batch_id } => {
+            let workflow_id = payout_batches::decide(&pool, &temporal, &config.temporal_task_queue, batch_id, payout_batches::Approval::Approve).await?;
+            println!("sent `approve` to {workflow_id}: batch {batch_id} is paid");
+        }
+        BatchCommand::Reject { batch_id, reason } => {
+            let workflow_id = payout_batches::decide(&pool, &temporal, &config.temporal_task_queue, batch_id, payout_batches::Approval::Reject { reason }).await?;
+            println!("sent `reject` to {workflow_id}: batch {batch_id} ends rejected and its rows are released");
+        }
         BatchCommand::Cancel { batch_id, reason } => match payout_batches::cancel(&pool, &temporal, batch_id, &reason).await? {
             CancelOutcome::Requested { workflow_id } => {
                 println!("cancellation of {workflow_id} requested; batch {batch_id} becomes failed (`batch retry` pays it later)")
@@ -464,6 +484,15 @@ async fn client_command(config: &Config, command: ClientCommand) -> anyhow::Resu
                 Some(c) => println!("{}", cli::clients::describe(&c)),
                 None => bail!("client {client_id} does not exist"),
             }
+            return Ok(());
+        }
+        ClientCommand::Key { client_id } => {
+            let key = payout_starter::api::new_client_key();
+            if !clients::set_key_hash(&pool, &client_id, &payout_starter::api::key_hash(&key)).await? {
+                bail!("client {client_id} does not exist");
+            }
+            println!("client key (shown once; the old one no longer works): {key}");
+            println!("private status page: /clients/{client_id}?key={key}");
             return Ok(());
         }
         ClientCommand::Add(args) => (args, true),

@@ -55,11 +55,15 @@ impl TemporalGateway {
         }
     }
 
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
     pub fn task_queue(&self) -> &str {
         &self.task_queue
     }
 
-    async fn client(&self) -> Result<Client, StartError> {
+    pub async fn client(&self) -> Result<Client, StartError> {
         let mut cached = self.client.lock().await;
         if let Some(client) = cached.as_ref() {
             return Ok(client.clone());

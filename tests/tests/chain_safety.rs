@@ -49,7 +49,12 @@ const ANVIL_DEV_KEYS: [&str; 10] = [
 ];
 
 fn settings(confirmations: u64, stuck_after: Duration, max_fee_gwei: u128) -> OutboxSettings {
-    OutboxSettings { confirmations, stuck_after, max_fee_per_gas: max_fee_gwei * GWEI }
+    OutboxSettings {
+        confirmations,
+        stuck_after,
+        max_fee_per_gas: max_fee_gwei * GWEI,
+        abandon_unsent_after: OutboxSettings::ABANDON_UNSENT_AFTER,
+    }
 }
 
 async fn wallet(pool: &PgPool, chain: &Anvil, key: &str, settings: OutboxSettings) -> HotWallet {

@@ -159,3 +159,34 @@ async fn resume_completes_a_failed_batch_whose_exchange_finished_late() {
     assert!(recovery.resume(batch_id).await.is_err(), "a completed batch is not resumed again");
     assert_eq!(count(&app, "SELECT count(*) FROM transfer_intents").await, 1, "nothing was sent again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_past_its_deadline_is_recorded_sent_unconfirmed_and_the_batch_completes_when_it_lands() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-100816", &[dec!(30)]).await;
+    // No blocks: the ETH transfer is broadcast and stays in the mempool.
+    app.chain.anvil.rpc("evm_setAutomine", json!([false])).await;
+    let input = MicroBatchConversionInput { transfer_deadline_secs: Some(6), ..Default::default() };
+    let workflow_id = start_conversion(&app, "unconfirmed", input).await;
+    wait_until(&app, "SELECT count(*) FROM transfer_intents WHERE unconfirmed_since IS NOT NULL", Duration::from_secs(60)).await;
+
+    // Past the deadline it can still land: not failed, the rows stay with their batch, and one
+    // alert says so.
+    let alerts = open_alerts(&app, "transfer_unconfirmed").await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(alerts[0].contains("may still land"), "{}", alerts[0]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(count(&app, "SELECT count(*) FROM batch_conversions WHERE conversion_status = 'swapping'").await, 1);
+    assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status = 'swapping'").await, 1);
+    assert!(open_alerts(&app, "conversion_batch_failed").await.is_empty());
+    assert_eq!(open_alerts(&app, "transfer_unconfirmed").await.len(), 1, "one alert however long it waits");
+
+    // Blocks again: the transfer lands, and the run that waited on completes the batch.
+    app.chain.anvil.rpc("evm_setAutomine", json!([true])).await;
+    app.chain.anvil.rpc("evm_mine", json!([])).await;
+    let outcome = conversion_result(&app, &workflow_id).await.expect("the run completes the batch");
+    assert_eq!(only_batch(outcome).rows, 1);
+    assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status = 'completed'").await, 1);
+    assert!(open_alerts(&app, "transfer_unconfirmed").await.is_empty(), "settled when the transfer confirmed");
+    assert_eq!(count(&app, "SELECT count(*) FROM transfer_attempts").await, 1, "the same transaction throughout");
+}

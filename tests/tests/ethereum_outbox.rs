@@ -16,7 +16,12 @@ type OwnChain = Anvil;
 
 async fn wallet(chain: &OwnChain, stuck_after: Duration) -> HotWallet {
     let (pool, _) = fresh_database(&config()).await;
-    let settings = OutboxSettings { confirmations: 1, stuck_after, max_fee_per_gas: 200_000_000_000 };
+    let settings = OutboxSettings {
+        confirmations: 1,
+        stuck_after,
+        max_fee_per_gas: 200_000_000_000,
+        abandon_unsent_after: OutboxSettings::ABANDON_UNSENT_AFTER,
+    };
     HotWallet::connect(pool, &chain.url, HOT_WALLET_KEY, settings)
         .await
         .expect("hot wallet")

@@ -188,7 +188,7 @@ async fn a_refunded_exchange_records_the_refund_seen_on_chain_and_releases_the_r
 async fn a_pool_larger_than_a_batch_converts_in_bounded_batches_each_split_exactly() {
     let app = TestApp::spawn().await;
     accumulate(&app, "-100808", &[dec!(25), dec!(26), dec!(27), dec!(28), dec!(29)]).await; // each over 20 USD net
-    let id = start_conversion(&app, "bounded", MicroBatchConversionInput { max_rows_per_batch: Some(2) }).await;
+    let id = start_conversion(&app, "bounded", MicroBatchConversionInput { max_rows_per_batch: Some(2), ..Default::default() }).await;
     let MicroBatchConversionOutcome::Converted { batches } = conversion_result(&app, &id).await.unwrap() else {
         panic!("expected conversions")
     };

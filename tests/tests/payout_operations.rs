@@ -432,3 +432,57 @@ async fn a_lasting_condition_has_one_open_alert_at_a_time() {
     assert!(!raise().await);
     assert_eq!(alerts::open(&pool).await.unwrap().len(), 1);
 }
+
+/// Sets the test USDT's `balanceOf[owner]` (mapping at storage slot 1) straight in the chain's
+/// state, so a transfer signed against one balance executes against another.
+async fn set_usdt_balance(app: &TestApp, owner: alloy::primitives::Address, units: alloy::primitives::U256) {
+    let mut key = [0u8; 64];
+    key[12..32].copy_from_slice(owner.as_slice());
+    key[63] = 1;
+    let slot = alloy::primitives::keccak256(key);
+    let value = alloy::primitives::B256::from(units.to_be_bytes::<32>());
+    app.chain.anvil.rpc("anvil_setStorageAt", json!([app.chain.usdt.to_string(), slot.to_string(), value.to_string()])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reverted_payout_transfer_is_paid_again_under_a_new_purpose_key_on_retry() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-100960", &[dec!(30)]).await;
+    run_conversion(&app, "reverted-payout").await.unwrap();
+    let hot_wallet = alloy::primitives::Address::from_str(HOT_WALLET).unwrap();
+    let usdt_before = app.chain.usdt_balance(hot_wallet).await;
+
+    // The early payout signs and broadcasts its USDT transfer; before it is mined the wallet's
+    // USDT is gone, so it reverts.
+    app.chain.anvil.rpc("evm_setAutomine", json!([false])).await;
+    integration_tests::run_sweep(&app, 90, Some("-100960")).await;
+    let broadcast = "SELECT count(*) FROM transfer_attempts WHERE purpose_key LIKE 'payout-%' AND last_broadcast_at IS NOT NULL";
+    let started = Instant::now();
+    while sqlx::query_scalar::<_, i64>(broadcast).fetch_one(&app.pool).await.unwrap() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the payout never broadcast its transfer");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    set_usdt_balance(&app, hot_wallet, alloy::primitives::U256::ZERO).await;
+    app.chain.anvil.rpc("evm_mine", json!([])).await;
+    let (batch_id, total) = wait_for_batch(&app, "-100960", "failed").await;
+    let reverted = scalar_i64(&app, "SELECT count(*) FROM transfer_intents WHERE purpose_key LIKE 'payout-' || $1 || '-%' AND status = 'reverted'", batch_id);
+    assert_eq!(reverted.await, 1);
+
+    // The wallet is topped up again; the operator's retry pays under the next purpose key.
+    set_usdt_balance(&app, hot_wallet, usdt_before).await;
+    app.chain.anvil.rpc("evm_setAutomine", json!([true])).await;
+    assert!(matches!(retry(&app, batch_id).await, RetryOutcome::Signalled { .. }));
+    assert_eq!(wait_for_batch(&app, "-100960", "completed").await.0, batch_id, "the same batch is paid");
+    let retried: String = sqlx::query_scalar(
+        "SELECT purpose_key FROM transfer_intents WHERE purpose_key LIKE 'payout-' || $1 || '-%' AND status = 'confirmed'",
+    )
+    .bind(batch_id.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(retried.ends_with("-retry1"), "{retried}");
+    let spent = usdt_before - app.chain.usdt_balance(hot_wallet).await;
+    assert_eq!(Decimal::from_i128_with_scale(spent.to::<i128>(), 6), total, "the client's USDT left the wallet once");
+    let finished = payout_exchanges(&app).await.into_iter().filter(|x| x["status"] == "finished").count();
+    assert_eq!(finished, 1);
+}

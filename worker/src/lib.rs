@@ -12,7 +12,10 @@ use sqlx::PgPool;
 use std::{str::FromStr, sync::Arc, time::Duration};
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
-use workflows::{ClientPayoutWorkflow, InstantPayoutWorkflow, ThresholdPayoutSweepWorkflow, MicroBatchConversionWorkflow, NoopBenchmarkWorkflow, PaymentWorkflow};
+use workflows::{
+    ClientPayoutWorkflow, InstantPayoutWorkflow, MicroBatchConversionWorkflow, NoopBenchmarkWorkflow, OutboxWatchWorkflow, PaymentWorkflow,
+    ThresholdPayoutSweepWorkflow,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -54,6 +57,7 @@ impl PayoutServices {
             confirmations: config.eth_confirmations,
             stuck_after: config.transfer_stuck_after,
             max_fee_per_gas: config.max_fee_per_gas_wei,
+            abandon_unsent_after: OutboxSettings::ABANDON_UNSENT_AFTER,
         };
         let hot_wallet = Arc::new(HotWallet::connect(pool.clone(), rpc_url, key, settings).await?);
         let changenow = ChangeNowClient::new(changenow_url, changenow_key, CHANGENOW_TIMEOUT)
@@ -87,6 +91,7 @@ pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<Work
         .and_then(|o| o.register_workflow::<MicroBatchConversionWorkflow>())
         .and_then(|o| o.register_workflow::<ClientPayoutWorkflow>())
         .and_then(|o| o.register_workflow::<ThresholdPayoutSweepWorkflow>())
+        .and_then(|o| o.register_workflow::<OutboxWatchWorkflow>())
         .and_then(|o| o.register_workflow::<NoopBenchmarkWorkflow>())
         .map_err(|e| WorkerError::Setup(e.to_string()))?
         .register_activities(PaymentLedgerActivities::new(services.pool.clone()))
@@ -94,6 +99,7 @@ pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<Work
         .register_activities(ConversionLedgerActivities::new(services.pool.clone()))
         .register_activities(PayoutLedgerActivities::new(services.pool.clone()))
         .register_activities(StrandedBatchActivities::new(services.pool.clone()))
+        .register_activities(activities::db::payout_approval::PayoutApprovalActivities::new(services.pool.clone()))
         .register_activities(ChangeNowActivities::new(services.changenow, services.pool, refund_address))
         .register_activities(
             EthereumActivities::new(services.hot_wallet, services.usdt_contract)

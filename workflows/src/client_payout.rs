@@ -32,7 +32,8 @@
 //! converted rows are paid by its next batch meanwhile. The `retry` signal to that run (from the
 //! Temporal UI, or `starter batch retry`, which signals-with-start it) pays again, once: the kept
 //! batch is resumed under the same purpose keys, where every exchange and transfer already made is
-//! found again, and an exchange whose USDT was refunded on chain gets one more attempt per retry
+//! found again, and an exchange whose USDT was refunded on chain, or whose transfer reverted or was
+//! cancelled at its nonce (nothing left the wallet), gets one more attempt per retry
 //! (`payout-{batch_id}-{n}-retry{k}`); a failed retry waits again in the same run. Cancelling a run
 //! (UI or `starter batch cancel`) stops the payout the same way a failure does.
 //!
@@ -41,11 +42,11 @@
 
 use crate::{
     activity_definitions::{
-        ChangeNow, ClaimedPayout, DueQuery, Ethereum, ExchangeOrder, IncomingTransferQuery, PayoutClaimRequest,
+        ApprovalDecision, ChangeNow, ClaimedBatch, ClaimedPayout, DueQuery, Ethereum, ExchangeOrder, IncomingTransferQuery, PayoutClaimRequest,
         PayoutCompletion, PayoutFailure, PayoutGroup, PayoutLeg, PayoutLedger, PayoutParts, ReopenedPayout, TransferOrder,
     },
     domain::{split_into_exchanges, ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict},
-    steps::{root_cause, step_options, step_retry_policy, wait_until_confirmed, wait_until_final, STEP_TIMEOUT},
+    steps::{root_cause, step_options, step_retry_policy, wait_until_confirmed, wait_until_final, TransferEnd, TransferWait, STEP_TIMEOUT},
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,9 @@ const BUSINESS_BATCH_ID_PATCH: &str = "payout-batch-business-id";
 const WAIT_APART_PATCH: &str = "payout-wait-apart";
 /// A payout below ChangeNow's minimum holds its group, while payouts could be in flight.
 const BELOW_MINIMUM_HOLD_PATCH: &str = "payout-below-minimum-hold";
+/// The approval gate (a batch above the approval amount waits for `approve` or `reject`) was
+/// added while payouts could be in flight.
+const APPROVAL_GATE_PATCH: &str = "payout-approval-gate";
 /// Recording the cut into exchanges was added while payouts could be in flight.
 const FIXED_PARTS_PATCH: &str = "payout-parts-fixed";
 /// The ledger steps became local activities (no activity task and workflow task of their own:
@@ -92,6 +96,8 @@ pub struct ClientPayoutInput {
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum ClientPayoutOutcome {
     NothingToPay,
+    /// An operator rejected the batch awaiting approval; its rows were released.
+    Rejected { batch_id: String, reason: String },
     Paid { batch_id: String, total_usdt: Decimal, exchanges: usize, amount_received: Decimal },
 }
 
@@ -122,6 +128,8 @@ pub struct ClientPayoutWorkflow {
     state: PayoutRunState,
     /// The batch named by the last `retry` signal; cleared when the run starts waiting.
     retry_requested_for: Option<String>,
+    /// The last `approve` or `reject` signal: the batch it names, and the rejection's reason.
+    approval: Option<(String, Result<(), String>)>,
 }
 
 /// What a run is doing, for operators (the `state` query; `starter batch retry` reads it).
@@ -131,6 +139,9 @@ pub struct PayoutRunState {
     pub batch_id: Option<String>,
     /// The batch failed with its rows kept and the run waits for a `retry` naming it.
     pub awaiting_retry: bool,
+    /// The batch is above the approval amount and the run waits for `approve` or `reject`.
+    #[serde(default)]
+    pub awaiting_approval: bool,
     pub details: String,
 }
 
@@ -162,6 +173,31 @@ struct OpenBatch {
     stored_parts: Option<Vec<Decimal>>,
     /// Reopened by a retry rather than claimed by this attempt.
     resumed: bool,
+}
+
+impl ClientPayoutWorkflow {
+    /// The first decision on a batch stands: a second signal (approve after reject, or the
+    /// reverse) changes nothing.
+    fn decide(&mut self, batch_id: String, decision: Result<(), String>) {
+        if self.approval.as_ref().is_some_and(|(decided, _)| *decided == batch_id) {
+            return;
+        }
+        self.approval = Some((batch_id, decision));
+    }
+}
+
+impl OpenBatch {
+    fn claimed(claimed: ClaimedBatch, group: &PayoutGroup) -> Self {
+        Self {
+            batch_id: claimed.batch_id,
+            group: group.clone(),
+            total_usdt: claimed.total_usdt,
+            retries: claimed.retries,
+            // A batch taken over before its cut was stored made no exchange yet: fresh.
+            resumed: claimed.taken_over && claimed.parts.is_some(),
+            stored_parts: claimed.parts,
+        }
+    }
 }
 
 #[workflow_methods]
@@ -238,10 +274,49 @@ impl ClientPayoutWorkflow {
         self.retry_requested_for = Some(batch_id.trim().to_owned());
     }
 
+    /// An operator approves the batch (its id) this run holds for approval.
+    #[signal(name = "approve")]
+    pub fn approve(&mut self, _ctx: &mut SyncWorkflowContext<Self>, batch_id: String) {
+        self.decide(batch_id.trim().to_owned(), Ok(()));
+    }
+
+    /// An operator rejects the batch this run holds for approval; its rows are released.
+    #[signal(name = "reject")]
+    pub fn reject(&mut self, _ctx: &mut SyncWorkflowContext<Self>, rejection: Rejection) {
+        let reason = if rejection.reason.trim().is_empty() { "no reason given".to_owned() } else { rejection.reason.trim().to_owned() };
+        self.decide(rejection.batch_id.trim().to_owned(), Err(reason));
+    }
+
     #[query(name = "state")]
     pub fn state(&self, _ctx: &WorkflowContextView) -> PayoutRunState {
         self.state.clone()
     }
+}
+
+/// The `reject` signal's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub batch_id: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Waits, without a time limit (the alert stays open meanwhile), for an operator's `approve` or
+/// `reject` naming `batch_id`; `Err(reason)` when rejected. A cancelled run counts as a rejection.
+async fn await_approval(ctx: &mut WorkflowContext<ClientPayoutWorkflow>, batch_id: &str, total_usdt: Decimal) -> WorkflowResult<Result<(), String>> {
+    ctx.state_mut(|s| s.state.awaiting_approval = true);
+    report(ctx, Some(batch_id), format!("batch {batch_id} ({total_usdt} USDT) is above the approval amount; waiting for `approve` or `reject`"));
+    let cancellation = ctx.cancellation_token();
+    temporalio_sdk::workflows::select! {
+        _ = ctx.wait_condition(|s: &ClientPayoutWorkflow| s.approval.as_ref().is_some_and(|(b, _)| b == batch_id)) => {}
+        _ = cancellation.cancelled() => {}
+    };
+    ctx.state_mut(|s| s.state.awaiting_approval = false);
+    if ctx.cancellation_token().is_cancelled() {
+        let why = ctx.cancellation_token().reason().unwrap_or_default();
+        return Ok(Err(format!("the run was cancelled while waiting for approval{}{why}", if why.is_empty() { "" } else { ": " })));
+    }
+    Ok(ctx.state(|s| s.approval.as_ref().map(|(_, decision)| decision.clone())).unwrap_or(Ok(())))
 }
 
 /// Waits (at most [`OPERATOR_WAIT`]) for a `retry` naming the failed `batch_id`; `Ok(true)` when
@@ -328,15 +403,24 @@ async fn pay(
         Attempt::Fresh if ctx.patched(BUSINESS_BATCH_ID_PATCH) => {
             match ledger.step(ctx, PayoutLedger::claim_next_payout_batch, group.clone()).await? {
                 None => return Ok(Ok(ClientPayoutOutcome::NothingToPay)),
-                Some(claimed) => OpenBatch {
-                    batch_id: claimed.batch_id,
-                    group: group.clone(),
-                    total_usdt: claimed.total_usdt,
-                    retries: claimed.retries,
-                    // A batch taken over before its cut was stored made no exchange yet: fresh.
-                    resumed: claimed.taken_over && claimed.parts.is_some(),
-                    stored_parts: claimed.parts,
-                },
+                Some(claimed) if claimed.awaiting_approval && ctx.patched(APPROVAL_GATE_PATCH) => {
+                    let decision = await_approval(ctx, &claimed.batch_id, claimed.total_usdt).await?;
+                    let recorded = ApprovalDecision {
+                        batch_id: claimed.batch_id.clone(),
+                        approved: decision.is_ok(),
+                        reason: decision.clone().err(),
+                    };
+                    ledger.step(ctx, PayoutLedger::record_payout_approval, recorded).await?;
+                    if let Err(reason) = decision {
+                        report(ctx, Some(&claimed.batch_id), format!("batch {} rejected: {reason}", claimed.batch_id));
+                        if ctx.cancellation_token().is_cancelled() {
+                            return Err(WorkflowTermination::cancelled());
+                        }
+                        return Ok(Ok(ClientPayoutOutcome::Rejected { batch_id: claimed.batch_id, reason }));
+                    }
+                    OpenBatch::claimed(claimed, group)
+                }
+                Some(claimed) => OpenBatch::claimed(claimed, group),
             }
         }
         // Runs from before business ids.
@@ -470,11 +554,19 @@ async fn pay_leg(
         *usdt_left_wallet = true;
         let transfer = TransferOrder { purpose_key: purpose_key.clone(), asset: ChainAsset::Usdt, to: ticket.payin_address, amount: usdt };
         let sent = match ctx.execute_activity(Ethereum::send_transfer, transfer, step_options()).await {
-            Ok(_) => wait_until_confirmed(ctx, &purpose_key).await,
+            Ok(_) => wait_until_confirmed(ctx, &purpose_key, TransferWait::STANDARD).await,
             Err(e) => Err(ApplicationFailure::non_retryable(root_cause(&e)).into()),
         };
         let usdt_tx_hash = match sent {
-            Ok(hash) => hash,
+            Ok(TransferEnd::Confirmed { tx_hash }) => tx_hash,
+            // Nothing left the wallet: like a refund seen on chain, it may be paid again under the
+            // next purpose key, as far as the batch's retries allow.
+            Ok(TransferEnd::NotSent { reason }) if attempt < batch.retries => {
+                report(ctx, Some(&batch.batch_id), reason);
+                attempt += 1;
+                continue;
+            }
+            Ok(TransferEnd::NotSent { reason }) => return Ok(Err(reason)),
             Err(e) => return Ok(Err(format!("USDT transfer {purpose_key} did not complete: {e}"))),
         };
         let last = match wait_until_final(ctx, &ticket.exchange_id).await {

@@ -31,7 +31,7 @@ use crate::{
         InstantPayoutOpening, InstantPayoutStep, InstantPayoutTransition, TransferOrder,
     },
     domain::{ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict, SETTLEMENT_CURRENCY},
-    steps::{root_cause, step_options, wait_until_confirmed, wait_until_final},
+    steps::{root_cause, step_options, wait_until_confirmed, wait_until_final, TransferEnd, TransferWait},
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -128,8 +128,12 @@ impl InstantPayoutWorkflow {
         };
         // Errors reaching here are final (the rest are retried inside the activity): record them.
         let sent = match ctx.execute_activity(Ethereum::send_transfer, transfer, step_options()).await {
-            Ok(_) => wait_until_confirmed(ctx, &purpose_key).await,
-            Err(e) => Err(ApplicationFailure::non_retryable(root_cause(&e)).into()),
+            Ok(_) => match wait_until_confirmed(ctx, &purpose_key, TransferWait::STANDARD).await {
+                Ok(TransferEnd::Confirmed { tx_hash }) => Ok(tx_hash),
+                Ok(TransferEnd::NotSent { reason }) => Err(reason),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(root_cause(&e)),
         };
         let payin_tx_hash = match sent {
             Ok(hash) => hash,

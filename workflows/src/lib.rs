@@ -10,6 +10,7 @@ pub mod domain;
 pub mod instant_payout;
 pub mod intake_benchmark;
 pub mod micro_batch_conversion;
+pub mod outbox_watch;
 pub mod payment_processing;
 pub mod steps;
 pub mod threshold_payout_sweep;
@@ -20,6 +21,7 @@ pub use client_payout::{
 pub use instant_payout::{InstantPayoutInput, InstantPayoutOutcome, InstantPayoutWorkflow};
 pub use intake_benchmark::NoopBenchmarkWorkflow;
 pub use threshold_payout_sweep::{ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow};
+pub use outbox_watch::{OutboxWatchInput, OutboxWatchWorkflow};
 pub use micro_batch_conversion::{MicroBatchConversionInput, MicroBatchConversionOutcome, MicroBatchConversionWorkflow};
 pub use payment_processing::{PaymentWorkflow, PaymentWorkflowInput, PaymentWorkflowOutcome};
 

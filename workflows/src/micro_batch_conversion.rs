@@ -16,7 +16,10 @@
 //!    released (rows back to `pending`) to grow until a later run; above the maximum
 //!    `db.limit_conversion_batch` returns its newest rows to the pool until it fits.
 //! 3. `changenow.create_exchange` to the hot wallet, `ethereum.send_transfer` of the rows' actual
-//!    ETH, then polling until `finished`, as for instant payouts.
+//!    ETH, then polling until `finished`, as for instant payouts. A transfer still unconfirmed
+//!    after its deadline (2 h) is recorded sent-unconfirmed with an alert and waited for (it can
+//!    still land, and every later nonce waits behind it anyway); one that reverted or was
+//!    cancelled at its nonce fails the batch, and its rows return to the pool.
 //! 4. The USDT actually received is read from the hot wallet's on-chain USDT transfer
 //!    (`ethereum.find_incoming_transfer` of the payout hash), not taken on ChangeNow's word.
 //! 5. `db.complete_conversion` splits it over the rows by USD value (the pure
@@ -43,8 +46,9 @@ use crate::{
     },
     client_payout::start_due_payouts,
     domain::{ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict, SETTLEMENT_CURRENCY},
-    steps::{failure_step_options, root_cause, step_options, wait_until_confirmed, wait_until_final},
+    steps::{failure_step_options, root_cause, step_options, wait_until_confirmed, wait_until_final, TransferEnd, TransferWait},
 };
+use std::time::Duration;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use temporalio_common::error::{ActivityExecutionError, ApplicationFailure};
@@ -68,6 +72,10 @@ pub struct MicroBatchConversionInput {
     /// Rows per batch; [`MAX_ROWS_PER_BATCH`] when absent (the schedule's runs).
     #[serde(default)]
     pub max_rows_per_batch: Option<i64>,
+    /// How long the ETH transfer may take before it is recorded sent-unconfirmed;
+    /// [`TransferWait::STANDARD`]'s 2 hours when absent (the schedule's runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_deadline_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +119,9 @@ impl MicroBatchConversionWorkflow {
         input: MicroBatchConversionInput,
     ) -> WorkflowResult<MicroBatchConversionOutcome> {
         let max_rows = input.max_rows_per_batch.unwrap_or(MAX_ROWS_PER_BATCH);
+        let transfer_wait = input
+            .transfer_deadline_secs
+            .map_or(TransferWait::STANDARD, |secs| TransferWait::with_deadline(Duration::from_secs(secs)));
         let mut converted = Vec::new();
         for sequence in 0..MAX_BATCHES_PER_RUN {
             if sequence > 0 && !ctx.patched(BATCHES_IN_A_LOOP_PATCH) {
@@ -132,7 +143,7 @@ impl MicroBatchConversionWorkflow {
                     ClaimedBatch { batch_id, total_eth, row_count, resumed }
                 }
             };
-            match convert(ctx, &batch).await {
+            match convert(ctx, &batch, transfer_wait).await {
                 Ok(BatchEnd::Converted(done)) => {
                     converted.push(done);
                     // Pay at once every group this batch pushed over its client's threshold. The
@@ -204,6 +215,7 @@ fn failed_step(context: &str, error: &ActivityExecutionError) -> String {
 async fn convert(
     ctx: &mut WorkflowContext<MicroBatchConversionWorkflow>,
     batch: &ClaimedBatch,
+    transfer_wait: TransferWait,
 ) -> Result<BatchEnd, BatchFailure> {
     let pair = ExchangePair::new((SETTLEMENT_CURRENCY, SETTLEMENT_CURRENCY), (USDT, USDT_NETWORK));
     let (mut total_eth, mut rows) = (batch.total_eth, batch.row_count);
@@ -246,7 +258,12 @@ async fn convert(
     let transfer =
         TransferOrder { purpose_key: purpose_key.clone(), asset: ChainAsset::Eth, to: ticket.payin_address.clone(), amount: total_eth };
     let sent = match ctx.execute_activity(Ethereum::send_transfer, transfer, step_options()).await {
-        Ok(_) => wait_until_confirmed(ctx, &purpose_key).await.map_err(|e| e.to_string()),
+        Ok(_) => match wait_until_confirmed(ctx, &purpose_key, transfer_wait).await {
+            Ok(TransferEnd::Confirmed { .. }) => Ok(()),
+            // The failure step sees the intent ended without moving anything and returns the rows.
+            Ok(TransferEnd::NotSent { reason }) => Err(reason),
+            Err(e) => Err(e.to_string()),
+        },
         Err(e) => Err(root_cause(&e)),
     };
     if let Err(e) = sent {

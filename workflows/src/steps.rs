@@ -3,7 +3,7 @@
 //! the root cause of an activity failure.
 
 use crate::{
-    activity_definitions::{ChangeNow, Ethereum, ExchangeSnapshot, TransferProgress},
+    activity_definitions::{ChangeNow, Ethereum, ExchangeSnapshot, TransferProgress, UnconfirmedTransfer},
     domain::ExchangeStatus,
 };
 use std::time::Duration;
@@ -19,35 +19,102 @@ const FIRST_POLL: Duration = Duration::from_secs(2);
 const SLOWEST_POLL: Duration = Duration::from_secs(60);
 /// ChangeNow usually finishes within minutes; past this an operator must look.
 const EXCHANGE_DEADLINE: Duration = Duration::from_secs(6 * 60 * 60);
-/// A transfer is replaced with higher fees when stuck; not confirmed after this, something else
-/// is wrong (node, funds) and an operator must look.
-const TRANSFER_DEADLINE: Duration = Duration::from_secs(2 * 60 * 60);
+/// A transfer past its deadline was recorded as failed (it can still land) before runs in flight
+/// learned to record it sent-unconfirmed and wait on.
+const SENT_UNCONFIRMED_PATCH: &str = "transfer-sent-unconfirmed";
 
 /// The next poll interval: 1.5x the last, at most [`SLOWEST_POLL`].
 fn next_poll(last: Duration) -> Duration {
     (last * 3 / 2).min(SLOWEST_POLL)
 }
 
-/// Polls the outbox until the transfer has its confirmations; returns the hash that landed.
-/// Fails after [`TRANSFER_DEADLINE`].
-pub async fn wait_until_confirmed<W>(ctx: &mut WorkflowContext<W>, purpose_key: &str) -> WorkflowResult<String> {
-    let (mut waited, mut interval) = (Duration::ZERO, FIRST_POLL);
+/// How long a run waits for its transfer's confirmations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferWait {
+    /// A transfer is replaced with higher fees when stuck; not confirmed after this, something
+    /// else is wrong (node, fees above `MAX_FEE_GWEI`, a lower nonce) and an operator must look.
+    /// It is recorded sent-unconfirmed, with an alert, and the run waits on: it can still land.
+    pub deadline: Duration,
+    /// Polling after the deadline: slow, so days of waiting stay a small history.
+    pub poll_after_deadline: Duration,
+    /// Still not confirmed this long after the deadline: the run fails (its rows stay with the
+    /// batch, as its transfer is open) and the outbox watch goes on checking the transfer.
+    pub give_up_after_deadline: Duration,
+}
+
+impl TransferWait {
+    pub const STANDARD: Self = Self::with_deadline(Duration::from_secs(2 * 60 * 60));
+
+    /// The standard proportions for another deadline: polls every twelfth of it after it, and a
+    /// wait of 84 deadlines (7 days for 2 hours; about 1,000 polls).
+    pub const fn with_deadline(deadline: Duration) -> Self {
+        Self {
+            deadline,
+            poll_after_deadline: Duration::from_millis(deadline.as_millis() as u64 / 12),
+            give_up_after_deadline: Duration::from_secs(deadline.as_secs() * 84),
+        }
+    }
+}
+
+/// How a transfer ended, for the run that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferEnd {
+    /// Landed with its confirmations.
+    Confirmed { tx_hash: String },
+    /// Reverted, or cancelled at its nonce by the outbox: its value never left the hot wallet.
+    NotSent { reason: String },
+}
+
+/// Polls the outbox until the transfer has its confirmations or ended without moving anything.
+/// Past [`TransferWait::deadline`] the transfer is recorded sent-unconfirmed (with one alert) and
+/// polled on; an error after [`TransferWait::give_up_after_deadline`] more.
+pub async fn wait_until_confirmed<W>(
+    ctx: &mut WorkflowContext<W>,
+    purpose_key: &str,
+    wait: TransferWait,
+) -> WorkflowResult<TransferEnd> {
+    let (mut waited, mut interval, mut flagged) = (Duration::ZERO, FIRST_POLL, false);
     loop {
         let progress = ctx.execute_activity(Ethereum::check_transfer, purpose_key.to_owned(), step_options()).await;
         let progress = progress.map_err(|e| ApplicationFailure::non_retryable(root_cause(&e)))?;
-        if let TransferProgress::Confirmed { tx_hash, .. } = progress {
-            return Ok(tx_hash);
+        match progress {
+            TransferProgress::Confirmed { tx_hash, .. } => return Ok(TransferEnd::Confirmed { tx_hash }),
+            TransferProgress::Reverted { tx_hash } => {
+                let reason = format!("transfer {purpose_key} was mined in {tx_hash} but reverted; nothing was transferred");
+                return Ok(TransferEnd::NotSent { reason });
+            }
+            TransferProgress::Cancelled { tx_hash } => {
+                let reason = format!(
+                    "transfer {purpose_key} was abandoned unsent by an earlier run and cancelled at its nonce ({tx_hash}); nothing was transferred"
+                );
+                return Ok(TransferEnd::NotSent { reason });
+            }
+            TransferProgress::Pending { .. } | TransferProgress::Mined { .. } => {}
         }
-        if waited >= TRANSFER_DEADLINE {
+        if waited >= wait.deadline && !flagged {
+            if !ctx.patched(SENT_UNCONFIRMED_PATCH) {
+                return Err(ApplicationFailure::non_retryable(format!(
+                    "transfer {purpose_key} is not confirmed after {}h ({progress:?}); check the node and the hot wallet",
+                    wait.deadline.as_secs() / 3600
+                ))
+                .into());
+            }
+            let unconfirmed = UnconfirmedTransfer { purpose_key: purpose_key.to_owned(), waited_secs: waited.as_secs() };
+            // The record is what an operator sees, but failing to write it must not turn "may still
+            // land" into a failure: the next poll tries again.
+            flagged = ctx.execute_activity(Ethereum::mark_transfer_unconfirmed, unconfirmed, step_options()).await.is_ok();
+        }
+        if waited >= wait.deadline + wait.give_up_after_deadline {
             return Err(ApplicationFailure::non_retryable(format!(
-                "transfer {purpose_key} is not confirmed after {}h ({progress:?}); check the node and the hot wallet",
-                TRANSFER_DEADLINE.as_secs() / 3600
+                "transfer {purpose_key} is still not confirmed {}h after it was sent ({progress:?}); it stays open and the \
+                 outbox watch keeps checking it",
+                waited.as_secs() / 3600
             ))
             .into());
         }
         ctx.timer(interval).await;
         waited += interval;
-        interval = next_poll(interval);
+        interval = if waited >= wait.deadline { wait.poll_after_deadline } else { next_poll(interval) };
     }
 }
 
@@ -130,6 +197,18 @@ pub fn step_retry_policy() -> RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_past_a_transfer_deadline_stay_a_small_history() {
+        let wait = TransferWait::STANDARD;
+        assert_eq!(wait.poll_after_deadline, Duration::from_secs(600));
+        assert_eq!(wait.give_up_after_deadline, Duration::from_secs(7 * 24 * 3600));
+        let polls = wait.give_up_after_deadline.as_secs() / wait.poll_after_deadline.as_secs();
+        // About 10 history events per poll; Temporal's limit is ~51k.
+        assert!(polls * 10 < 20_000, "{polls} polls");
+        let short = TransferWait::with_deadline(Duration::from_secs(12));
+        assert_eq!((short.poll_after_deadline, short.give_up_after_deadline), (Duration::from_secs(1), Duration::from_secs(1008)));
+    }
 
     #[test]
     fn polling_backs_off_to_a_minute_and_six_hours_stay_a_small_history() {

@@ -17,6 +17,12 @@ pub enum AlertKind {
     WorkflowOverdue,
     /// A stuck transfer needs more than `MAX_FEE_GWEI` to get in; it is left as it is.
     TransferFeeCeiling,
+    /// A transfer outlived its run's deadline unconfirmed; it may still land.
+    TransferUnconfirmed,
+    /// A client changed its wallet while rows were unpaid (they are still paid to the old one).
+    WalletChangedWithUnpaid,
+    /// A payout batch above the approval amount waits for an operator.
+    PayoutAwaitingApproval,
 }
 
 impl AlertKind {
@@ -28,6 +34,9 @@ impl AlertKind {
             Self::UnroutableIpn => "unroutable_ipn",
             Self::WorkflowOverdue => "workflow_overdue",
             Self::TransferFeeCeiling => "transfer_fee_ceiling",
+            Self::TransferUnconfirmed => "transfer_unconfirmed",
+            Self::WalletChangedWithUnpaid => "wallet_changed_with_unpaid",
+            Self::PayoutAwaitingApproval => "payout_awaiting_approval",
         }
     }
 }

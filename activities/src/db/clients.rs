@@ -60,10 +60,16 @@ const COLUMNS: &str = "client_id, wallet_address, payout_currency, payout_networ
                        payout_strategy, payout_threshold_usd, created_at, updated_at";
 
 pub async fn insert(pool: &PgPool, client: &ClientSettings) -> Result<ClientRecord, ClientStoreError> {
+    insert_with_key(pool, client, None).await
+}
+
+/// Inserts the client with the SHA-256 (hex) of its client key, in one statement: a client never
+/// exists without the key its registration returned.
+pub async fn insert_with_key(pool: &PgPool, client: &ClientSettings, key_hash: Option<&str>) -> Result<ClientRecord, ClientStoreError> {
     let row = sqlx::query(&format!(
         "INSERT INTO clients (client_id, wallet_address, payout_currency, payout_network,
-                              payout_strategy, payout_threshold_usd, payout_threshold_updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, now())
+                              payout_strategy, payout_threshold_usd, payout_threshold_updated_at, client_key_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, now(), $7)
          ON CONFLICT (client_id) DO NOTHING
          RETURNING {COLUMNS}"
     ))
@@ -73,6 +79,7 @@ pub async fn insert(pool: &PgPool, client: &ClientSettings) -> Result<ClientReco
     .bind(&client.payout_network)
     .bind(client.payout_strategy.as_str())
     .bind(client.payout_threshold_usd)
+    .bind(key_hash)
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| ClientStoreError::AlreadyExists(client.client_id.clone()))?;
@@ -98,6 +105,36 @@ pub async fn update(pool: &PgPool, client: &ClientSettings) -> Result<ClientReco
     .await?
     .ok_or_else(|| ClientStoreError::NotFound(client.client_id.clone()))?;
     from_row(&row)
+}
+
+/// Replaces the client's key by one with this SHA-256 (hex); whether the client exists.
+pub async fn set_key_hash(pool: &PgPool, client_id: &str, key_hash: &str) -> Result<bool, ClientStoreError> {
+    let done = sqlx::query("UPDATE clients SET client_key_hash = $2, updated_at = now() WHERE client_id = $1")
+        .bind(client_id)
+        .bind(key_hash)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The SHA-256 (hex) of the client's key; `None` for an unknown client or one without a key.
+pub async fn key_hash(pool: &PgPool, client_id: &str) -> Result<Option<String>, ClientStoreError> {
+    let hash: Option<Option<String>> = sqlx::query_scalar("SELECT client_key_hash FROM clients WHERE client_id = $1")
+        .bind(client_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(hash.flatten())
+}
+
+/// Rows of the client not paid out yet (converted or not), and the wallet they will be paid to.
+pub async fn unpaid_rows(pool: &PgPool, client_id: &str) -> Result<Vec<(String, i64)>, ClientStoreError> {
+    Ok(sqlx::query_as(
+        "SELECT client_wallet_address, count(*) FROM payout_accumulation
+         WHERE client_id = $1 AND NOT is_paid_out GROUP BY client_wallet_address ORDER BY client_wallet_address",
+    )
+    .bind(client_id)
+    .fetch_all(pool)
+    .await?)
 }
 
 pub async fn find(pool: &PgPool, client_id: &str) -> Result<Option<ClientRecord>, ClientStoreError> {

@@ -357,8 +357,9 @@ async fn complete(pool: &PgPool, batch: &ConvertedBatch, from: &'static str) -> 
 pub fn rows_may_return(transfer: Option<&str>, batch_eth: Decimal, refund: Option<&SeenRefund>) -> Result<(), String> {
     match (transfer, refund) {
         (None, _) => Ok(()),
-        // Mined and reverted: the value never moved (only gas was spent).
-        (Some("reverted"), _) => Ok(()),
+        // Mined and reverted, or its nonce taken by the outbox's cancellation: the value never
+        // moved (only gas was spent).
+        (Some("reverted" | "cancelled"), _) => Ok(()),
         (Some(_), Some(refund)) if refund.amount_eth >= batch_eth => Ok(()),
         (Some(_), Some(refund)) => Err(format!(
             "refund {} returned {} of {} ETH, {} ETH short; the rows stay swapping until the rest is recovered",
@@ -517,6 +518,7 @@ mod tests {
     fn rows_return_only_while_their_eth_is_provably_in_the_hot_wallet() {
         assert!(rows_may_return(None, dec!(1), None).is_ok(), "nothing was signed");
         assert!(rows_may_return(Some("reverted"), dec!(1), None).is_ok(), "the value never moved");
+        assert!(rows_may_return(Some("cancelled"), dec!(1), None).is_ok(), "cancelled at its nonce: the value never moved");
         assert!(rows_may_return(Some("confirmed"), dec!(1), None).is_err(), "sent, no refund");
         assert!(rows_may_return(Some("signed"), dec!(1), None).is_err(), "signed: it may be mined any moment");
         assert!(rows_may_return(Some("confirmed"), dec!(1), Some(&refund(dec!(1)))).is_ok(), "full refund");

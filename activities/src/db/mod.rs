@@ -4,10 +4,14 @@
 //! webhook and the operator CLI share with them.
 
 pub mod alerts;
+pub mod client_status;
 pub mod clients;
 pub mod conversion_ledger;
 pub mod instant_payout_ledger;
 pub mod payment_ledger;
+pub mod operator_dashboard;
+pub mod operator_lists;
+pub mod payout_approval;
 pub mod payout_ledger;
 pub mod payments;
 pub mod settings;

@@ -196,3 +196,11 @@ pub async fn find(pool: &PgPool, payment_id: i64) -> Result<Option<PaymentView>,
         conversion_status: row.try_get("conversion_status")?,
     }))
 }
+
+/// The latest `limit` payments: (payment id, client id, processing status), newest first.
+pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT payment_id, client_id, status FROM payments ORDER BY received_at DESC, payment_id DESC LIMIT $1")
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}

@@ -26,6 +26,8 @@ pub enum PayoutLedgerError {
     PartsDoNotSum { batch_id: Uuid, parts: Decimal, total: Decimal },
     #[error("payout batch {batch_id} is '{status}' and cannot become '{wanted}'")]
     InvalidTransition { batch_id: Uuid, status: String, wanted: &'static str },
+    #[error("{0}")]
+    Setting(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -247,10 +249,10 @@ async fn claim_next(pool: &PgPool, group: &PayoutGroup) -> Result<Option<Claimed
     // The batch a run of the group claimed and left open (this call retried, or the run ended
     // mid-payout). One an operator reopened belongs to its own run, not the group's.
     let open = sqlx::query(
-        "SELECT batch_id, group_sequence, total_amount_usdt, total_payments_count, retries, exchange_parts
+        "SELECT batch_id, group_sequence, total_amount_usdt, total_payments_count, retries, exchange_parts, status
          FROM payout_batches
          WHERE client_id = $1 AND client_wallet_address = $2 AND client_payout_currency = $3 AND client_payout_network = $4
-           AND status = 'processing' AND group_sequence IS NOT NULL AND reopened_at IS NULL
+           AND status IN ('processing', 'awaiting_approval') AND group_sequence IS NOT NULL AND reopened_at IS NULL
          ORDER BY group_sequence LIMIT 1",
     )
     .bind(&group.client_id)
@@ -272,6 +274,7 @@ async fn claim_next(pool: &PgPool, group: &PayoutGroup) -> Result<Option<Claimed
             retries: retries.unsigned_abs(),
             parts: row.try_get("exchange_parts")?,
             taken_over: true,
+            awaiting_approval: row.try_get::<String, _>("status")? == "awaiting_approval",
         }));
     }
     let sequence: i32 = sqlx::query_scalar(
@@ -290,6 +293,12 @@ async fn claim_next(pool: &PgPool, group: &PayoutGroup) -> Result<Option<Claimed
         // Dropping the transaction removes the empty batch; its sequence number is not used up.
         return Ok(None);
     };
+    let awaiting_approval = super::payout_approval::hold_if_above(&mut tx, parse(&batch_id)?, &group.client_id, claimed.total_usdt)
+        .await
+        .map_err(|e| match e {
+            super::payout_approval::PayoutApprovalError::Database(e) => PayoutLedgerError::Database(e),
+            other => PayoutLedgerError::Setting(other.to_string()),
+        })?;
     tx.commit().await?;
     Ok(Some(ClaimedBatch {
         batch_id,
@@ -299,6 +308,7 @@ async fn claim_next(pool: &PgPool, group: &PayoutGroup) -> Result<Option<Claimed
         retries: 0,
         parts: None,
         taken_over: false,
+        awaiting_approval,
     }))
 }
 
@@ -326,7 +336,11 @@ pub async fn reopen(pool: &PgPool, batch_id: Uuid) -> Result<ReopenedPayout, Pay
     let mut retries: i32 = row.try_get("retries")?;
     match (status.as_str(), row.try_get::<bool, _>("rows_released")?) {
         ("completed", _) => return Ok(ReopenedPayout::AlreadyCompleted),
-        ("failed", true) => return Ok(ReopenedPayout::RowsReleased),
+        ("failed" | "rejected", true) => return Ok(ReopenedPayout::RowsReleased),
+        // Only an operator's approval moves it on; a retry must never pay it.
+        ("awaiting_approval" | "rejected", _) => {
+            return Err(PayoutLedgerError::InvalidTransition { batch_id, status, wanted: "processing" });
+        }
         ("failed", false) => {
             retries = sqlx::query_scalar(
                 "UPDATE payout_batches SET status = 'processing', retries = retries + 1, processing_started_at = now(),

@@ -59,14 +59,19 @@ pub async fn alert_stranded(pool: &PgPool, query: &StrandedQuery) -> Result<Stra
         "SELECT batch_id, client_id, retries, processing_started_at::text AS since FROM payout_batches
          WHERE status = 'processing'
            AND processing_started_at < now() - make_interval(hours => $1)
-                 * greatest(1, cardinality(exchange_parts)) * (retries + 1)",
+                 * greatest(1, cardinality(exchange_parts)) * (retries + 1)
+           -- Its run still waits, days if need be, for a transfer recorded sent-unconfirmed.
+           AND NOT EXISTS (SELECT 1 FROM transfer_intents t WHERE starts_with(t.purpose_key, 'payout-' || batch_id || '-')
+                           AND t.status = 'signed' AND t.unconfirmed_since IS NOT NULL)",
     )
     .bind(hours)
     .fetch_all(pool)
     .await?;
     let conversions = sqlx::query(
         "SELECT batch_conversion_id, COALESCE(processing_started_at, created_at)::text AS since FROM batch_conversions
-         WHERE conversion_status = 'swapping' AND COALESCE(processing_started_at, created_at) < now() - make_interval(hours => $1)",
+         WHERE conversion_status = 'swapping' AND COALESCE(processing_started_at, created_at) < now() - make_interval(hours => $1)
+           AND NOT EXISTS (SELECT 1 FROM transfer_intents t WHERE t.purpose_key = 'conversion-' || batch_conversion_id
+                           AND t.status = 'signed' AND t.unconfirmed_since IS NOT NULL)",
     )
     .bind(hours)
     .fetch_all(pool)

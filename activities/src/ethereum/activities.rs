@@ -3,15 +3,15 @@
 
 use super::{Asset, HotWallet, HotWalletError, IncomingState, TransferRequest, TransferState};
 use alloy::primitives::{Address, U256};
-use std::{str::FromStr, sync::Arc};
+use std::{str::FromStr, sync::Arc, time::Duration};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::warn;
 use workflows::{
     activity_definitions::{
-        CheckTransfer, FindIncomingTransfer, HotWalletAddress, IncomingTransfer, IncomingTransferMatch, SendTransfer, TransferOrder,
-        TransferProgress,
+        CheckTransfer, FindIncomingTransfer, HotWalletAddress, IncomingTransfer, IncomingTransferMatch, MarkTransferUnconfirmed,
+        OutboxWatchReport, OutboxWatchRequest, SendTransfer, TransferOrder, TransferProgress, UnconfirmedTransfer, WatchOpenTransfers,
     },
     domain::{from_base_units, to_base_units, BaseUnitError, ChainAsset},
 };
@@ -123,16 +123,52 @@ impl EthereumActivities {
         _ctx: ActivityContext,
         purpose_key: String,
     ) -> Result<TransferProgress, ActivityError> {
-        let state = self
-            .wallet
-            .check(&purpose_key)
-            .await
-            .map_err(|e| EthereumActivityError::from(e).into_activity_error())?;
+        let state = match self.wallet.check(&purpose_key).await {
+            Ok(state) => state,
+            // An answer, not a failure: the workflow decides what a transfer that moved nothing means.
+            Err(HotWalletError::Reverted { tx_hash, .. }) => return Ok(TransferProgress::Reverted { tx_hash }),
+            Err(e) => return Err(EthereumActivityError::from(e).into_activity_error()),
+        };
         Ok(match state {
             TransferState::Pending { latest_tx_hash, replaced } => TransferProgress::Pending { tx_hash: latest_tx_hash, replaced },
             TransferState::Mined { tx_hash, confirmations } => TransferProgress::Mined { tx_hash, confirmations },
             TransferState::Confirmed { tx_hash, block } => TransferProgress::Confirmed { tx_hash, block },
+            TransferState::Cancelled { tx_hash, .. } => TransferProgress::Cancelled { tx_hash },
         })
+    }
+
+    #[activity(definition = MarkTransferUnconfirmed)]
+    pub async fn mark_transfer_unconfirmed(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        transfer: UnconfirmedTransfer,
+    ) -> Result<(), ActivityError> {
+        let waited = Duration::from_secs(transfer.waited_secs);
+        self.wallet
+            .mark_unconfirmed(&transfer.purpose_key, waited)
+            .await
+            .map_err(|e| EthereumActivityError::from(e).into_activity_error())
+    }
+
+    #[activity(definition = WatchOpenTransfers)]
+    pub async fn watch_open_transfers(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        request: OutboxWatchRequest,
+    ) -> Result<OutboxWatchReport, ActivityError> {
+        let (min_age, budget) = (Duration::from_secs(request.min_age_secs), Duration::from_secs(request.budget_secs));
+        let ctx = Arc::new(ctx);
+        let heartbeat = move || {
+            let ctx = ctx.clone();
+            // A lost heartbeat only risks a retry of the pass, which is idempotent.
+            async move {
+                let _ = ctx.record_heartbeat(()).await;
+            }
+        };
+        self.wallet
+            .watch_open_transfers(min_age, request.limit, budget, heartbeat)
+            .await
+            .map_err(|e| EthereumActivityError::from(e).into_activity_error())
     }
 
     #[activity(definition = HotWalletAddress)]

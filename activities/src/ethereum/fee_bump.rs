@@ -55,6 +55,14 @@ pub(super) fn fee_bump(stuck: GasFees, estimate: GasFees, base_fee: u128, ceilin
     }
 }
 
+/// The fees of the cancellation of an attempt offering `latest`: enough to replace it in any
+/// mempool that holds it (1.25x both fees) and at least today's estimate, capped at `ceiling`
+/// (an attempt never broadcast needs no bump, and a capped one still takes a free nonce).
+pub(super) fn cancellation_fees(latest: GasFees, estimate: GasFees, ceiling: u128) -> GasFees {
+    let wanted = GasFees { max_fee: bump(latest.max_fee).max(estimate.max_fee), priority: bump(latest.priority).max(estimate.priority) };
+    wanted.capped(ceiling)
+}
+
 /// Wei per gas as gwei, for people.
 pub(super) fn gwei(wei: u128) -> Decimal {
     i128::try_from(wei).ok().and_then(|wei| Decimal::try_from_i128_with_scale(wei, 9).ok()).unwrap_or(Decimal::MAX).normalize()
@@ -63,6 +71,17 @@ pub(super) fn gwei(wei: u128) -> Decimal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cancellation_outbids_the_attempt_it_cancels_within_the_ceiling() {
+        let latest = GasFees { max_fee: 20_000_000_000, priority: 1_000_000_000 };
+        let calm = GasFees { max_fee: 2_000_000_000, priority: 100_000_000 };
+        assert_eq!(cancellation_fees(latest, calm, u128::MAX), GasFees { max_fee: 25_000_000_000, priority: 1_250_000_000 });
+        let busy = GasFees { max_fee: 90_000_000_000, priority: 3_000_000_000 };
+        assert_eq!(cancellation_fees(latest, busy, u128::MAX), busy, "today's estimate when it is higher");
+        let capped = cancellation_fees(latest, busy, 50_000_000_000);
+        assert_eq!(capped, GasFees { max_fee: 50_000_000_000, priority: 3_000_000_000 });
+    }
 
     #[test]
     fn replacement_fees_rise_by_at_least_twelve_and_a_half_percent() {

@@ -8,7 +8,8 @@
 //! stuck and underpriced against the current base fee, signs a replacement with the same nonce
 //! and fees at least 12.5 % higher, never above `MAX_FEE_GWEI` (reaching it raises an alert and
 //! leaves the transaction as it is). All attempts of one purpose key share one nonce, so two of
-//! them can never both land.
+//! them can never both land. An intent abandoned unsent by its run is cancelled at its nonce, and
+//! the `outbox-watch` schedule checks every open intent until it ends ([`intent_watch`]).
 //!
 //! The key must belong to the outbox alone: a transaction sent with it from elsewhere would
 //! take a nonce the outbox does not know about. anvil's public dev keys are refused on any chain
@@ -17,6 +18,7 @@
 pub mod activities;
 pub mod dev_accounts;
 mod fee_bump;
+mod intent_watch;
 mod outbox;
 
 pub use activities::EthereumActivities;

@@ -24,7 +24,7 @@ use sqlx::{PgPool, Row};
 use std::{str::FromStr, time::Duration};
 use tracing::{info, warn};
 
-const ETH_TRANSFER_GAS: u64 = 21_000;
+pub(super) const ETH_TRANSFER_GAS: u64 = 21_000;
 /// Enough for a plain ERC-20 `transfer` (USDT's costs about 50k-65k); fixed rather than
 /// estimated, so the stored transaction never depends on the node's state at signing time.
 const TOKEN_TRANSFER_GAS: u64 = 100_000;
@@ -103,6 +103,15 @@ pub struct OutboxSettings {
     pub stuck_after: Duration,
     /// The most any attempt may offer per gas, in wei (`MAX_FEE_GWEI`).
     pub max_fee_per_gas: u128,
+    /// Signed this long ago and never broadcast: its run has ended (the send step gives up after
+    /// 30 minutes), and the outbox cancels it rather than send it for nobody
+    /// ([`OutboxSettings::ABANDON_UNSENT_AFTER`]).
+    pub abandon_unsent_after: Duration,
+}
+
+impl OutboxSettings {
+    /// Twice the send step's schedule-to-close limit: no run can still be sending it.
+    pub const ABANDON_UNSENT_AFTER: Duration = Duration::from_secs(2 * workflows::steps::STEP_GIVE_UP.as_secs());
 }
 
 /// What a transfer moves.
@@ -135,11 +144,11 @@ pub struct TransferRequest {
 }
 
 /// The call a transfer makes, as signed: the same for every attempt of one purpose key.
-struct TransferCall {
-    to: Address,
-    value: U256,
-    input: Bytes,
-    gas_limit: u64,
+pub(super) struct TransferCall {
+    pub(super) to: Address,
+    pub(super) value: U256,
+    pub(super) input: Bytes,
+    pub(super) gas_limit: u64,
 }
 
 impl TransferCall {
@@ -175,6 +184,9 @@ pub enum TransferState {
     Mined { tx_hash: String, confirmations: u64 },
     /// Final: mined with enough confirmations.
     Confirmed { tx_hash: String, block: u64 },
+    /// Final: the outbox's cancellation (a 0-value transfer to itself) took the nonce, with
+    /// enough confirmations; the transfer's value never left the hot wallet.
+    Cancelled { tx_hash: String, block: u64 },
 }
 
 /// What a transaction paid the hot wallet, once [`HotWallet::incoming`] has looked at it.
@@ -189,20 +201,22 @@ pub enum IncomingState {
 }
 
 pub struct HotWallet {
-    pool: PgPool,
+    pub(super) pool: PgPool,
     provider: RootProvider,
     signer: PrivateKeySigner,
     chain_id: u64,
-    settings: OutboxSettings,
+    pub(super) settings: OutboxSettings,
 }
 
-struct StoredAttempt {
-    tx_hash: String,
-    attempt: i32,
-    fees: GasFees,
+pub(super) struct StoredAttempt {
+    pub(super) tx_hash: String,
+    pub(super) attempt: i32,
+    pub(super) fees: GasFees,
     raw_tx: Vec<u8>,
     /// Since this attempt was signed: a re-send must not restart the stuck clock.
     age: Duration,
+    /// The outbox's cancellation of the intent, not the transfer itself.
+    pub(super) cancels: bool,
 }
 
 impl HotWallet {
@@ -270,8 +284,7 @@ impl HotWallet {
             return Ok(self.latest_attempt(&request.purpose_key).await?.tx_hash);
         }
 
-        let estimate = self.provider.estimate_eip1559_fees().await.map_err(rpc)?;
-        let estimate = GasFees { max_fee: estimate.max_fee_per_gas, priority: estimate.max_priority_fee_per_gas };
+        let estimate = self.fee_estimate().await?;
         let fees = estimate.capped(self.settings.max_fee_per_gas);
         if fees != estimate {
             // Signed anyway: it waits for fees to fall, and `check` alerts if it stays stuck.
@@ -307,7 +320,7 @@ impl HotWallet {
         .execute(&mut *tx)
         .await?;
         let fees = AttemptFees { max_fee: fees.max_fee, priority: fees.priority, gas_limit };
-        insert_attempt(&mut tx, &request.purpose_key, 0, &envelope, fees).await?;
+        insert_attempt(&mut tx, &request.purpose_key, 0, &envelope, fees, false).await?;
         tx.commit().await?;
         info!(purpose_key = %request.purpose_key, nonce, tx_hash, asset, "transfer signed and stored");
         Ok(tx_hash)
@@ -363,7 +376,7 @@ impl HotWallet {
     }
 
     /// Blocks on top of (and including) `block`.
-    async fn confirmations(&self, block: u64) -> Result<u64, HotWalletError> {
+    pub(super) async fn confirmations(&self, block: u64) -> Result<u64, HotWalletError> {
         let head = self.provider.get_block_number().await.map_err(rpc)?;
         Ok(head.saturating_sub(block) + 1)
     }
@@ -405,47 +418,66 @@ impl HotWallet {
     }
 
     /// Sends the latest stored attempt, byte for byte. "Already known" is success.
+    /// An intent abandoned unsent is cancelled instead ([`HotWallet::sendable_attempt`]).
     pub async fn broadcast(&self, purpose_key: &str) -> Result<String, HotWalletError> {
-        let attempt = self.latest_attempt(purpose_key).await?;
+        let attempt = self.sendable_attempt(purpose_key).await?;
         self.send_raw(purpose_key, &attempt).await?;
         Ok(attempt.tx_hash)
     }
 
-    /// Looks for a receipt of any attempt; replaces a stuck transaction; re-sends otherwise.
+    /// Looks for a receipt of any attempt; replaces a stuck transaction; re-sends otherwise (and
+    /// the open transfers with lower nonces first, which would hold it back).
     pub async fn check(&self, purpose_key: &str) -> Result<TransferState, HotWalletError> {
-        let hashes: Vec<String> =
-            sqlx::query_scalar("SELECT tx_hash FROM transfer_attempts WHERE purpose_key = $1 ORDER BY attempt")
+        self.check_one(purpose_key, true).await
+    }
+
+    /// [`HotWallet::check`], without re-sending the lower nonces when `resend_lower` is false (the
+    /// outbox watch goes through them itself, lowest first).
+    pub(super) async fn check_one(&self, purpose_key: &str, resend_lower: bool) -> Result<TransferState, HotWalletError> {
+        let hashes: Vec<(String, bool)> =
+            sqlx::query_as("SELECT tx_hash, cancels FROM transfer_attempts WHERE purpose_key = $1 ORDER BY attempt")
                 .bind(purpose_key)
                 .fetch_all(&self.pool)
                 .await?;
         if hashes.is_empty() {
             return Err(HotWalletError::UnknownPurpose(purpose_key.to_owned()));
         }
-        for hash in &hashes {
+        for (hash, cancels) in &hashes {
             let parsed = TxHash::from_str(hash).map_err(|e| HotWalletError::Corrupt(e.to_string()))?;
             let Some(receipt) = self.provider.get_transaction_receipt(parsed).await.map_err(rpc)? else { continue };
             let block = receipt.block_number.unwrap_or_default();
-            if !receipt.status() {
-                self.finish(purpose_key, "reverted", hash, block).await?;
-                return Err(HotWalletError::Reverted { purpose_key: purpose_key.to_owned(), tx_hash: hash.clone() });
+            if *cancels {
+                // Mined at the intent's nonce, so no attempt of the transfer can land any more.
+                let confirmations = self.confirmations(block).await?;
+                if confirmations < self.settings.confirmations {
+                    return Ok(TransferState::Pending { latest_tx_hash: hash.clone(), replaced: false });
+                }
+                self.finish(purpose_key, "cancelled", hash, block).await?;
+                return Ok(TransferState::Cancelled { tx_hash: hash.clone(), block });
             }
+            // A revert counts only with its confirmations, like a success: a reorg can put the
+            // same transaction in another place where it succeeds, and a revert lets the value be
+            // sent again.
             let confirmations = self.confirmations(block).await?;
             if confirmations < self.settings.confirmations {
                 return Ok(TransferState::Mined { tx_hash: hash.clone(), confirmations });
+            }
+            if !receipt.status() {
+                self.finish(purpose_key, "reverted", hash, block).await?;
+                return Err(HotWalletError::Reverted { purpose_key: purpose_key.to_owned(), tx_hash: hash.clone() });
             }
             self.finish(purpose_key, "confirmed", hash, block).await?;
             return Ok(TransferState::Confirmed { tx_hash: hash.clone(), block });
         }
 
-        let latest = self.latest_attempt(purpose_key).await?;
+        let latest = self.sendable_attempt(purpose_key).await?;
         if latest.age >= self.settings.stuck_after {
             // Only fees below the base fee keep a transaction out of every block; one that pays it
             // is merely slow (or was dropped, and is sent again below), and a replacement would
             // only cost more.
             let base_fee = self.next_base_fee().await?;
             if latest.fees.max_fee < base_fee {
-                let estimate = self.provider.estimate_eip1559_fees().await.map_err(rpc)?;
-                let estimate = GasFees { max_fee: estimate.max_fee_per_gas, priority: estimate.max_priority_fee_per_gas };
+                let estimate = self.fee_estimate().await?;
                 match fee_bump(latest.fees, estimate, base_fee, self.settings.max_fee_per_gas) {
                     FeeBump::Replace(fees) => {
                         let replacement = self.replace(purpose_key, &latest, fees).await?;
@@ -457,10 +489,18 @@ impl HotWallet {
             }
         }
         // A lower nonce still open would hold this one back: send those again first.
-        self.resend_open_below(purpose_key).await?;
+        if resend_lower {
+            self.resend_open_below(purpose_key).await?;
+        }
         // Dropped from a mempool, or never sent: the same bytes again.
         self.send_raw(purpose_key, &latest).await?;
         Ok(TransferState::Pending { latest_tx_hash: latest.tx_hash, replaced: false })
+    }
+
+    /// Today's EIP-1559 estimate.
+    pub(super) async fn fee_estimate(&self) -> Result<GasFees, HotWalletError> {
+        let estimate = self.provider.estimate_eip1559_fees().await.map_err(rpc)?;
+        Ok(GasFees { max_fee: estimate.max_fee_per_gas, priority: estimate.max_priority_fee_per_gas })
     }
 
     /// The base fee the next block charges (`anvil_setNextBlockBaseFeePerGas` sets it in tests).
@@ -505,24 +545,32 @@ impl HotWallet {
         Ok(())
     }
 
-    /// Re-sends the latest attempt of every open intent with a lower nonce than `purpose_key`'s.
+    /// Re-sends the latest attempt of every open intent with a lower nonce than `purpose_key`'s
+    /// that was broadcast before (or cancels it, when abandoned unsent). One never broadcast and
+    /// younger than `abandon_unsent_after` belongs to its own send step, or to a run that has just
+    /// failed: sending it here could pay for a batch already recorded failed.
     async fn resend_open_below(&self, purpose_key: &str) -> Result<(), HotWalletError> {
         let lower: Vec<String> = sqlx::query_scalar(
             "SELECT o.purpose_key FROM transfer_intents o JOIN transfer_intents me ON me.purpose_key = $1
              WHERE o.status = 'signed' AND o.chain_id = me.chain_id AND o.from_address = me.from_address
                AND o.nonce < me.nonce
+               AND (o.created_at < now() - make_interval(secs => $2)
+                    OR EXISTS (SELECT 1 FROM transfer_attempts a
+                               WHERE a.purpose_key = o.purpose_key AND a.last_broadcast_at IS NOT NULL))
              ORDER BY o.nonce",
         )
         .bind(purpose_key)
+        .bind(self.settings.abandon_unsent_after.as_secs_f64())
         .fetch_all(&self.pool)
         .await?;
         for key in lower {
-            let attempt = self.latest_attempt(&key).await?;
+            let attempt = self.sendable_attempt(&key).await?;
             self.send_raw(&key, &attempt).await?;
         }
         Ok(())
     }
 
+    /// The same call again (a cancellation stays a cancellation) with higher fees.
     async fn replace(&self, purpose_key: &str, stuck: &StoredAttempt, fees: GasFees) -> Result<StoredAttempt, HotWalletError> {
         let original = TxEnvelope::decode_2718(&mut stuck.raw_tx.as_slice()).map_err(|e| HotWalletError::Corrupt(e.to_string()))?;
         let TxEnvelope::Eip1559(signed) = &original else {
@@ -537,14 +585,14 @@ impl HotWallet {
 
         let mut tx = self.pool.begin().await?;
         let attempt = stuck.attempt + 1;
-        insert_attempt(&mut tx, purpose_key, attempt, &envelope, stored).await?;
+        insert_attempt(&mut tx, purpose_key, attempt, &envelope, stored, stuck.cancels).await?;
         tx.commit().await?;
         warn!(purpose_key, stuck_tx = %stuck.tx_hash, replacement = %envelope.tx_hash(), max_fee = fees.max_fee,
             "underpriced transfer replaced with higher fees");
         self.latest_attempt(purpose_key).await
     }
 
-    async fn sign(&self, call: TransferCall, nonce: u64, max_fee: u128, priority: u128) -> Result<TxEnvelope, HotWalletError> {
+    pub(super) async fn sign(&self, call: TransferCall, nonce: u64, max_fee: u128, priority: u128) -> Result<TxEnvelope, HotWalletError> {
         let request = TransactionRequest::default()
             .with_from(self.address())
             .with_to(call.to)
@@ -559,7 +607,7 @@ impl HotWallet {
         request.build(&wallet).await.map_err(|e| HotWalletError::Corrupt(format!("cannot sign: {e}")))
     }
 
-    async fn send_raw(&self, purpose_key: &str, attempt: &StoredAttempt) -> Result<(), HotWalletError> {
+    pub(super) async fn send_raw(&self, purpose_key: &str, attempt: &StoredAttempt) -> Result<(), HotWalletError> {
         match self.provider.send_raw_transaction(&attempt.raw_tx).await {
             Ok(_) => {}
             // The node has it already, or a sibling attempt with this nonce was mined: either way
@@ -575,9 +623,9 @@ impl HotWallet {
         Ok(())
     }
 
-    async fn latest_attempt(&self, purpose_key: &str) -> Result<StoredAttempt, HotWalletError> {
+    pub(super) async fn latest_attempt(&self, purpose_key: &str) -> Result<StoredAttempt, HotWalletError> {
         let row = sqlx::query(
-            "SELECT tx_hash, attempt, max_fee_per_gas::text AS max_fee, max_priority_fee_per_gas::text AS priority, raw_tx,
+            "SELECT tx_hash, attempt, max_fee_per_gas::text AS max_fee, max_priority_fee_per_gas::text AS priority, raw_tx, cancels,
                     (EXTRACT(EPOCH FROM (now() - signed_at)) * 1000)::bigint AS age_ms
              FROM transfer_attempts WHERE purpose_key = $1 ORDER BY attempt DESC LIMIT 1",
         )
@@ -595,10 +643,13 @@ impl HotWallet {
             fees: GasFees { max_fee: number("max_fee")?, priority: number("priority")? },
             raw_tx: row.try_get("raw_tx")?,
             age: Duration::from_millis(u64::try_from(row.try_get::<i64, _>("age_ms")?).unwrap_or(0)),
+            cancels: row.try_get("cancels")?,
         })
     }
 
+    /// Ends the intent (which frees what it reserved) and settles its unconfirmed-transfer alert.
     async fn finish(&self, purpose_key: &str, status: &str, tx_hash: &str, block: u64) -> Result<(), HotWalletError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE transfer_intents SET status = $2, confirmed_tx_hash = $3, confirmed_block = $4, updated_at = now()
              WHERE purpose_key = $1",
@@ -607,28 +658,36 @@ impl HotWallet {
         .bind(status)
         .bind(tx_hash)
         .bind(block as i64)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        alerts::settle(&mut tx, &unconfirmed_alert_key(purpose_key)).await?;
+        tx.commit().await?;
         Ok(())
     }
 }
 
-struct AttemptFees {
-    max_fee: u128,
-    priority: u128,
-    gas_limit: u64,
+pub(super) struct AttemptFees {
+    pub(super) max_fee: u128,
+    pub(super) priority: u128,
+    pub(super) gas_limit: u64,
 }
 
-async fn insert_attempt(
+/// The alert raised while a transfer is past its run's deadline; settled when the intent ends.
+pub(super) fn unconfirmed_alert_key(purpose_key: &str) -> String {
+    format!("transfer-unconfirmed:{purpose_key}")
+}
+
+pub(super) async fn insert_attempt(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     purpose_key: &str,
     attempt: i32,
     envelope: &TxEnvelope,
     fees: AttemptFees,
+    cancels: bool,
 ) -> Result<(), HotWalletError> {
     sqlx::query(
-        "INSERT INTO transfer_attempts (tx_hash, purpose_key, attempt, max_fee_per_gas, max_priority_fee_per_gas, gas_limit, raw_tx)
-         VALUES ($1, $2, $3, $4::numeric, $5::numeric, $6, $7)",
+        "INSERT INTO transfer_attempts (tx_hash, purpose_key, attempt, max_fee_per_gas, max_priority_fee_per_gas, gas_limit, raw_tx, cancels)
+         VALUES ($1, $2, $3, $4::numeric, $5::numeric, $6, $7, $8)",
     )
     .bind(envelope.tx_hash().to_string())
     .bind(purpose_key)
@@ -637,6 +696,7 @@ async fn insert_attempt(
     .bind(fees.priority.to_string())
     .bind(fees.gas_limit as i64)
     .bind(envelope.encoded_2718())
+    .bind(cancels)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -13,7 +13,7 @@ pub const RECOMMENDED_THRESHOLD_USD: Decimal = Decimal::from_parts(100, 0, 0, fa
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ClientInputError {
-    #[error("client id must not be empty or contain spaces or '|'")]
+    #[error("client id must be 1 to 64 letters, digits, '-' or '_' (a Telegram channel id such as -1001234567890)")]
     BadClientId,
     #[error("strategy must be 'instant' or 'threshold', got '{0}'")]
     BadStrategy(String),
@@ -56,7 +56,9 @@ pub fn check_max(settings: &ClientSettings, max: Decimal) -> Result<(), ClientIn
 /// can never leave a client in a state `add` would have refused.
 pub fn validate(input: &ClientInput, existing: Option<&ClientRecord>) -> Result<ClientSettings, ClientInputError> {
     let client_id = input.client_id.trim();
-    if client_id.is_empty() || client_id.contains('|') || client_id.chars().any(char::is_whitespace) {
+    // It goes into URLs (status links, admin forms, Temporal UI links) as it is.
+    let url_safe = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if client_id.is_empty() || client_id.len() > 64 || !client_id.chars().all(url_safe) {
         return Err(ClientInputError::BadClientId);
     }
     let pick = |given: &Option<String>, stored: Option<&String>| given.clone().or_else(|| stored.cloned());
@@ -173,6 +175,15 @@ mod tests {
         assert_eq!(check_max(&above, dec!(2000)), Err(ClientInputError::ThresholdTooHigh { got: dec!(2000.01), max: dec!(2000) }));
         let instant = validate(&ClientInput { payout_strategy: Some("instant".into()), ..threshold_input("0") }, None).unwrap();
         assert_eq!(check_max(&instant, dec!(50)), Ok(()));
+    }
+
+    #[test]
+    fn client_ids_are_safe_in_a_url() {
+        for bad in ["../batches/x/approve?", "-100 1", "a|b", "", "x?y", &"9".repeat(65)] {
+            let input = ClientInput { client_id: bad.to_owned(), ..threshold_input("100") };
+            assert_eq!(validate(&input, None), Err(ClientInputError::BadClientId), "{bad:?}");
+        }
+        assert!(validate(&ClientInput { client_id: "-1001234567890".into(), ..threshold_input("100") }, None).is_ok());
     }
 
     #[test]

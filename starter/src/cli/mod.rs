@@ -2,6 +2,7 @@
 
 pub mod clients;
 pub mod conversions;
+pub mod early_payout;
 pub mod payments;
 pub mod payout_batches;
 pub mod route_payment;

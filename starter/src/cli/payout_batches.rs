@@ -1,4 +1,4 @@
-//! `starter batch show|retry|cancel <batch_id>`: the operator's steps on a payout batch. They act
+//! `starter batch show|retry|cancel|approve|reject <batch_id>`: the operator's steps on a payout batch. They act
 //! on the batch's `ClientPayoutWorkflow` run exactly as the Temporal UI does (the `retry` signal, a
 //! cancellation request), so either way has the same effect, and a retry pays once however often
 //! it is asked for. A failed batch whose rows it kept is retried in its own run,
@@ -14,7 +14,10 @@ use temporalio_client::{
     WorkflowSignalOptions, WorkflowStartOptions,
 };
 use uuid::Uuid;
-use workflows::{client_payout_workflow_id, payout_batch_workflow_id, ClientPayoutInput, ClientPayoutWorkflow, client_payout::PayoutRunState};
+use workflows::{
+    client_payout::{PayoutRunState, Rejection},
+    client_payout_workflow_id, payout_batch_workflow_id, ClientPayoutInput, ClientPayoutWorkflow,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BatchCommandError {
@@ -24,6 +27,10 @@ pub enum BatchCommandError {
     Database(#[from] sqlx::Error),
     #[error("Temporal refused: {0}")]
     Temporal(String),
+    #[error("payout batch {batch_id} is '{status}', not awaiting approval")]
+    NotAwaitingApproval { batch_id: Uuid, status: String },
+    #[error("payout batch {0} awaits approval: approve or reject it (`starter batch approve|reject`); a retry cannot pay it")]
+    AwaitingApproval(Uuid),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +64,11 @@ fn workflow_of(b: &PayoutBatchSummary) -> String {
         "failed" if !b.rows_released => payout_batch_workflow_id(&b.batch_id.to_string()),
         _ => client_payout_workflow_id(&b.group),
     }
+}
+
+/// The workflow id of the run that acts on the batch (for links into the Temporal UI).
+pub async fn workflow_of_batch(pool: &PgPool, batch_id: Uuid) -> Result<String, BatchCommandError> {
+    Ok(workflow_of(&batch(pool, batch_id).await?))
 }
 
 pub async fn show(pool: &PgPool, batch_id: Uuid) -> Result<String, BatchCommandError> {
@@ -104,6 +116,9 @@ pub async fn retry(pool: &PgPool, client: &Client, task_queue: &str, batch_id: U
     let b = batch(pool, batch_id).await?;
     if b.status == "completed" {
         return Ok(RetryOutcome::AlreadyPaid);
+    }
+    if b.status == "awaiting_approval" {
+        return Err(BatchCommandError::AwaitingApproval(batch_id));
     }
     let this_batch = batch_id.to_string();
     let group_workflow = client_payout_workflow_id(&b.group);
@@ -182,4 +197,38 @@ pub async fn cancel(pool: &PgPool, client: &Client, batch_id: Uuid, reason: &str
         Err(WorkflowInteractionError::NotFound(_)) => Ok(CancelOutcome::NotRunning { workflow_id }),
         Err(e) => Err(BatchCommandError::Temporal(e.to_string())),
     }
+}
+
+/// An operator's answer to a batch awaiting approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    Approve,
+    Reject { reason: String },
+}
+
+/// Sends `approve` or `reject` to the group's run holding the batch: the same signal the Temporal
+/// UI sends. Returns the workflow signalled.
+///
+/// When no run holds it (the group's run was terminated or reset), signal-with-start starts the
+/// group's run, which takes the waiting batch over and finds the decision at once.
+pub async fn decide(pool: &PgPool, client: &Client, task_queue: &str, batch_id: Uuid, approval: Approval) -> Result<String, BatchCommandError> {
+    let b = batch(pool, batch_id).await?;
+    if b.status != "awaiting_approval" {
+        return Err(BatchCommandError::NotAwaitingApproval { batch_id, status: b.status });
+    }
+    let workflow_id = client_payout_workflow_id(&b.group);
+    let input = ClientPayoutInput { group: b.group, resume_batch_id: None };
+    let options = WorkflowStartOptions::new(task_queue.to_owned(), workflow_id.clone())
+        .static_summary(format!("operator decision on payout batch {batch_id}"))
+        .build();
+    let sent = match approval {
+        Approval::Approve => {
+            client.signal_with_start_workflow(ClientPayoutWorkflow::run, input, ClientPayoutWorkflow::approve, batch_id.to_string(), options).await
+        }
+        Approval::Reject { reason } => {
+            let rejection = Rejection { batch_id: batch_id.to_string(), reason };
+            client.signal_with_start_workflow(ClientPayoutWorkflow::run, input, ClientPayoutWorkflow::reject, rejection, options).await
+        }
+    };
+    sent.map(|_| workflow_id).map_err(|e| temporal(&e))
 }

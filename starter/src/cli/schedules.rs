@@ -8,12 +8,15 @@ use temporalio_client::{
 };
 use tracing::info;
 use workflows::{
-    micro_batch_conversion::SCHEDULE_ID as MICRO_BATCH, threshold_payout_sweep::SCHEDULE_ID as PAYOUT_SWEEP,
-    MicroBatchConversionInput, MicroBatchConversionWorkflow, ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow,
+    micro_batch_conversion::SCHEDULE_ID as MICRO_BATCH, outbox_watch::SCHEDULE_ID as OUTBOX_WATCH,
+    threshold_payout_sweep::SCHEDULE_ID as PAYOUT_SWEEP, MicroBatchConversionInput, MicroBatchConversionWorkflow, OutboxWatchInput,
+    OutboxWatchWorkflow, ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow,
 };
 
 /// Every schedule of the project, by id.
-pub const ALL: &[&str] = &[MICRO_BATCH, PAYOUT_SWEEP];
+pub const ALL: &[&str] = &[MICRO_BATCH, PAYOUT_SWEEP, OUTBOX_WATCH];
+/// Open transfers are looked at every minute: a stuck one holds back every nonce after it.
+const OUTBOX_WATCH_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct ScheduleSettings {
@@ -34,17 +37,20 @@ pub enum ScheduleCommandError {
 
 fn action(id: &str, settings: &ScheduleSettings) -> ScheduleAction {
     let queue = settings.task_queue.clone();
-    if id == PAYOUT_SWEEP {
-        let input = ThresholdPayoutSweepInput { max_age_days: settings.payout_max_age_days, only_client: None };
-        ScheduleAction::start_workflow(ThresholdPayoutSweepWorkflow::run, input, queue, PAYOUT_SWEEP)
-    } else {
-        ScheduleAction::start_workflow(MicroBatchConversionWorkflow::run, MicroBatchConversionInput::default(), queue, MICRO_BATCH)
+    match id {
+        PAYOUT_SWEEP => {
+            let input = ThresholdPayoutSweepInput { max_age_days: settings.payout_max_age_days, only_client: None };
+            ScheduleAction::start_workflow(ThresholdPayoutSweepWorkflow::run, input, queue, PAYOUT_SWEEP)
+        }
+        OUTBOX_WATCH => ScheduleAction::start_workflow(OutboxWatchWorkflow::run, OutboxWatchInput::default(), queue, OUTBOX_WATCH),
+        _ => ScheduleAction::start_workflow(MicroBatchConversionWorkflow::run, MicroBatchConversionInput::default(), queue, MICRO_BATCH),
     }
 }
 
 /// Creates each schedule, or updates its action, interval and overlap policy when it exists.
 pub async fn apply(client: &Client, settings: &ScheduleSettings) -> Result<(), ScheduleCommandError> {
-    for (id, every) in [(MICRO_BATCH, settings.micro_batch_every), (PAYOUT_SWEEP, settings.payout_sweep_every)] {
+    let every = [(MICRO_BATCH, settings.micro_batch_every), (PAYOUT_SWEEP, settings.payout_sweep_every), (OUTBOX_WATCH, OUTBOX_WATCH_EVERY)];
+    for (id, every) in every {
         apply_one(client, id, every, settings).await?;
     }
     Ok(())

@@ -1,10 +1,10 @@
-//! The HTTP server: `POST /webhooks/nowpayments` and `GET /health`.
+//! The HTTP server: `POST /webhooks/nowpayments`, `GET /health` and the JSON API ([`crate::api`]).
 
 mod nowpayments;
 
 pub use nowpayments::SIGNATURE_HEADER;
 
-use crate::{redriver, temporal_gateway::TemporalGateway, workflow_launcher::WorkflowLauncher};
+use crate::{api::ApiState, redriver, temporal_gateway::TemporalGateway, workflow_launcher::WorkflowLauncher};
 use activities::config::Secret;
 use axum::{
     extract::DefaultBodyLimit,
@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 
-/// IPNs are a few hundred bytes; anything near this limit is not from NOWPayments.
+/// IPNs and API requests are a few hundred bytes; anything near this limit is not a client's.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// What the server needs; [`spawn`] builds the launcher from it.
@@ -25,6 +25,10 @@ pub struct AppState {
     pub pool: PgPool,
     pub ipn_secret: Secret,
     pub temporal: Arc<TemporalGateway>,
+    /// `ADMIN_TOKEN`: the operator routes are off without it.
+    pub admin_token: Option<Secret>,
+    /// `TEMPORAL_UI_URL`: the admin console links every workflow it names there.
+    pub temporal_ui_url: String,
 }
 
 #[derive(Clone)]
@@ -37,12 +41,14 @@ struct HandlerState {
 /// Temporal start calls in flight at once (each is one short RPC).
 const PARALLEL_STARTS: usize = 32;
 
-fn router(state: HandlerState) -> Router {
+fn router(state: HandlerState, api: ApiState) -> Router {
     Router::new()
         .route("/webhooks/nowpayments", post(nowpayments::receive_ipn))
         .route("/health", get(health))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+        .merge(crate::api::router(api.clone()))
+        .merge(crate::pages::router(api))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -70,7 +76,9 @@ pub async fn spawn(addr: SocketAddr, state: AppState, redrive_every: Duration) -
     let addr = listener.local_addr()?;
     let redriver = tokio::spawn(redriver::run(state.pool.clone(), state.temporal.clone(), redrive_every));
     let launcher = WorkflowLauncher::spawn(state.pool.clone(), state.temporal.clone(), PARALLEL_STARTS);
-    let app = router(HandlerState { pool: state.pool, ipn_secret: state.ipn_secret, launcher });
+    let api = ApiState::new(state.pool.clone(), state.temporal.clone(), state.admin_token, &state.temporal_ui_url);
+    let app = router(HandlerState { pool: state.pool, ipn_secret: state.ipn_secret, launcher }, api)
+        .into_make_service_with_connect_info::<SocketAddr>();
     let redriver_handle = redriver.abort_handle();
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

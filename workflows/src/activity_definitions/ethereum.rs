@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
 
-pub use self::ethereum::{CheckTransfer, FindIncomingTransfer, HotWalletAddress, SendTransfer};
+pub use self::ethereum::{CheckTransfer, FindIncomingTransfer, HotWalletAddress, MarkTransferUnconfirmed, SendTransfer, WatchOpenTransfers};
 
 /// A transfer out of the hot wallet, made exactly once per purpose key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +30,40 @@ pub enum TransferProgress {
     Mined { tx_hash: String, confirmations: u64 },
     /// Final.
     Confirmed { tx_hash: String, block: u64 },
+    /// Final: mined and reverted; nothing but gas left the hot wallet.
+    Reverted { tx_hash: String },
+    /// Final: abandoned unsent by an earlier run and cancelled by the outbox at its nonce; nothing
+    /// left the hot wallet.
+    Cancelled { tx_hash: String },
+}
+
+/// A transfer past its run's deadline, to be recorded sent-unconfirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnconfirmedTransfer {
+    pub purpose_key: String,
+    /// How long its run has waited since sending it.
+    pub waited_secs: u64,
+}
+
+/// One pass of the outbox watch: open intents older than `min_age_secs`, at most `limit`, for at
+/// most `budget_secs` (the rest waits for the next pass).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxWatchRequest {
+    pub min_age_secs: u64,
+    pub limit: i64,
+    pub budget_secs: u64,
+}
+
+/// What one pass of the outbox watch found, by how each open intent stands now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxWatchReport {
+    pub checked: u32,
+    pub confirmed: u32,
+    pub cancelled: u32,
+    pub reverted: u32,
+    pub still_open: u32,
+    /// Not checked this pass (node or database away); the next pass tries again.
+    pub errors: u32,
 }
 
 /// What one transaction paid the hot wallet.
@@ -88,6 +122,19 @@ impl Ethereum {
     /// Receipt and confirmations of the transfer; replaces it when stuck.
     #[activity(name = "ethereum.check_transfer")]
     pub fn check_transfer(purpose_key: String) -> Result<TransferProgress, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Records a transfer past its run's deadline as sent-unconfirmed, with one alert (settled
+    /// when it ends). Not a failure: it may still land.
+    #[activity(name = "ethereum.mark_transfer_unconfirmed")]
+    pub fn mark_transfer_unconfirmed(transfer: UnconfirmedTransfer) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    /// The outbox watch: checks open intents until they end, cancels those abandoned unsent.
+    #[activity(name = "ethereum.watch_open_transfers")]
+    pub fn watch_open_transfers(request: OutboxWatchRequest) -> Result<OutboxWatchReport, ActivityError> {
         unimplemented!()
     }
 

@@ -9,7 +9,7 @@ use temporalio_sdk::activities::ActivityError;
 
 pub use self::payout_ledger::{
     ClaimNextPayoutBatch, ClaimPayoutBatch, CompletePayoutBatch, FailPayoutBatch, FindDuePayoutGroups, FixPayoutParts,
-    ReopenPayoutBatch,
+    RecordPayoutApproval, ReopenPayoutBatch,
 };
 
 /// Rows are paid per (client, wallet, currency, network): a wallet change never mixes addresses.
@@ -92,6 +92,20 @@ pub struct ClaimedBatch {
     /// Claimed by an earlier run of the group that ended mid-payout (terminated, reset): taken
     /// over, not fresh. With `parts` stored, USDT may have left the wallet.
     pub taken_over: bool,
+    /// Above `settings.payout_approval_above_usd`: nothing is sent before an operator approves.
+    /// Absent from results recorded before the approval gate.
+    #[serde(default)]
+    pub awaiting_approval: bool,
+}
+
+/// An operator's answer to a batch awaiting approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalDecision {
+    pub batch_id: String,
+    pub approved: bool,
+    /// Why it was rejected (recorded as the batch's reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// One exchange of a payout, as it finished.
@@ -147,6 +161,14 @@ impl PayoutLedger {
     /// to pay. A retried call finds the batch it created.
     #[activity(name = "db.claim_next_payout_batch")]
     pub fn claim_next_payout_batch(group: PayoutGroup) -> Result<Option<ClaimedBatch>, ActivityError> {
+        unimplemented!()
+    }
+
+    /// An operator's decision on a batch `awaiting_approval`: approved -> `processing`; rejected ->
+    /// `rejected` with the reason and its rows released. Settles the batch's approval alert.
+    /// Idempotent.
+    #[activity(name = "db.record_payout_approval")]
+    pub fn record_payout_approval(decision: ApprovalDecision) -> Result<(), ActivityError> {
         unimplemented!()
     }
 
