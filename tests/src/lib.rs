@@ -38,9 +38,16 @@ use workflows::domain::{PayoutStrategy, PlatformFee};
 pub const XMR_WALLET: &str =
     "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A";
 
+/// The operators' token of every test app.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
 pub fn config() -> Config {
     dotenvy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../.env")).ok();
-    Config::from_env().expect("run the tests with `make test` (it writes .env and starts the stack)")
+    let mut config = Config::from_env().expect("run the tests with `make test` (it writes .env and starts the stack)");
+    // The stack's worker owns the configured metrics port and alert receiver; a test sets its own.
+    config.metrics_addr = None;
+    config.alert_webhook_url = None;
+    config
 }
 
 /// Payment ids unique across tests and runs: workflow ids live in the shared Temporal server.
@@ -82,7 +89,7 @@ impl TestWorker {
                 let client = connect_temporal(&address, &config.temporal_namespace, Duration::from_secs(10))
                     .await
                     .expect("worker cannot reach Temporal");
-                let worker = RunningWorker::new(client, &queue, services).expect("worker setup");
+                let worker = RunningWorker::new(client, &queue, services, config.metrics_addr).expect("worker setup");
                 tx.send(Box::new(worker.shutdown_handle()) as Box<dyn Fn() + Send + Sync>).ok();
                 worker.run().await.expect("worker failed");
             });
@@ -132,6 +139,7 @@ impl TestApp {
         config.changenow_api_key = Some(Secret::new(api_key));
         config.usdt_contract = Some(chain.usdt.to_checksum(None));
         config.host_wallet_private_key = Some(Secret::new(chain::HOT_WALLET_KEY));
+        config.admin_token = Some(Secret::new(ADMIN_TOKEN));
         // Stuck transfers are replaced quickly in tests (automine off).
         config.transfer_stuck_after = Duration::from_secs(2);
         let (pool, database_url) = fresh_database(&config).await;
@@ -142,7 +150,13 @@ impl TestApp {
             &task_queue,
             config.platform_fee,
         ));
-        let state = AppState { pool: pool.clone(), ipn_secret: config.nowpayments_ipn_secret.clone(), temporal: gateway };
+        let state = AppState {
+            pool: pool.clone(),
+            ipn_secret: config.nowpayments_ipn_secret.clone(),
+            temporal: gateway,
+            admin_token: config.admin_token.clone(),
+            temporal_ui_url: config.temporal_ui_url.clone(),
+        };
         let server = webhook::spawn("127.0.0.1:0".parse().unwrap(), state, Duration::from_millis(300))
             .await
             .expect("cannot start the webhook");
@@ -386,7 +400,11 @@ pub async fn accumulate(app: &TestApp, client_id: &str, prices: &[Decimal]) {
         let eth = (*price / Decimal::from(3000)).round_dp(18);
         let (status, _) = app.send_ipn(&test_ipn(payment_id, client_id, *price, eth)).await;
         assert_eq!(status, 200);
-        assert!(app.wait_for_status(payment_id, "accumulated", Duration::from_secs(30)).await);
+        // Generous: with every test file's workers sharing two cores, 30 s was once too short.
+        assert!(
+            app.wait_for_status(payment_id, "accumulated", Duration::from_secs(90)).await,
+            "payment {payment_id} of {client_id} did not reach accumulated in 90 s"
+        );
     }
 }
 
