@@ -40,6 +40,15 @@ if [ ! -d "$TOOLS/node_modules/playwright-core" ]; then
   npm install --silent --no-audit --no-fund --prefix "$TOOLS" playwright-core
 fi
 
+# promtool checks ops/prometheus's rules. Only the binary is taken from Debian's package
+# (installing it would start a Prometheus server).
+if [ ! -x "$TOOLS/promtool" ]; then
+  say "fetching promtool (Debian's prometheus package, binary only)"
+  ( d="$(mktemp -d)" && cd "$d" && { apt-get download prometheus -qq 2>/dev/null || { $SUDO apt-get update -qq; apt-get download prometheus -qq; }; } \
+      && dpkg-deb -x prometheus_*.deb x && cp x/usr/bin/promtool "$TOOLS/promtool" ; rm -rf "$d" ) \
+    || say "promtool could not be fetched; the rules check will be skipped"
+fi
+
 if ! port_open 127.0.0.1 5432; then
   if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
     say "installing PostgreSQL (Debian)"

@@ -9,4 +9,9 @@ for db in $(psql "$server_url" -qtAc "SELECT datname FROM pg_database WHERE datn
   psql "$server_url" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null || true
 done
 cd "$ROOT"
+if [ -x "$TOOLS/promtool" ]; then
+  "$TOOLS/promtool" check rules ops/prometheus/payout-engine.rules.yml || exit 1
+else
+  say "promtool missing: ops/prometheus rules not checked"
+fi
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"

@@ -68,6 +68,11 @@ pub struct Config {
     /// `PAYOUT_APPROVAL_ABOVE_USD`: payout batches above it wait for an operator (unset: off).
     /// Stored in `settings` when the worker starts; changed at run time from the settings API.
     pub payout_approval_above_usd: Option<Decimal>,
+    /// `METRICS_ADDR`: where the worker serves `/metrics` (its own and the Temporal SDK's); unset: none.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `ALERT_WEBHOOK_URL`: where alerts are POSTed as JSON; unset: stored and listed only. A
+    /// secret: receivers such as chat webhooks carry their token in the URL.
+    pub alert_webhook_url: Option<Secret>,
 }
 
 impl Config {
@@ -126,6 +131,20 @@ impl Config {
             fault_kill_after_broadcast: get("PAYOUT_FAULT_KILL_AFTER_BROADCAST").is_some_and(|v| v.trim() == "1"),
             admin_token: get("ADMIN_TOKEN").filter(|t| !t.trim().is_empty()).map(Secret::new),
             temporal_ui_url: parsed("TEMPORAL_UI_URL", "http://localhost:8233")?,
+            metrics_addr: match get("METRICS_ADDR") {
+                None => None,
+                Some(text) => Some(text.trim().parse().map_err(|e| invalid("METRICS_ADDR", format!("'{text}' is not host:port: {e}")))?),
+            },
+            alert_webhook_url: match get("ALERT_WEBHOOK_URL") {
+                None => None,
+                Some(text) => Some(
+                    url::Url::parse(text.trim())
+                        .ok()
+                        .filter(|u| matches!(u.scheme(), "http" | "https"))
+                        .map(|_| Secret::new(text.trim()))
+                        .ok_or_else(|| invalid("ALERT_WEBHOOK_URL", format!("'{text}' is not an http(s) URL")))?,
+                ),
+            },
             payout_approval_above_usd: match get("PAYOUT_APPROVAL_ABOVE_USD").filter(|v| !v.trim().is_empty()) {
                 None => None,
                 Some(text) => Some(

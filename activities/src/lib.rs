@@ -1,11 +1,13 @@
 //! Side effects, grouped by the system they touch. Each activity does one thing, idempotently:
 //! assume it runs twice and that the process dies between any two lines.
 
+pub mod alert_webhook;
 pub mod benchmark;
 pub mod changenow;
 pub mod config;
 pub mod db;
 pub mod ethereum;
+pub mod metrics;
 
 pub use benchmark::BenchmarkActivitiesImpl;
 pub use changenow::ChangeNowActivities;

@@ -47,7 +47,7 @@ impl Market {
 
 impl Default for Market {
     fn default() -> Self {
-        let prices = [("eth", 3000), ("usdt", 1), ("xmr", 150), ("btc", 60000), ("ltc", 80)];
+        let prices = [("eth", 3000), ("usdt", 1), ("usdc", 1), ("xmr", 150), ("btc", 60000), ("ltc", 80)];
         Self {
             usd_prices: prices.iter().map(|(c, p)| (c.to_string(), Decimal::from(*p))).collect(),
             fee_percent: Decimal::new(5, 1),
@@ -61,7 +61,7 @@ impl Default for Market {
 pub fn precision(coin: &str) -> u32 {
     match coin {
         "eth" => 18,
-        "usdt" => 6,
+        "usdt" | "usdc" => 6,
         "xmr" => 12,
         _ => 8,
     }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod ipn;
+pub mod metrics;
 pub mod pages;
 pub mod redriver;
 pub mod signature;

@@ -124,7 +124,19 @@ enum ThresholdCommand {
         #[arg(allow_hyphen_values = true)]
         usd: String,
     },
-    /// Show the micro-batch threshold and the client maximum in force.
+    /// Set the threshold from volume at each conversion run: the last 7 days' average daily
+    /// volume divided by the runs wanted per day, rounded to 10 USD, within --min and --max.
+    Auto {
+        /// Hours wanted between conversions (1-168).
+        #[arg(long, default_value_t = 6)]
+        target_hours: u32,
+        #[arg(long, default_value = "20", allow_hyphen_values = true)]
+        min: String,
+        #[arg(long, default_value = "1000", allow_hyphen_values = true)]
+        max: String,
+    },
+    /// Show the micro-batch threshold, whether it is automatic, its recent changes, and the
+    /// client maximum in force.
     Show,
 }
 
@@ -252,7 +264,17 @@ async fn run() -> anyhow::Result<()> {
         Command::Threshold(ThresholdCommand::Set { usd }) => {
             let value = cli::threshold::parse_threshold(&usd)?;
             cli::threshold::set(&pool(&config).await?, value).await?;
-            println!("micro-batch threshold set to {value:.2} USD; it applies from the next conversion run");
+            println!("micro-batch threshold set to {value:.2} USD (automatic threshold off); it applies from the next conversion run");
+            Ok(())
+        }
+        Command::Threshold(ThresholdCommand::Auto { target_hours, min, max }) => {
+            let (min, max) = (cli::threshold::parse_threshold(&min)?, cli::threshold::parse_threshold(&max)?);
+            let policy = db::auto_threshold::AutoThresholdPolicy::new(target_hours, min, max)?;
+            db::auto_threshold::enable(&pool(&config).await?, &policy).await?;
+            println!(
+                "automatic threshold on: a conversion every {target_hours} h from the last 7 days' volume, between {min:.2} and {max:.2} USD; \
+                 it applies from the next conversion run (`threshold set` turns it off)"
+            );
             Ok(())
         }
         Command::Threshold(ThresholdCommand::SetClientMax { usd }) => {
@@ -265,7 +287,28 @@ async fn run() -> anyhow::Result<()> {
             let pool = pool(&config).await?;
             let value = db::conversion_ledger::read_threshold(&pool).await?;
             println!("micro-batch threshold: {value} USD");
+            match db::auto_threshold::policy(&pool).await? {
+                Some(p) => println!(
+                    "automatic: on (a conversion every {} h, between {:.2} and {:.2} USD)",
+                    p.target_hours, p.min_usd, p.max_usd
+                ),
+                None => println!("automatic: off"),
+            }
             println!("largest client threshold: {} USD", clients::max_threshold(&pool).await?);
+            let changes = db::auto_threshold::recent_changes(&pool, 10).await?;
+            if !changes.is_empty() {
+                println!("recent changes:");
+            }
+            for c in changes {
+                let old = c.old_usd.map_or("-".to_owned(), |o| format!("{o:.2}"));
+                let inputs = match (c.volume_7d_usd, c.target_hours, c.min_usd, c.max_usd) {
+                    (Some(v), Some(h), Some(lo), Some(hi)) => {
+                        format!(" (7-day volume {:.2} USD, every {h} h, bounds {lo:.2}-{hi:.2})", v)
+                    }
+                    _ => String::new(),
+                };
+                println!("  {} {} {old} -> {:.2} USD{inputs}", c.changed_at.format("%Y-%m-%d %H:%M:%S"), c.source, c.new_usd);
+            }
             Ok(())
         }
         Command::Batch(command) => batch_command(&config, command).await,
@@ -275,7 +318,8 @@ async fn run() -> anyhow::Result<()> {
                 println!("no open alerts");
             }
             for a in open {
-                println!("#{} {} [{}] {}: {}", a.alert_id, a.raised_at.format("%Y-%m-%d %H:%M:%S"), a.kind, a.subject, a.message);
+                let (when, severity) = (a.raised_at.format("%Y-%m-%d %H:%M:%S"), a.severity.to_uppercase());
+                println!("#{} {when} {severity} [{}] {}: {}", a.alert_id, a.kind, a.subject, a.message);
             }
             Ok(())
         }

@@ -2,6 +2,9 @@
 //! A library as well as a binary so the integration tests run the very same worker in-process.
 
 use activities::{
+    alert_webhook::AlertWebhookActivities,
+    db::alert_rules::AlertRuleActivities,
+    metrics::WorkerMetrics,
     changenow::{ChangeNowClient, REQUEST_TIMEOUT as CHANGENOW_TIMEOUT},
     config::{Config, ConfigError},
     ethereum::{HotWallet, OutboxSettings},
@@ -11,9 +14,14 @@ use activities::{
 use sqlx::PgPool;
 use std::{str::FromStr, sync::Arc, time::Duration};
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
-use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+use std::net::SocketAddr;
+use temporalio_common::telemetry::{
+    metrics::CoreMeter, start_prometheus_metric_exporter, PrometheusExporterOptions, TelemetryOptions,
+};
+use temporalio_sdk::{runtime::RuntimeOptions, Runtime, Worker, WorkerOptions};
+use tracing::info;
 use workflows::{
-    ClientPayoutWorkflow, InstantPayoutWorkflow, MicroBatchConversionWorkflow, NoopBenchmarkWorkflow, OutboxWatchWorkflow, PaymentWorkflow,
+    AlertRulesWorkflow, ClientPayoutWorkflow, InstantPayoutWorkflow, MicroBatchConversionWorkflow, NoopBenchmarkWorkflow, OutboxWatchWorkflow, PaymentWorkflow,
     ThresholdPayoutSweepWorkflow,
 };
 
@@ -39,6 +47,9 @@ pub struct PayoutServices {
     pub changenow: ChangeNowClient,
     pub usdt_contract: Option<alloy::primitives::Address>,
     pub fault_kill_after_broadcast: bool,
+    pub alert_webhook_url: Option<String>,
+    /// The worker's own metrics, on the SDK's meter (`None` without `METRICS_ADDR`).
+    pub metrics: Option<WorkerMetrics>,
 }
 
 impl PayoutServices {
@@ -62,7 +73,15 @@ impl PayoutServices {
         let hot_wallet = Arc::new(HotWallet::connect(pool.clone(), rpc_url, key, settings).await?);
         let changenow = ChangeNowClient::new(changenow_url, changenow_key, CHANGENOW_TIMEOUT)
             .map_err(|e| WorkerError::Setup(e.to_string()))?;
-        Ok(Self { pool, hot_wallet, changenow, usdt_contract, fault_kill_after_broadcast: config.fault_kill_after_broadcast })
+        Ok(Self {
+            pool,
+            hot_wallet,
+            changenow,
+            usdt_contract,
+            fault_kill_after_broadcast: config.fault_kill_after_broadcast,
+            alert_webhook_url: config.alert_webhook_url.as_ref().map(|url| url.expose().to_owned()),
+            metrics: None,
+        })
     }
 }
 
@@ -92,6 +111,7 @@ pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<Work
         .and_then(|o| o.register_workflow::<ClientPayoutWorkflow>())
         .and_then(|o| o.register_workflow::<ThresholdPayoutSweepWorkflow>())
         .and_then(|o| o.register_workflow::<OutboxWatchWorkflow>())
+        .and_then(|o| o.register_workflow::<AlertRulesWorkflow>())
         .and_then(|o| o.register_workflow::<NoopBenchmarkWorkflow>())
         .map_err(|e| WorkerError::Setup(e.to_string()))?
         .register_activities(PaymentLedgerActivities::new(services.pool.clone()))
@@ -100,6 +120,8 @@ pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<Work
         .register_activities(PayoutLedgerActivities::new(services.pool.clone()))
         .register_activities(StrandedBatchActivities::new(services.pool.clone()))
         .register_activities(activities::db::payout_approval::PayoutApprovalActivities::new(services.pool.clone()))
+        .register_activities(AlertRuleActivities::new(services.pool.clone(), services.metrics.clone()))
+        .register_activities(AlertWebhookActivities::new(services.pool.clone(), services.alert_webhook_url.clone()))
         .register_activities(ChangeNowActivities::new(services.changenow, services.pool, refund_address))
         .register_activities(
             EthereumActivities::new(services.hot_wallet, services.usdt_contract)
@@ -114,15 +136,46 @@ pub struct RunningWorker {
     worker: Worker,
     // The worker's core runtime (telemetry, pollers) must live as long as the worker.
     _runtime: Runtime,
+    metrics_server: Option<MetricsServer>,
+}
+
+/// The SDK's Prometheus endpoint, stopped with the worker.
+struct MetricsServer {
+    bound_addr: SocketAddr,
+    abort_handle: tokio::task::AbortHandle,
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.abort_handle.abort();
+    }
 }
 
 impl RunningWorker {
-    pub fn new(client: Client, task_queue: &str, services: PayoutServices) -> Result<Self, WorkerError> {
-        let runtime = Runtime::from_current_tokio(Default::default())
-            .map_err(|e| WorkerError::Setup(e.to_string()))?;
-        let worker = Worker::new(&runtime, client, worker_options(task_queue, services)?)
-            .map_err(|e| WorkerError::Setup(e.to_string()))?;
-        Ok(Self { worker, _runtime: runtime })
+    /// With `metrics_addr`, the SDK's Prometheus exporter serves its worker metrics and ours there.
+    pub fn new(client: Client, task_queue: &str, mut services: PayoutServices, metrics_addr: Option<SocketAddr>) -> Result<Self, WorkerError> {
+        let setup = |e: &dyn std::fmt::Display| WorkerError::Setup(e.to_string());
+        let mut telemetry = TelemetryOptions::builder().build();
+        let mut exporter = None;
+        if let Some(addr) = metrics_addr {
+            let options = PrometheusExporterOptions::builder().socket_addr(addr).counters_total_suffix(true).use_seconds_for_durations(true).unit_suffix(true).build();
+            let started = start_prometheus_metric_exporter(options)
+                .map_err(|e| WorkerError::Setup(format!("cannot serve metrics on METRICS_ADDR {addr}: {e}")))?;
+            let meter: Arc<dyn CoreMeter> = started.meter.clone();
+            services.metrics = Some(WorkerMetrics::new(&meter));
+            telemetry = TelemetryOptions::builder().metrics(meter).build();
+            info!(address = %started.bound_addr, "worker metrics at /metrics");
+            exporter = Some(MetricsServer { bound_addr: started.bound_addr, abort_handle: started.abort_handle });
+        }
+        let options = RuntimeOptions::builder().telemetry_options(telemetry).build().map_err(|e| setup(&e))?;
+        let runtime = Runtime::from_current_tokio(options).map_err(|e| setup(&e))?;
+        let worker = Worker::new(&runtime, client, worker_options(task_queue, services)?).map_err(|e| setup(&e))?;
+        Ok(Self { worker, _runtime: runtime, metrics_server: exporter })
+    }
+
+    /// Where the metrics are served (the bound port when `METRICS_ADDR` asked for port 0).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|s| s.bound_addr)
     }
 
     /// A function that asks the worker to finish its current tasks and stop.

@@ -32,7 +32,7 @@ async fn run() -> anyhow::Result<()> {
     }
     let services = PayoutServices::connect(&config, pool).await?;
     let client = connect_temporal(&config.temporal_address, &config.temporal_namespace, Duration::from_secs(10)).await?;
-    let worker = RunningWorker::new(client, &config.temporal_task_queue, services)?;
+    let worker = RunningWorker::new(client, &config.temporal_task_queue, services, config.metrics_addr)?;
     let shutdown = worker.shutdown_handle();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

@@ -5,6 +5,7 @@
 //! workflows stay replayable.
 
 pub mod activity_definitions;
+pub mod alert_rules;
 pub mod client_payout;
 pub mod domain;
 pub mod instant_payout;
@@ -18,6 +19,7 @@ pub mod threshold_payout_sweep;
 pub use client_payout::{
     client_payout_workflow_id, payout_batch_workflow_id, ClientPayoutInput, ClientPayoutOutcome, ClientPayoutWorkflow,
 };
+pub use alert_rules::{AlertRulesOutcome, AlertRulesWorkflow, AlertRulesWorkflowInput};
 pub use instant_payout::{InstantPayoutInput, InstantPayoutOutcome, InstantPayoutWorkflow};
 pub use intake_benchmark::NoopBenchmarkWorkflow;
 pub use threshold_payout_sweep::{ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow};

@@ -10,6 +10,7 @@
 
 use super::{
     api::{CreateExchangeRequest, ExchangeStatusResponse, Flow},
+    stablecoin_price::StablecoinPriceSource,
     ChangeNowClient, ChangeNowError,
 };
 use rust_decimal::Decimal;
@@ -22,7 +23,7 @@ use tracing::{info, warn};
 use workflows::{
     activity_definitions::{
         CheckExchangeRange, CreateExchange, ExchangeOrder, ExchangeProgressActivity, ExchangeRange, ExchangeSnapshot,
-        ExchangeTicket,
+        ExchangeTicket, StablecoinPrice, StablecoinUsdPrice,
     },
     domain::ExchangePair,
 };
@@ -100,6 +101,20 @@ impl ChangeNowActivities {
         order: ExchangeOrder,
     ) -> Result<ExchangeTicket, ActivityError> {
         self.create_once(&order).await.map_err(ExchangeActivityError::into_activity_error)
+    }
+
+    #[activity(definition = StablecoinUsdPrice)]
+    pub async fn stablecoin_usd_price(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        coin: String,
+    ) -> Result<StablecoinPrice, ActivityError> {
+        let usd_price = self
+            .client
+            .usd_price(&coin)
+            .await
+            .map_err(|e| ExchangeActivityError::from(e).into_activity_error())?;
+        Ok(StablecoinPrice { coin: coin.to_ascii_lowercase(), usd_price })
     }
 
     #[activity(definition = ExchangeProgressActivity)]

@@ -9,6 +9,7 @@ pub mod activities;
 pub mod amount;
 pub mod api;
 mod client;
+pub mod stablecoin_price;
 
 pub use activities::ChangeNowActivities;
 pub use client::{ChangeNowClient, ChangeNowError, REQUEST_TIMEOUT};

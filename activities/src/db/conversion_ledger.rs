@@ -4,7 +4,10 @@
 //! Retryable: the database away. Non-retryable: a stored threshold that is not a number, a batch
 //! asked to end twice in different ways.
 
-use super::alerts::{self, AlertKind, NewAlert};
+use super::{
+    alerts::{self, AlertKind, NewAlert},
+    batch_outcomes::{self, BatchKind, Outcome},
+};
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
 use std::{str::FromStr, sync::Arc};
@@ -152,6 +155,8 @@ async fn claim(pool: &PgPool, request: &ConversionClaimRequest) -> Result<Conver
     if request.max_rows < 1 {
         return Err(ConversionLedgerError::BadRowLimit(request.max_rows));
     }
+    // With the automatic threshold on, each claim starts from this week's volume.
+    super::auto_threshold::adjust(pool).await?;
     let threshold = read_threshold(pool).await?;
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(CLAIM_LOCK).execute(&mut *tx).await?;
@@ -347,6 +352,7 @@ async fn complete(pool: &PgPool, batch: &ConvertedBatch, from: &'static str) -> 
         }
         _ => ConversionLedgerError::Database(e),
     })?;
+    batch_outcomes::record(&mut tx, BatchKind::Conversion, batch_id, Outcome::Completed).await?;
     tx.commit().await?;
     info!(batch_id = %batch_id, rows = ids.len(), usdt = %batch.usdt_received, "micro-batch converted and split");
     Ok(())
@@ -423,6 +429,7 @@ pub async fn record_failure(pool: &PgPool, batch: &FailedBatch) -> Result<(), Co
         message: &message,
     };
     alerts::raise(&mut tx, &alert).await?;
+    batch_outcomes::record(&mut tx, BatchKind::Conversion, batch_id, Outcome::Failed).await?;
     tx.commit().await?;
     error!(batch_id = %batch_id, released, reason = %reason, alert = true, "micro-batch failed");
     Ok(())

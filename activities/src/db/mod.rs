@@ -3,11 +3,15 @@
 //! `payment_ledger` holds the activities; `clients` and `payments` are the plain queries the
 //! webhook and the operator CLI share with them.
 
+pub mod alert_rules;
 pub mod alerts;
+pub mod auto_threshold;
+pub mod batch_outcomes;
 pub mod client_status;
 pub mod clients;
 pub mod conversion_ledger;
 pub mod instant_payout_ledger;
+pub mod ledger_gauges;
 pub mod payment_ledger;
 pub mod operator_dashboard;
 pub mod operator_lists;

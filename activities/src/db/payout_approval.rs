@@ -4,7 +4,10 @@
 //! approve|reject` or the Temporal UI: the same signal). `db.record_payout_approval` records the
 //! answer: approved -> `processing`; rejected -> `rejected` with the reason and the rows released.
 
-use super::alerts::{self, AlertKind, NewAlert};
+use super::{
+    alerts::{self, AlertKind, NewAlert},
+    batch_outcomes::{self, BatchKind, Outcome},
+};
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Postgres, Transaction};
 use std::{str::FromStr, sync::Arc};
@@ -110,6 +113,7 @@ pub async fn record(pool: &PgPool, decision: &ApprovalDecision) -> Result<(), Pa
             .bind(&reason)
             .execute(&mut *tx)
             .await?;
+            batch_outcomes::record(&mut tx, BatchKind::Payout, batch_id, Outcome::Rejected).await?;
             info!(batch_id = %batch_id, %reason, "payout batch rejected; its rows are released");
         }
         // Recorded already (a retried step).

@@ -9,7 +9,10 @@ use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::{error, info};
 use uuid::Uuid;
-use super::alerts::{self, AlertKind, NewAlert};
+use super::{
+    alerts::{self, AlertKind, NewAlert},
+    batch_outcomes::{self, BatchKind, Outcome},
+};
 use workflows::activity_definitions::{
     ClaimNextPayoutBatch, ClaimPayoutBatch, ClaimedBatch, ClaimedPayout, CompletePayoutBatch, DueQuery, FailPayoutBatch,
     FindDuePayoutGroups, FixPayoutParts, PayoutClaimRequest, PayoutCompletion, PayoutFailure, PayoutGroup, PayoutParts,
@@ -429,6 +432,7 @@ async fn complete(pool: &PgPool, completion: &PayoutCompletion) -> Result<(), Pa
     .bind(batch_id)
     .execute(&mut *tx)
     .await?;
+    batch_outcomes::record(&mut tx, BatchKind::Payout, batch_id, Outcome::Completed).await?;
     tx.commit().await?;
     info!(batch_id = %batch_id, exchanges = completion.legs.len(), %received, "payout batch completed");
     Ok(())
@@ -474,6 +478,7 @@ async fn fail(pool: &PgPool, failure: &PayoutFailure) -> Result<(), PayoutLedger
             alerts::raise(&mut tx, &alert).await?;
         }
     }
+    batch_outcomes::record(&mut tx, BatchKind::Payout, batch_id, Outcome::Failed).await?;
     tx.commit().await?;
     error!(batch_id = %batch_id, reason = %failure.reason, released = failure.release_rows, retries, alert = true, "payout batch failed");
     Ok(())

@@ -3,6 +3,7 @@
 
 use super::{Asset, HotWallet, HotWalletError, IncomingState, TransferRequest, TransferState};
 use alloy::primitives::{Address, U256};
+use rust_decimal::Decimal;
 use std::{str::FromStr, sync::Arc, time::Duration};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
@@ -10,8 +11,8 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::warn;
 use workflows::{
     activity_definitions::{
-        CheckTransfer, FindIncomingTransfer, HotWalletAddress, IncomingTransfer, IncomingTransferMatch, MarkTransferUnconfirmed,
-        OutboxWatchReport, OutboxWatchRequest, SendTransfer, TransferOrder, TransferProgress, UnconfirmedTransfer, WatchOpenTransfers,
+        CheckTransfer, FindIncomingTransfer, HotWalletAddress, HotWalletBalances, IncomingTransfer, IncomingTransferMatch, MarkTransferUnconfirmed,
+        OutboxWatchReport, OutboxWatchRequest, ReadHotWalletBalances, SendTransfer, TransferOrder, TransferProgress, UnconfirmedTransfer, WatchOpenTransfers,
     },
     domain::{from_base_units, to_base_units, BaseUnitError, ChainAsset},
 };
@@ -169,6 +170,30 @@ impl EthereumActivities {
             .watch_open_transfers(min_age, request.limit, budget, heartbeat)
             .await
             .map_err(|e| EthereumActivityError::from(e).into_activity_error())
+    }
+
+    #[activity(definition = ReadHotWalletBalances)]
+    pub async fn read_hot_wallet_balances(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        _unit: (),
+    ) -> Result<HotWalletBalances, ActivityError> {
+        let read = async {
+            let eth = self.wallet.balance(Asset::Eth).await?;
+            let base_fee = self.wallet.next_base_fee().await?;
+            let usdt = match self.usdt_contract {
+                Some(contract) => Some(self.wallet.balance(Asset::Erc20(contract)).await?),
+                None => None,
+            };
+            Ok::<_, HotWalletError>((eth, base_fee, usdt))
+        };
+        let (eth, base_fee, usdt) = read.await.map_err(|e| EthereumActivityError::from(e).into_activity_error())?;
+        let decimal = |v: U256| Decimal::from_str(&v.to_string()).unwrap_or(Decimal::MAX);
+        Ok(HotWalletBalances {
+            eth_wei: decimal(eth),
+            base_fee_wei: Decimal::from(base_fee),
+            usdt_base_units: usdt.map(decimal),
+        })
     }
 
     #[activity(definition = HotWalletAddress)]

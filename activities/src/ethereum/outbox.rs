@@ -504,7 +504,7 @@ impl HotWallet {
     }
 
     /// The base fee the next block charges (`anvil_setNextBlockBaseFeePerGas` sets it in tests).
-    async fn next_base_fee(&self) -> Result<u128, HotWalletError> {
+    pub async fn next_base_fee(&self) -> Result<u128, HotWalletError> {
         let history = self.provider.get_fee_history(1, BlockNumberOrTag::Latest, &[]).await.map_err(rpc)?;
         history
             .next_block_base_fee()

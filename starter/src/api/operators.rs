@@ -65,6 +65,8 @@ pub struct ConversionView {
 pub struct AlertView {
     pub alert_id: i64,
     pub kind: String,
+    /// `critical`, `warning` or `info`.
+    pub severity: String,
     pub subject: String,
     pub message: String,
     pub raised_at: DateTime<Utc>,
@@ -298,7 +300,7 @@ pub async fn list_alerts(State(state): State<ApiState>, headers: HeaderMap) -> R
     let open = alerts::open(&state.pool).await?;
     Ok(Json(
         open.into_iter()
-            .map(|a| AlertView { alert_id: a.alert_id, kind: a.kind, subject: a.subject, message: a.message, raised_at: a.raised_at })
+            .map(|a| AlertView { alert_id: a.alert_id, kind: a.kind, severity: a.severity, subject: a.subject, message: a.message, raised_at: a.raised_at })
             .collect(),
     ))
 }

@@ -1,7 +1,7 @@
-//! `starter threshold set|show`: the micro-batch conversion threshold, stored as data in
-//! `settings.micro_batch_threshold_usd` and read by every conversion run (no restart needed).
+//! `starter threshold set|auto|show`: the micro-batch conversion threshold, stored as data in
+//! `settings.micro_batch_threshold_usd` and read by every conversion run (no restart needed);
+//! `auto` sets it from the week's volume at each run (`activities::db::auto_threshold`).
 
-use activities::db::conversion_ledger::THRESHOLD_SETTING;
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use std::str::FromStr;
@@ -35,8 +35,9 @@ pub fn parse_threshold(text: &str) -> Result<Decimal, ThresholdError> {
     Ok(value.round_dp(2))
 }
 
+/// An operator's threshold; turns the automatic threshold off.
 pub async fn set(pool: &PgPool, value: Decimal) -> Result<(), sqlx::Error> {
-    activities::db::settings::put(pool, THRESHOLD_SETTING, &format!("{value:.2}")).await
+    activities::db::auto_threshold::set_manually(pool, value).await
 }
 
 #[cfg(test)]

@@ -1,10 +1,15 @@
-//! The HTTP server: `POST /webhooks/nowpayments`, `GET /health` and the JSON API ([`crate::api`]).
+//! The HTTP server: `POST /webhooks/nowpayments`, `GET /health`, `GET /metrics`
+//! ([`crate::metrics`]) and the JSON API ([`crate::api`]).
 
 mod nowpayments;
 
 pub use nowpayments::SIGNATURE_HEADER;
 
-use crate::{api::ApiState, redriver, temporal_gateway::TemporalGateway, workflow_launcher::WorkflowLauncher};
+use crate::{
+    api::ApiState,
+    metrics::{HttpMetrics, MetricsState},
+    redriver, temporal_gateway::TemporalGateway, workflow_launcher::WorkflowLauncher,
+};
 use activities::config::Secret;
 use axum::{
     extract::DefaultBodyLimit,
@@ -36,16 +41,19 @@ struct HandlerState {
     pool: PgPool,
     ipn_secret: Secret,
     launcher: WorkflowLauncher,
+    metrics: HttpMetrics,
 }
 
 /// Temporal start calls in flight at once (each is one short RPC).
 const PARALLEL_STARTS: usize = 32;
 
 fn router(state: HandlerState, api: ApiState) -> Router {
+    let metrics = MetricsState { pool: state.pool.clone(), http: state.metrics.clone() };
     Router::new()
         .route("/webhooks/nowpayments", post(nowpayments::receive_ipn))
         .route("/health", get(health))
         .with_state(state)
+        .merge(Router::new().route("/metrics", get(crate::metrics::serve)).with_state(metrics))
         .merge(crate::api::router(api.clone()))
         .merge(crate::pages::router(api))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -77,7 +85,8 @@ pub async fn spawn(addr: SocketAddr, state: AppState, redrive_every: Duration) -
     let redriver = tokio::spawn(redriver::run(state.pool.clone(), state.temporal.clone(), redrive_every));
     let launcher = WorkflowLauncher::spawn(state.pool.clone(), state.temporal.clone(), PARALLEL_STARTS);
     let api = ApiState::new(state.pool.clone(), state.temporal.clone(), state.admin_token, &state.temporal_ui_url);
-    let app = router(HandlerState { pool: state.pool, ipn_secret: state.ipn_secret, launcher }, api)
+    let handler_state = HandlerState { pool: state.pool, ipn_secret: state.ipn_secret, launcher, metrics: HttpMetrics::default() };
+    let app = router(handler_state, api)
         .into_make_service_with_connect_info::<SocketAddr>();
     let redriver_handle = redriver.abort_handle();
     let task = tokio::spawn(async move {

@@ -28,6 +28,12 @@ use tracing::{error, info, warn};
 pub const SIGNATURE_HEADER: &str = "x-nowpayments-sig";
 
 pub async fn receive_ipn(State(state): State<HandlerState>, headers: HeaderMap, body: Bytes) -> Response {
+    let response = answer_ipn(&state, headers, body).await;
+    state.metrics.count_ipn_answer(response.status());
+    response
+}
+
+async fn answer_ipn(state: &HandlerState, headers: HeaderMap, body: Bytes) -> Response {
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     if signature.is_none() {
         return reject(StatusCode::UNAUTHORIZED, signature::SignatureError::Missing);

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
 
-pub use change_now::{CheckExchangeRange, CreateExchange, ExchangeProgress as ExchangeProgressActivity};
+pub use change_now::{CheckExchangeRange, CreateExchange, ExchangeProgress as ExchangeProgressActivity, StablecoinUsdPrice};
 
 /// ChangeNow's range for a pair (standard flow).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +61,13 @@ impl ChangeNow {
     /// Creates the exchange once per purpose key; a retry returns the stored one.
     #[activity(name = "changenow.create_exchange")]
     pub fn create_exchange(order: ExchangeOrder) -> Result<ExchangeTicket, ActivityError> {
+        unimplemented!()
+    }
+
+    /// The price of `coin` (a stablecoin) in US dollars, from ChangeNow's estimates against the
+    /// other stablecoin in both directions, so the exchange's fee cancels out.
+    #[activity(name = "changenow.stablecoin_usd_price")]
+    pub fn stablecoin_usd_price(coin: String) -> Result<super::StablecoinPrice, ActivityError> {
         unimplemented!()
     }
 

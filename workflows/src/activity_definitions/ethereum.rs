@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
 
-pub use self::ethereum::{CheckTransfer, FindIncomingTransfer, HotWalletAddress, MarkTransferUnconfirmed, SendTransfer, WatchOpenTransfers};
+pub use self::ethereum::{
+    CheckTransfer, FindIncomingTransfer, HotWalletAddress, MarkTransferUnconfirmed, ReadHotWalletBalances, SendTransfer, WatchOpenTransfers,
+};
 
 /// A transfer out of the hot wallet, made exactly once per purpose key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +137,12 @@ impl Ethereum {
     /// The outbox watch: checks open intents until they end, cancels those abandoned unsent.
     #[activity(name = "ethereum.watch_open_transfers")]
     pub fn watch_open_transfers(request: OutboxWatchRequest) -> Result<OutboxWatchReport, ActivityError> {
+        unimplemented!()
+    }
+
+    /// The hot wallet's ETH and USDT and the next base fee, for the alert rules and the metrics.
+    #[activity(name = "ethereum.hot_wallet_balances")]
+    pub fn read_hot_wallet_balances(unit: ()) -> Result<super::HotWalletBalances, ActivityError> {
         unimplemented!()
     }
 

@@ -5,6 +5,7 @@
 //! Names are grouped by the system they touch: `db.*`, `changenow.*` and `ethereum.*`.
 #![allow(unused_variables)]
 
+mod alert_rules;
 mod changenow;
 mod conversion_ledger;
 mod ethereum;
@@ -12,6 +13,7 @@ mod instant_payout_ledger;
 mod payout_ledger;
 mod stranded_batches;
 
+pub use alert_rules::*;
 pub use changenow::*;
 pub use conversion_ledger::*;
 pub use ethereum::*;
