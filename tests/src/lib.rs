@@ -295,6 +295,9 @@ impl TestApp {
             ("CHANGENOW_API_KEY".into(), secret(&c.changenow_api_key)),
             ("NOWPAYMENTS_IPN_SECRET".into(), c.nowpayments_ipn_secret.expose().to_owned()),
             ("TRANSFER_STUCK_AFTER_SECS".into(), c.transfer_stuck_after.as_secs().to_string()),
+            // Set empty so .env's values (the stack worker's metrics port, its receiver) do not apply.
+            ("METRICS_ADDR".into(), c.metrics_addr.map(|a| a.to_string()).unwrap_or_default()),
+            ("ALERT_WEBHOOK_URL".into(), secret(&c.alert_webhook_url)),
         ]
     }
 

@@ -195,3 +195,19 @@ async fn a_batch_awaiting_approval_is_approved_from_the_console() {
     };
     tokio::time::timeout(Duration::from_secs(90), paid).await.expect("the approved batch is paid");
 }
+
+/// Issue 11: guessing the admin token is slowed to a few tries a minute per address; while the
+/// address is over the limit even the right token is not checked.
+#[tokio::test]
+async fn admin_logins_are_limited_per_address() {
+    let app = TestApp::spawn_without_worker(integration_tests::config(), "127.0.0.1:1").await;
+    let limit = payout_starter::api::ADMIN_LOGINS_PER_MINUTE;
+    for attempt in 1..=limit {
+        let wrong = browser().post(url(&app, "/admin/login")).form(&[("token", "guess")]).send().await.unwrap();
+        assert_eq!(wrong.status().as_u16(), 403, "attempt {attempt} is checked");
+    }
+    let over = browser().post(url(&app, "/admin/login")).form(&[("token", ADMIN_TOKEN)]).send().await.unwrap();
+    assert_eq!(over.status().as_u16(), 429);
+    assert!(over.headers().get("set-cookie").is_none(), "no session over the limit");
+    assert!(over.text().await.unwrap().contains("Too many login attempts"));
+}

@@ -130,8 +130,14 @@ async fn open_kinds(app: &TestApp) -> Vec<String> {
 async fn a_waiting_pool_a_client_over_threshold_for_a_week_and_a_low_wallet_are_each_alerted_once_and_closed() {
     let app = TestApp::spawn().await;
     // A client whose converted USDT passed its 100 USD threshold: converted, then aged 8 days.
+    // (Its threshold is raised while it converts, so the conversion starts no payout for it.)
     accumulate(&app, "-101200", &[dec!(60), dec!(60)]).await;
+    let set_threshold = |usd: i32| {
+        sqlx::query("UPDATE clients SET payout_threshold_usd = $1 WHERE client_id = '-101200'").bind(Decimal::from(usd)).execute(&app.pool)
+    };
+    set_threshold(1000).await.unwrap();
     run_conversion(&app, "over-threshold").await.expect("the conversion completes");
+    set_threshold(100).await.unwrap();
     sqlx::query("UPDATE payout_accumulation SET conversion_timestamp = now() - interval '8 days' WHERE client_id = '-101200'")
         .execute(&app.pool)
         .await
@@ -186,7 +192,8 @@ async fn metrics_show_intake_payments_the_ledger_and_batch_outcomes_and_the_work
     app.config.metrics_addr = Some(worker_metrics.parse().unwrap());
     app.start_worker();
 
-    accumulate(&app, "-101210", &[dec!(30), dec!(30), dec!(45)]).await;
+    // 80 USD: below the client's 100 USD threshold, so no payout moves the figures meanwhile.
+    accumulate(&app, "-101210", &[dec!(30), dec!(30), dec!(20)]).await;
     let (code, _) = app.post(r#"{"payment_id": 1}"#.to_owned(), Some("0".repeat(128))).await;
     assert_eq!(code, 401);
     let page = |url: String| async move { reqwest::get(url).await.expect("metrics").text().await.unwrap() };
@@ -195,8 +202,8 @@ async fn metrics_show_intake_payments_the_ledger_and_batch_outcomes_and_the_work
     assert_eq!(sample(&before, r#"payout_ipn_requests_total{code="401"}"#), Some(dec!(1)));
     assert_eq!(sample(&before, r#"payout_payments_total{strategy="threshold"}"#), Some(dec!(3)));
     assert_eq!(sample(&before, r#"payout_payments_total{strategy="instant"}"#), Some(dec!(0)));
-    // 105 USD less the 3 % fee, pending.
-    assert_eq!(sample(&before, "payout_pending_pool_usd"), Some(dec!(101.85)), "{before}");
+    // 80 USD less the 3 % fee, pending.
+    assert_eq!(sample(&before, "payout_pending_pool_usd"), Some(dec!(77.6)), "{before}");
     assert_eq!(sample(&before, "payout_unpaid_usdt"), Some(dec!(0)));
     assert!(sample(&before, "payout_micro_batch_threshold_usd").is_some());
     assert_eq!(sample(&before, r#"payout_open_alerts{severity="critical"}"#), Some(dec!(0)));

@@ -79,6 +79,24 @@ async fn a_registered_client_follows_its_payout_with_its_own_key() {
     assert_eq!((after["payout_strategy"].as_str(), after["payout_currency"].as_str()), (Some("threshold"), Some("xmr")));
     assert_eq!(decimal(&after["threshold_usd"]), dec!(100));
 
+    // Over the threshold: paid, and the status names the transaction on the client's own chain.
+    accumulate(&app, "-100730", &[dec!(50)]).await;
+    run_conversion(&app, "api-status-payout").await.unwrap();
+    let waited = std::time::Instant::now();
+    let paid = loop {
+        let (_, status) = call(&app, reqwest::Method::GET, path, Some(&key), None).await;
+        if status["payouts"][0]["status"] == "completed" {
+            break status;
+        }
+        assert!(waited.elapsed() < std::time::Duration::from_secs(90), "no completed payout after 90 s: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    let exchange = app.chain.exchanges().await.into_iter().find(|x| x["payoutAddress"] == integration_tests::XMR_WALLET).unwrap();
+    assert!(exchange["payoutHash"].is_string(), "{exchange}");
+    assert_eq!(paid["payouts"][0]["payout_hash"], exchange["payoutHash"], "{paid}");
+    let (_, page) = get_page(&app, &format!("/clients/-100730?key={key}")).await;
+    assert!(page.contains(exchange["payoutHash"].as_str().unwrap()), "the page shows it too");
+
     // `starter client key` issues a new key: the old one stops working.
     let new_key = payout_starter::api::new_client_key();
     assert!(activities::db::clients::set_key_hash(&app.pool, "-100730", &payout_starter::api::key_hash(&new_key)).await.unwrap());
@@ -220,6 +238,11 @@ async fn operator_routes_need_the_admin_token_and_use_the_clis_rules() {
     assert_eq!(call(&app, reqwest::Method::POST, "/api/v1/clients/-100735/payout-now", None, None).await.0, 401);
     let (bad_path, error) = call(&app, reqwest::Method::POST, "/api/v1/payout-batches/not-a-uuid/retry", Some(ADMIN_TOKEN), None).await;
     assert_eq!((bad_path, error["field"].as_str()), (400, Some("path")), "a JSON error: {error}");
+    // Without the token nothing about the request is judged: 401 first, whatever the path.
+    let unannounced = call(&app, reqwest::Method::POST, "/api/v1/payout-batches/not-a-uuid/retry", None, None).await;
+    assert_eq!(unannounced.0, 401, "{:?}", unannounced.1);
+    let wrong_token = call(&app, reqwest::Method::GET, "/api/v1/payout-batches?status=bogus", Some("guess"), None).await;
+    assert_eq!(wrong_token.0, 403, "{:?}", wrong_token.1);
     let (bad_method, error) = call(&app, reqwest::Method::DELETE, "/api/v1/alerts", Some(ADMIN_TOKEN), None).await;
     assert_eq!(bad_method, 405);
     assert!(error["error"].is_string(), "a JSON error: {error}");

@@ -73,8 +73,19 @@ async fn a_rejected_payout_ends_with_its_reason_and_its_rows_are_paid_by_a_later
     let batch_id = batch_in(&app, "-100741", "awaiting_approval").await;
 
     let temporal = app.temporal().await;
-    let reject = Approval::Reject { reason: "the client asked to hold".into() };
-    payout_batches::decide(&app.pool, &temporal, &app.task_queue, batch_id, reject).await.expect("the reject signal");
+    // Over HTTP, as the console and scripts do: a reason is required.
+    let reject = format!("http://{}/api/v1/payout-batches/{batch_id}/reject", app.addr);
+    let reasonless = app.http.post(&reject).bearer_auth(ADMIN_TOKEN).json(&serde_json::json!({"reason": " "})).send().await.unwrap();
+    assert_eq!(reasonless.status().as_u16(), 422);
+    let rejected = app
+        .http
+        .post(&reject)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"reason": "the client asked to hold"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rejected.status().as_u16(), 200, "{}", rejected.text().await.unwrap());
     assert_eq!(batch_in(&app, "-100741", "rejected").await, batch_id);
     let reason: String = sqlx::query_scalar("SELECT failure_reason FROM payout_batches WHERE batch_id = $1")
         .bind(batch_id)

@@ -486,3 +486,45 @@ async fn a_reverted_payout_transfer_is_paid_again_under_a_new_purpose_key_on_ret
     let finished = payout_exchanges(&app).await.into_iter().filter(|x| x["status"] == "finished").count();
     assert_eq!(finished, 1);
 }
+
+/// Issue 11: `cancel <batch>` named a batch but cancelled whatever the group's run was paying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_paid_batch_leaves_the_groups_run_paying_the_next_one() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-101400", &[dec!(150)]).await;
+    run_conversion(&app, "cancel-which-batch-1").await.unwrap();
+    let (paid, _) = wait_for_batch(&app, "-101400", "completed").await;
+
+    // The group's next payout stalls at ChangeNow: its run is busy with that batch.
+    app.chain.control("/sim/rules", json!({"payout_address": XMR_WALLET, "rule": "stall"})).await;
+    accumulate(&app, "-101400", &[dec!(150)]).await;
+    run_conversion(&app, "cancel-which-batch-2").await.unwrap();
+    stalled_exchange(&app).await;
+    let (paying, _) = wait_for_batch(&app, "-101400", "processing").await;
+    assert_ne!(paying, paid);
+
+    // Over the operator API, as the console does.
+    let cancel = |batch: Uuid| {
+        let url = format!("http://{}/api/v1/payout-batches/{batch}/cancel", app.addr);
+        let request = app.http.post(url).bearer_auth(integration_tests::ADMIN_TOKEN).json(&json!({"reason": "operator"}));
+        async move {
+            let answer = request.send().await.unwrap();
+            assert_eq!(answer.status().as_u16(), 200);
+            answer.json::<serde_json::Value>().await.unwrap()["outcome"].as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(cancel(paid).await, "not_running", "a paid batch has no run to cancel");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status: String = sqlx::query_scalar("SELECT status FROM payout_batches WHERE batch_id = $1")
+        .bind(paying)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "processing", "the batch being paid was not the one named");
+
+    // Cancelling the batch being paid does stop it (and ends the run before the test does).
+    assert_eq!(cancel(paying).await, "cancel_requested");
+    wait_for_batch(&app, "-101400", "failed").await;
+    let handle = app.temporal().await.get_workflow_handle::<ClientPayoutWorkflow>(client_payout_workflow_id(&group("-101400")));
+    let _ = handle.get_result(WorkflowGetResultOptions::default()).await;
+}

@@ -38,7 +38,10 @@ pub struct PastPayout {
     pub total_amount_usdt: Decimal,
     pub payout_currency: String,
     pub wallet_address: String,
+    /// The USDT transfer(s) to ChangeNow.
     pub tx_hash: Option<String>,
+    /// The transaction(s) on the client's own chain that paid it, as ChangeNow reported them.
+    pub payout_hash: Option<String>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
 }
@@ -76,9 +79,11 @@ pub async fn recent_payments(pool: &PgPool, client_id: &str) -> Result<Vec<Recen
 
 pub async fn past_payouts(pool: &PgPool, client_id: &str) -> Result<Vec<PastPayout>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT batch_id, status, total_amount_usdt, client_payout_currency AS payout_currency,
-                client_wallet_address AS wallet_address, tx_hash, created_at, completed_at
-         FROM payout_batches WHERE client_id = $1 ORDER BY created_at DESC LIMIT $2",
+        "SELECT b.batch_id, b.status, b.total_amount_usdt, b.client_payout_currency AS payout_currency,
+                b.client_wallet_address AS wallet_address, b.tx_hash, b.created_at, b.completed_at,
+                (SELECT string_agg(e.payout_hash, ',' ORDER BY e.created_at) FROM changenow_exchanges e
+                  WHERE e.exchange_id = ANY(string_to_array(b.cn_api_id, ',')) AND e.payout_hash IS NOT NULL) AS payout_hash
+         FROM payout_batches b WHERE b.client_id = $1 ORDER BY b.created_at DESC LIMIT $2",
     )
     .bind(client_id)
     .bind(RECENT)

@@ -2,9 +2,12 @@
 //! operator with `ADMIN_TOKEN`. Secrets are compared in constant time, and a client key is
 //! stored only as its SHA-256.
 
-use super::ApiError;
+use super::{ApiError, ApiState};
 use activities::db::clients;
-use axum::http::{header::AUTHORIZATION, HeaderMap};
+use axum::{
+    extract::FromRequestParts,
+    http::{header::AUTHORIZATION, request::Parts, HeaderMap},
+};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
@@ -54,6 +57,19 @@ pub fn authorize_operator(admin_token: Option<&str>, headers: &HeaderMap) -> Res
         None => Err(ApiError::unauthorized("operator routes need `Authorization: Bearer <ADMIN_TOKEN>`")),
         Some(token) if constant_time_eq(token, expected) => Ok(()),
         Some(_) => Err(ApiError::forbidden("wrong admin token")),
+    }
+}
+
+/// An operator's request: the extractor that checks `ADMIN_TOKEN`. Put first among a handler's
+/// arguments, so nothing about the request (a bad path, query or body) is answered before the
+/// caller has shown the token.
+pub struct Operator;
+
+impl FromRequestParts<ApiState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        authorize_operator(state.admin_token(), &parts.headers).map(|()| Operator)
     }
 }
 

@@ -127,7 +127,11 @@ pub struct PayoutView {
     pub total_usdt: Decimal,
     pub payout_currency: String,
     pub wallet_address: String,
+    /// The USDT transfer(s) from the hot wallet to ChangeNow.
     pub tx_hash: Option<String>,
+    /// The transaction(s) that paid the client on its own chain (comma-separated when the payout
+    /// took several exchanges).
+    pub payout_hash: Option<String>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
 }
@@ -240,6 +244,7 @@ impl From<PastPayout> for PayoutView {
             payout_currency: p.payout_currency,
             wallet_address: p.wallet_address,
             tx_hash: p.tx_hash,
+            payout_hash: p.payout_hash,
             created_at: p.created_at,
             completed_at: p.completed_at,
         }

@@ -30,6 +30,8 @@ use std::{sync::Arc, time::Duration};
 
 /// Registrations per address per minute.
 const REGISTRATIONS_PER_MINUTE: u32 = 10;
+/// Admin login attempts per address and minute, right or wrong.
+pub const ADMIN_LOGINS_PER_MINUTE: u32 = 5;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -37,6 +39,7 @@ pub struct ApiState {
     pub temporal: Arc<TemporalGateway>,
     admin_token: Option<Secret>,
     registrations: Arc<RateLimiter>,
+    admin_logins: Arc<RateLimiter>,
     pub admin_sessions: Arc<AdminSessions>,
     /// `TEMPORAL_UI_URL`, for links into the Temporal UI, and the namespace they point into.
     pub temporal_ui_url: String,
@@ -52,6 +55,7 @@ impl ApiState {
             temporal,
             admin_token,
             registrations,
+            admin_logins: Arc::new(RateLimiter::new(ADMIN_LOGINS_PER_MINUTE, Duration::from_secs(60))),
             admin_sessions: Arc::default(),
             temporal_ui_url: temporal_ui_url.trim_end_matches('/').to_owned(),
             temporal_namespace,
@@ -61,6 +65,12 @@ impl ApiState {
     /// Counts one registration from `ip`; whether it is within the limit (API and page share it).
     pub fn allow_registration(&self, ip: std::net::IpAddr, now: std::time::Instant) -> bool {
         self.registrations.allow(ip, now)
+    }
+
+    /// Counts one admin login attempt from `ip`; whether it may be checked (guessing the token
+    /// is slowed to a few tries a minute per address).
+    pub fn allow_admin_login(&self, ip: std::net::IpAddr, now: std::time::Instant) -> bool {
+        self.admin_logins.allow(ip, now)
     }
 
     pub fn admin_token(&self) -> Option<&str> {

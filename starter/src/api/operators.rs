@@ -1,19 +1,14 @@
 //! The operator's routes, behind `ADMIN_TOKEN` (off without it): payout batches (list, retry,
 //! cancel), conversions, alerts (list, ack) and settings. The same code paths as the CLI.
 
-use super::{auth, decimal_text, read_json, ApiError, ApiPath, ApiQuery, ApiState};
+use super::{auth::Operator, decimal_text, read_json, ApiError, ApiPath, ApiQuery, ApiState};
 use crate::cli::{
     early_payout,
     payout_batches::{self, Approval, BatchCommandError, CancelOutcome, RetryOutcome},
     threshold,
 };
 use activities::db::{alerts, clients, conversion_ledger, operator_lists, payout_approval};
-use axum::{
-    body::Bytes,
-    extract::State,
-    http::HeaderMap,
-    Json,
-};
+use axum::{body::Bytes, extract::State, Json};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -134,11 +129,10 @@ fn batch_error(e: BatchCommandError) -> ApiError {
     responses((status = 200, body = [PayoutBatchView]), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
               (status = 404, description = "ADMIN_TOKEN is not set", body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
 pub async fn list_payout_batches(
+    _: Operator,
     State(state): State<ApiState>,
-    headers: HeaderMap,
     ApiQuery(filter): ApiQuery<BatchFilter>,
 ) -> Result<Json<Vec<PayoutBatchView>>, ApiError> {
-    auth::authorize_operator(state.admin_token(), &headers)?;
     if let Some(status) = filter.status.as_deref().filter(|s| !BATCH_STATUSES.contains(s)) {
         return Err(ApiError::invalid("status", format!("unknown status '{status}' (one of {})", BATCH_STATUSES.join(", "))));
     }
@@ -168,11 +162,10 @@ pub async fn list_payout_batches(
     responses((status = 200, body = ActionOutcome), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
               (status = 404, body = super::ErrorBody)))]
 pub async fn retry_payout_batch(
+    _: Operator,
     State(state): State<ApiState>,
-    headers: HeaderMap,
     ApiPath(batch_id): ApiPath<Uuid>,
 ) -> Result<Json<ActionOutcome>, ApiError> {
-    auth::authorize_operator(state.admin_token(), &headers)?;
     let client = state.temporal.client().await.map_err(ApiError::internal)?;
     let outcome = payout_batches::retry(&state.pool, &client, state.temporal.task_queue(), batch_id).await.map_err(batch_error)?;
     tracing::info!(batch_id = %batch_id, ?outcome, "operator retried a payout batch (API)");
@@ -194,12 +187,11 @@ pub async fn retry_payout_batch(
     responses((status = 200, body = ActionOutcome), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
               (status = 404, body = super::ErrorBody)))]
 pub async fn cancel_payout_batch(
+    _: Operator,
     State(state): State<ApiState>,
-    headers: HeaderMap,
     ApiPath(batch_id): ApiPath<Uuid>,
     body: Bytes,
 ) -> Result<Json<ActionOutcome>, ApiError> {
-    auth::authorize_operator(state.admin_token(), &headers)?;
     let request: CancelRequest = if body.is_empty() { CancelRequest::default() } else { read_json(&body)? };
     let reason = request.reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "cancelled from the API".to_owned());
     let client = state.temporal.client().await.map_err(ApiError::internal)?;
@@ -217,11 +209,10 @@ pub async fn cancel_payout_batch(
     responses((status = 200, body = ActionOutcome), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
               (status = 404, body = super::ErrorBody), (status = 409, description = "Not awaiting approval", body = super::ErrorBody)))]
 pub async fn approve_payout_batch(
+    _: Operator,
     State(state): State<ApiState>,
-    headers: HeaderMap,
     ApiPath(batch_id): ApiPath<Uuid>,
 ) -> Result<Json<ActionOutcome>, ApiError> {
-    auth::authorize_operator(state.admin_token(), &headers)?;
     let client = state.temporal.client().await.map_err(ApiError::internal)?;
     let workflow_id = payout_batches::decide(&state.pool, &client, state.temporal.task_queue(), batch_id, Approval::Approve).await.map_err(batch_error)?;
     Ok(Json(ActionOutcome { outcome: "approve_sent".into(), workflow_id: Some(workflow_id), detail: None }))
@@ -234,12 +225,11 @@ pub async fn approve_payout_batch(
               (status = 404, body = super::ErrorBody), (status = 409, description = "Not awaiting approval", body = super::ErrorBody),
               (status = 422, body = super::ErrorBody)))]
 pub async fn reject_payout_batch(
+    _: Operator,
     State(state): State<ApiState>,
-    headers: HeaderMap,
     ApiPath(batch_id): ApiPath<Uuid>,
     body: Bytes,
 ) -> Result<Json<ActionOutcome>, ApiError> {
-    auth::authorize_operator(state.admin_token(), &headers)?;
     let request: RejectRequest = read_json(&body)?;
     if request.reason.trim().is_empty() {
         return Err(ApiError::invalid("reason", "a rejection needs a reason"));
@@ -256,8 +246,7 @@ pub async fn reject_payout_batch(
     params(("client_id" = String, Path)),
     responses((status = 200, body = ActionOutcome), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
               (status = 404, body = super::ErrorBody)))]
-pub async fn payout_now(State(state): State<ApiState>, headers: HeaderMap, ApiPath(client_id): ApiPath<String>) -> Result<Json<ActionOutcome>, ApiError> {
-    auth::authorize_operator(state.admin_token(), &headers)?;
+pub async fn payout_now(_: Operator, State(state): State<ApiState>, ApiPath(client_id): ApiPath<String>) -> Result<Json<ActionOutcome>, ApiError> {
     let client = state.temporal.client().await.map_err(ApiError::internal)?;
     match early_payout::payout_now(&state.pool, &client, state.temporal.task_queue(), &client_id).await {
         Ok(workflow_id) => Ok(Json(ActionOutcome { outcome: "payout_started".into(), workflow_id: Some(workflow_id), detail: None })),
@@ -270,8 +259,7 @@ pub async fn payout_now(State(state): State<ApiState>, headers: HeaderMap, ApiPa
 #[utoipa::path(get, path = "/api/v1/conversions", tag = "operators", security(("admin_token" = [])),
     responses((status = 200, body = [ConversionView]), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
               (status = 404, body = super::ErrorBody)))]
-pub async fn list_conversions(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<Vec<ConversionView>>, ApiError> {
-    auth::authorize_operator(state.admin_token(), &headers)?;
+pub async fn list_conversions(_: Operator, State(state): State<ApiState>) -> Result<Json<Vec<ConversionView>>, ApiError> {
     let rows = operator_lists::conversions(&state.pool).await?;
     Ok(Json(
         rows.into_iter()
@@ -295,8 +283,7 @@ pub async fn list_conversions(State(state): State<ApiState>, headers: HeaderMap)
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "operators", security(("admin_token" = [])),
     responses((status = 200, body = [AlertView]), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
               (status = 404, body = super::ErrorBody)))]
-pub async fn list_alerts(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<Vec<AlertView>>, ApiError> {
-    auth::authorize_operator(state.admin_token(), &headers)?;
+pub async fn list_alerts(_: Operator, State(state): State<ApiState>) -> Result<Json<Vec<AlertView>>, ApiError> {
     let open = alerts::open(&state.pool).await?;
     Ok(Json(
         open.into_iter()
@@ -310,8 +297,7 @@ pub async fn list_alerts(State(state): State<ApiState>, headers: HeaderMap) -> R
     params(("alert_id" = i64, Path)),
     responses((status = 200, body = ActionOutcome), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
               (status = 404, description = "No open alert with this id", body = super::ErrorBody)))]
-pub async fn ack_alert(State(state): State<ApiState>, headers: HeaderMap, ApiPath(alert_id): ApiPath<i64>) -> Result<Json<ActionOutcome>, ApiError> {
-    auth::authorize_operator(state.admin_token(), &headers)?;
+pub async fn ack_alert(_: Operator, State(state): State<ApiState>, ApiPath(alert_id): ApiPath<i64>) -> Result<Json<ActionOutcome>, ApiError> {
     if !alerts::acknowledge(&state.pool, alert_id).await? {
         return Err(ApiError::not_found(format!("there is no open alert {alert_id}")));
     }
@@ -329,8 +315,7 @@ async fn current_settings(state: &ApiState) -> Result<SettingsView, ApiError> {
 #[utoipa::path(get, path = "/api/v1/settings", tag = "operators", security(("admin_token" = [])),
     responses((status = 200, body = SettingsView), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
               (status = 404, body = super::ErrorBody)))]
-pub async fn get_settings(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<SettingsView>, ApiError> {
-    auth::authorize_operator(state.admin_token(), &headers)?;
+pub async fn get_settings(_: Operator, State(state): State<ApiState>) -> Result<Json<SettingsView>, ApiError> {
     Ok(Json(current_settings(&state).await?))
 }
 
@@ -338,8 +323,7 @@ pub async fn get_settings(State(state): State<ApiState>, headers: HeaderMap) -> 
 #[utoipa::path(put, path = "/api/v1/settings", tag = "operators", security(("admin_token" = [])), request_body = SettingsChange,
     responses((status = 200, body = SettingsView), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody),
               (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
-pub async fn put_settings(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Json<SettingsView>, ApiError> {
-    auth::authorize_operator(state.admin_token(), &headers)?;
+pub async fn put_settings(_: Operator, State(state): State<ApiState>, body: Bytes) -> Result<Json<SettingsView>, ApiError> {
     let change: SettingsChange = read_json(&body)?;
     apply_settings(&state, change).await?;
     Ok(Json(current_settings(&state).await?))

@@ -188,6 +188,11 @@ pub async fn cancel(pool: &PgPool, client: &Client, batch_id: Uuid, reason: &str
     let own = payout_batch_workflow_id(&this_batch);
     let workflow_id = match running_state(client, &own).await? {
         Some(_) => own,
+        // The group's run pays one batch at a time; once this one has ended, the run may be
+        // paying the group's next batch, which is not the one named.
+        None if !group_run_may_hold(&b.status) => {
+            return Ok(CancelOutcome::NotRunning { workflow_id: client_payout_workflow_id(&b.group) })
+        }
         None => client_payout_workflow_id(&b.group),
     };
     let handle = client.get_workflow_handle::<ClientPayoutWorkflow>(workflow_id.clone());
@@ -197,6 +202,12 @@ pub async fn cancel(pool: &PgPool, client: &Client, batch_id: Uuid, reason: &str
         Err(WorkflowInteractionError::NotFound(_)) => Ok(CancelOutcome::NotRunning { workflow_id }),
         Err(e) => Err(BatchCommandError::Temporal(e.to_string())),
     }
+}
+
+/// Whether the group's run can be the one acting on a batch in `status`: only while the batch is
+/// open. (A failed batch waits in its own run, `payout-batch-{id}`.)
+pub fn group_run_may_hold(status: &str) -> bool {
+    matches!(status, "pending" | "processing" | "awaiting_approval")
 }
 
 /// An operator's answer to a batch awaiting approval.

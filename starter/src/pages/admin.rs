@@ -21,7 +21,7 @@ use activities::db::{
 };
 use askama::Template;
 use axum::{
-    extract::{Form, Path, Query, State},
+    extract::{ConnectInfo, Form, Path, Query, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -29,7 +29,7 @@ use axum::{
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use std::time::Instant;
+use std::{net::SocketAddr, time::Instant};
 use uuid::Uuid;
 use workflows::{micro_batch_conversion, outbox_watch, payment_workflow_id, threshold_payout_sweep};
 
@@ -140,8 +140,13 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(state): State<ApiState>, Form(form): Form<LoginForm>) -> Response {
+async fn login(State(state): State<ApiState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Form(form): Form<LoginForm>) -> Response {
     let Some(expected) = state.admin_token() else { return off() };
+    if !state.allow_admin_login(peer.ip(), Instant::now()) {
+        tracing::warn!(ip = %peer.ip(), "admin login attempts over the limit");
+        let error = Some("Too many login attempts from this address; wait a minute.".into());
+        return render(StatusCode::TOO_MANY_REQUESTS, LoginPage { error });
+    }
     if !constant_time_eq(expected, form.token.trim()) {
         tracing::warn!("admin login refused");
         return render(StatusCode::FORBIDDEN, LoginPage { error: Some("Wrong token.".into()) });
