@@ -247,9 +247,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     dotenvy::dotenv().ok();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    payout_worker::init_logging()?;
     let cli = Cli::parse();
     let config = Config::from_env()?;
     match cli.command {
@@ -472,14 +470,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let server = webhook::spawn(config.http_addr, state, Duration::from_secs(5))
         .await
         .with_context(|| format!("cannot listen on HTTP_ADDR {}", config.http_addr))?;
-    tracing::info!(addr = %server.addr, "webhook listening: POST /webhooks/nowpayments, GET /health");
+    tracing::info!(addr = %server.addr, "webhook listening: POST /webhooks/nowpayments, GET /health, GET /ready, GET /metrics");
     let mut server = server;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
         _ = &mut server.task => bail!("the webhook server stopped"),
     }
+    tracing::info!(grace_secs = DRAIN_GRACE.as_secs(), "stopping: no new connections; requests in flight may finish");
+    if !server.shut_down(DRAIN_GRACE).await {
+        bail!("requests still running {}s after the stop request", DRAIN_GRACE.as_secs());
+    }
+    tracing::info!("webhook server stopped");
     Ok(())
 }
+
+/// How long requests in flight get to finish after SIGTERM or Ctrl-C.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 async fn batch_command(config: &Config, command: BatchCommand) -> anyhow::Result<()> {
     use cli::payout_batches::{self, CancelOutcome, RetryOutcome};

@@ -75,6 +75,19 @@ impl TemporalGateway {
         Ok(client)
     }
 
+    /// Whether Temporal answers for the namespace now (within `deadline`): `GET /ready`.
+    pub async fn ping(&self, deadline: Duration) -> Result<(), StartError> {
+        use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
+        let client = tokio::time::timeout(deadline, self.client()).await.map_err(|_| StartError::TimedOut(deadline))??;
+        let request = DescribeNamespaceRequest { namespace: self.namespace.clone(), ..Default::default() };
+        let mut service = client.connection().workflow_service();
+        match tokio::time::timeout(deadline, service.describe_namespace(temporalio_client::tonic::Request::new(request))).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(status)) => Err(StartError::Unreachable(status.message().to_owned())),
+            Err(_) => Err(StartError::TimedOut(deadline)),
+        }
+    }
+
     /// Starts `payment-{payment_id}` at most once, ever: a closed workflow's id is never reused,
     /// so a late duplicate IPN cannot pay a payment twice.
     pub async fn start_payment_workflow(&self, payment_id: i64, client_id: &str) -> Result<Started, StartError> {

@@ -499,11 +499,17 @@ pub async fn run_sweep(app: &TestApp, max_age_days: u32, only_client: Option<&st
 
 /// The worker binary `make test` built (scripts/up.sh builds it before the tests run).
 pub fn worker_binary() -> std::path::PathBuf {
+    binary("worker")
+}
+
+/// A binary of the workspace `make test` built (scripts/up.sh builds the worker, the starter and
+/// the simulator before the tests run).
+pub fn binary(name: &str) -> std::path::PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let binary = target.join("debug/worker");
-    assert!(binary.exists(), "{} is missing: run `make test` (it builds the worker first)", binary.display());
+    let binary = target.join("debug").join(name);
+    assert!(binary.exists(), "{} is missing: run `make test` (it builds the binaries first)", binary.display());
     binary
 }
 

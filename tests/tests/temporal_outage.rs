@@ -1,5 +1,5 @@
 //! Nothing is lost while Temporal is away: the IPN is stored and answered, and the re-driver
-//! starts the workflow once Temporal is back.
+//! starts the workflow once Temporal is back. `/ready` says 503 meanwhile, 200 after.
 
 use integration_tests::{config, free_port, fresh_payment_id, test_ipn, TestApp};
 use rust_decimal_macros::dec;
@@ -68,8 +68,18 @@ async fn an_ipn_accepted_while_temporal_is_down_is_processed_once_it_is_back() {
     assert_eq!(app.payment_rows(payment_id).await, 1, "the IPN is stored before anything else");
     assert_eq!(app.payment_status(payment_id).await.as_deref(), Some("received"));
 
+    // Not ready without Temporal, and the answer says why.
+    let ready = format!("http://{}/ready", app.addr);
+    let answer = reqwest::get(&ready).await.unwrap();
+    assert_eq!(answer.status().as_u16(), 503);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!((body["postgres"].as_str(), body["status"].as_str()), (Some("ok"), Some("not_ready")), "{body}");
+    assert!(body["temporal"].as_str().unwrap().starts_with("unavailable"), "{body}");
+
     let _temporal = OwnTemporal::start(port);
     wait_until_serving(&address, &app.config.temporal_namespace).await;
+    let answer = reqwest::get(&ready).await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200, "{}", answer.text().await.unwrap());
     app.start_worker();
 
     assert!(

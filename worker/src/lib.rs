@@ -85,6 +85,20 @@ impl PayoutServices {
     }
 }
 
+/// Logs for people (`LOG_FORMAT=text`, the default) or for log shippers (`LOG_FORMAT=json`, one
+/// JSON object per line with the structured fields); `RUST_LOG` filters (default `info`).
+pub fn init_logging() -> Result<(), WorkerError> {
+    let filter = || tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    match std::env::var("LOG_FORMAT").unwrap_or_default().trim() {
+        "" | "text" => tracing_subscriber::fmt().with_env_filter(filter()).init(),
+        "json" => tracing_subscriber::fmt().json().flatten_event(true).with_current_span(false).with_env_filter(filter()).init(),
+        other => {
+            return Err(WorkerError::Config(ConfigError::Invalid { name: "LOG_FORMAT", reason: format!("'{other}' is not text or json") }))
+        }
+    }
+    Ok(())
+}
+
 /// Connects a Temporal client; fails within `timeout` when nothing answers.
 pub async fn connect_temporal(address: &str, namespace: &str, timeout: Duration) -> Result<Client, WorkerError> {
     let url = url::Url::parse(&format!("http://{address}")).map_err(|_| WorkerError::BadAddress(address.to_owned()))?;

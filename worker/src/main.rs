@@ -19,9 +19,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     dotenvy::dotenv().ok();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    payout_worker::init_logging()?;
     let config = Config::from_env()?;
     let pool = db::connect(config.database_url.expose()).await.context("cannot connect to Postgres (DATABASE_URL)")?;
     db::MIGRATOR.run(&pool).await.context("cannot apply migrations")?;
@@ -34,13 +32,36 @@ async fn run() -> anyhow::Result<()> {
     let client = connect_temporal(&config.temporal_address, &config.temporal_namespace, Duration::from_secs(10)).await?;
     let worker = RunningWorker::new(client, &config.temporal_task_queue, services, config.metrics_addr)?;
     let shutdown = worker.shutdown_handle();
+    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            info!("shutting down after the current tasks");
-            shutdown();
-        }
+        stop_requested().await;
+        info!(grace_secs = SHUTDOWN_GRACE.as_secs(), "stopping: no new tasks; running ones may finish");
+        shutdown();
+        stopping_tx.send(()).ok();
     });
     info!(task_queue = %config.temporal_task_queue, address = %config.temporal_address, "worker running");
-    worker.run().await?;
+    let run = worker.run();
+    tokio::pin!(run);
+    tokio::select! {
+        ended = &mut run => ended?,
+        _ = stopping => match tokio::time::timeout(SHUTDOWN_GRACE, run).await {
+            Ok(ended) => ended?,
+            // Their tasks time out on the server and are retried by another worker: activities are idempotent.
+            Err(_) => anyhow::bail!("tasks still running {}s after the stop request; exiting anyway", SHUTDOWN_GRACE.as_secs()),
+        },
+    }
+    info!("worker stopped");
     Ok(())
+}
+
+/// How long running activities get to finish after SIGTERM or Ctrl-C.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// SIGTERM (orchestrators, `make down`) or Ctrl-C.
+async fn stop_requested() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }

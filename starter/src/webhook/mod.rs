@@ -1,4 +1,4 @@
-//! The HTTP server: `POST /webhooks/nowpayments`, `GET /health`, `GET /metrics`
+//! The HTTP server: `POST /webhooks/nowpayments`, `GET /health`, `GET /ready`, `GET /metrics`
 //! ([`crate::metrics`]) and the JSON API ([`crate::api`]).
 
 mod nowpayments;
@@ -12,7 +12,8 @@ use crate::{
 };
 use activities::config::Secret;
 use axum::{
-    extract::DefaultBodyLimit,
+    extract::{DefaultBodyLimit, State},
+    http::StatusCode,
     routing::{get, post},
     Json, Router,
 };
@@ -49,11 +50,13 @@ const PARALLEL_STARTS: usize = 32;
 
 fn router(state: HandlerState, api: ApiState) -> Router {
     let metrics = MetricsState { pool: state.pool.clone(), http: state.metrics.clone() };
+    let readiness = ReadyState { pool: state.pool.clone(), temporal: api.temporal.clone() };
     Router::new()
         .route("/webhooks/nowpayments", post(nowpayments::receive_ipn))
         .route("/health", get(health))
         .with_state(state)
         .merge(Router::new().route("/metrics", get(crate::metrics::serve)).with_state(metrics))
+        .merge(Router::new().route("/ready", get(ready)).with_state(readiness))
         .merge(crate::api::router(api.clone()))
         .merge(crate::pages::router(api))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -63,12 +66,52 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// How long `/ready` waits for each dependency.
+const READY_DEADLINE: Duration = Duration::from_secs(2);
+
+/// 200 when Postgres and Temporal both answer, else 503 naming what does not: for load
+/// balancers and orchestrators (an IPN is still accepted without Temporal; see the re-driver).
+async fn ready(State(state): State<ReadyState>) -> (StatusCode, Json<serde_json::Value>) {
+    let postgres = tokio::time::timeout(READY_DEADLINE, sqlx::query("SELECT 1").execute(&state.pool)).await;
+    let postgres = match postgres {
+        Ok(Ok(_)) => "ok".to_owned(),
+        Ok(Err(e)) => format!("unavailable: {e}"),
+        Err(_) => format!("no answer within {READY_DEADLINE:?}"),
+    };
+    let temporal = match state.temporal.ping(READY_DEADLINE).await {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => format!("unavailable: {e}"),
+    };
+    let ready = postgres == "ok" && temporal == "ok";
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({"status": if ready { "ready" } else { "not_ready" }, "postgres": postgres, "temporal": temporal})))
+}
+
+#[derive(Clone)]
+struct ReadyState {
+    pool: PgPool,
+    temporal: Arc<TemporalGateway>,
+}
+
 /// A running server: its address, and the task serving it. Dropping it stops the server and
 /// the re-driver beside it.
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub task: tokio::task::JoinHandle<()>,
     redriver: tokio::task::AbortHandle,
+    stop_accepting: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections and lets the requests in flight finish, for at most `grace`.
+    /// Whether they all did. (An IPN is stored before it is answered, so one cut off is sent
+    /// again by NOWPayments and found as a duplicate.)
+    pub async fn shut_down(mut self, grace: Duration) -> bool {
+        if let Some(stop) = self.stop_accepting.take() {
+            stop.send(()).ok();
+        }
+        tokio::time::timeout(grace, &mut self.task).await.is_ok()
+    }
 }
 
 impl Drop for RunningServer {
@@ -89,11 +132,15 @@ pub async fn spawn(addr: SocketAddr, state: AppState, redrive_every: Duration) -
     let app = router(handler_state, api)
         .into_make_service_with_connect_info::<SocketAddr>();
     let redriver_handle = redriver.abort_handle();
+    let (stop_accepting, stop) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let stopped = async {
+            stop.await.ok();
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
             tracing::error!(error = %e, "webhook server stopped");
         }
         redriver.abort();
     });
-    Ok(RunningServer { addr, task, redriver: redriver_handle })
+    Ok(RunningServer { addr, task, redriver: redriver_handle, stop_accepting: Some(stop_accepting) })
 }
