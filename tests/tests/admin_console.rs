@@ -80,6 +80,10 @@ async fn an_operator_logs_in_and_runs_the_platform_from_the_console() {
     assert!(page.contains(&format!("id=\"batch-{batch_id}\"")), "the failed batch is listed");
     assert!(page.contains("payout_batch_failed"), "its alert is listed");
     assert!(page.contains("http://localhost:8233/namespaces/default/workflows/payment-"), "payments link into the Temporal UI");
+    assert!(
+        page.contains("class=\"conversion-workflow\" href=\"http://localhost:8233/namespaces/default/workflows/micro-batch-conversion-admin-console-"),
+        "each conversion links to its own run"
+    );
     assert!(page.contains("id=\"micro_batch_threshold\">20"), "{page}");
     let token = csrf(&page);
 
@@ -129,7 +133,10 @@ async fn an_operator_logs_in_and_runs_the_platform_from_the_console() {
     run_conversion(&app, "admin-early").await.unwrap();
     let (unknown, _) = post(&app, &cookie, "/admin/payout-now", &[("csrf", &token), ("client_id", "-1nobody")]).await;
     assert_eq!(unknown, 404);
-    let (started, to) = post(&app, &cookie, "/admin/payout-now", &[("csrf", &token), ("client_id", "-100721")]).await;
+    // Every client holding unpaid money has its own button, not only those near their threshold.
+    let page = dashboard(&app, &cookie).await;
+    assert!(page.contains("action=\"/admin/clients/-100721/payout-now\""), "a button for the client at 48.5 %: {page}");
+    let (started, to) = post(&app, &cookie, "/admin/clients/-100721/payout-now", &[("csrf", &token)]).await;
     assert_eq!((started, to.as_str()), (303, "/admin?done=payout-started"));
     let early = async {
         loop {

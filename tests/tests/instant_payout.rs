@@ -88,6 +88,25 @@ async fn changenow_failing_twice_still_gives_one_exchange_and_one_transaction() 
     assert_eq!(intents(&app).await, 1);
     assert_eq!(app.chain.anvil.transaction_count(hot_wallet()).await, 1);
     assert!(row["payout_hash"].as_str().is_some_and(|h| h.starts_with("simulated-xmr")), "{row}");
+
+    // The client sees it on its status, with the transaction that paid it.
+    let key = payout_starter::api::new_client_key();
+    assert!(activities::db::clients::set_key_hash(&app.pool, "-100702", &payout_starter::api::key_hash(&key)).await.unwrap());
+    let status: serde_json::Value = app
+        .http
+        .get(format!("http://{}/api/v1/clients/-100702/status", app.addr))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = &status["instant_payouts"][0];
+    assert_eq!((listed["payment_id"].as_i64(), listed["status"].as_str()), (Some(payment_id), Some("completed")), "{status}");
+    assert_eq!(listed["payout_hash"], row["payout_hash"]);
+    let page = app.http.get(format!("http://{}/clients/-100702?key={key}", app.addr)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(row["payout_hash"].as_str().unwrap()), "the page lists it too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

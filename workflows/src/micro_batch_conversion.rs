@@ -128,7 +128,7 @@ impl MicroBatchConversionWorkflow {
                 break;
             }
             let batch_id = batch_id_for(ctx.workflow_id(), sequence);
-            let request = ConversionClaimRequest { batch_id: batch_id.clone(), max_rows };
+            let request = ConversionClaimRequest { batch_id: batch_id.clone(), max_rows, workflow_id: Some(ctx.workflow_id().to_owned()) };
             let claim = ctx.execute_activity(ConversionLedger::claim_conversion_pool, request, step_options()).await?;
             let batch = match claim {
                 ConversionClaim::BelowThreshold { pool_usd, threshold_usd, pending_rows, .. } => {

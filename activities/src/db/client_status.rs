@@ -46,6 +46,30 @@ pub struct PastPayout {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
+/// One instant payout: a payment swapped from ETH into the client's coin and sent.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InstantPayoutLine {
+    pub payment_id: i64,
+    pub status: String,
+    pub amount_eth: Decimal,
+    pub payout_currency: String,
+    pub amount_received: Option<Decimal>,
+    /// The transaction on the client's own chain, as ChangeNow reported it.
+    pub payout_hash: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn instant_payouts(pool: &PgPool, client_id: &str) -> Result<Vec<InstantPayoutLine>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT payment_id, status, amount_eth, payout_currency, amount_received, payout_hash, created_at
+         FROM instant_payouts WHERE client_id = $1 ORDER BY created_at DESC, payment_id DESC LIMIT $2",
+    )
+    .bind(client_id)
+    .bind(RECENT)
+    .fetch_all(pool)
+    .await
+}
+
 pub async fn totals(pool: &PgPool, client_id: &str) -> Result<ClientTotals, sqlx::Error> {
     let (accumulated_usdt, pending_conversion_usd): (Decimal, Decimal) = sqlx::query_as(
         "SELECT COALESCE(SUM(accumulated_amount_usdt) FILTER (WHERE conversion_status = 'completed' AND NOT is_paid_out), 0),

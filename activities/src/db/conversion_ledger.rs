@@ -204,11 +204,12 @@ async fn claim(pool: &PgPool, request: &ConversionClaimRequest) -> Result<Conver
     // the oldest rows are taken, and the totals are those of the rows actually claimed.
     sqlx::query(
         "INSERT INTO batch_conversions (batch_conversion_id, total_eth_usd, total_eth, threshold_at_creation,
-             conversion_status, processing_started_at, row_count)
-         VALUES ($1, 0, 0, $2, 'swapping', now(), 0)",
+             conversion_status, processing_started_at, row_count, workflow_id)
+         VALUES ($1, 0, 0, $2, 'swapping', now(), 0, $3)",
     )
     .bind(batch_id)
     .bind(threshold)
+    .bind(&request.workflow_id)
     .execute(&mut *tx)
     .await?;
     sqlx::query(

@@ -42,7 +42,7 @@ pub async fn totals(pool: &PgPool) -> Result<Totals, sqlx::Error> {
     Ok(Totals { unpaid_usdt, pending_pool_usd, batches_24h, completed_24h, failed_24h })
 }
 
-/// Threshold clients holding at least `share` (0.8 = 80 %) of their threshold, fullest first.
+/// Threshold clients holding at least `share` (0.8 = 80 %; 0: any unpaid money) of their threshold, fullest first.
 pub async fn clients_near_threshold(pool: &PgPool, share: Decimal) -> Result<Vec<NearThreshold>, sqlx::Error> {
     sqlx::query_as(
         "WITH held AS (

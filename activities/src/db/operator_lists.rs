@@ -35,6 +35,8 @@ pub struct ConversionRow {
     pub failure_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The run that converted it (batches from before migration 0015 have none).
+    pub workflow_id: Option<String>,
 }
 
 /// Payout batches, all or in one `status`.
@@ -53,7 +55,7 @@ pub async fn payout_batches(pool: &PgPool, status: Option<&str>) -> Result<Vec<P
 pub async fn conversions(pool: &PgPool) -> Result<Vec<ConversionRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT batch_conversion_id, conversion_status, total_eth, total_eth_usd, row_count, actual_usdt_received,
-                cn_api_id, failure_reason, created_at, completed_at
+                cn_api_id, failure_reason, created_at, completed_at, workflow_id
          FROM batch_conversions ORDER BY created_at DESC LIMIT $1",
     )
     .bind(LIST_LIMIT)

@@ -105,7 +105,25 @@ pub struct ClientStatus {
     /// At the client's own pace over the last 30 days; null without recent payments.
     pub estimated_payout_at: Option<DateTime<Utc>>,
     pub recent_payments: Vec<PaymentView>,
+    /// Threshold payouts (payout batches), most recent first.
     pub payouts: Vec<PayoutView>,
+    /// Instant payouts, one per payment, most recent first.
+    pub instant_payouts: Vec<InstantPayoutView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InstantPayoutView {
+    pub payment_id: i64,
+    /// `pending`, `held`, `exchange_created`, `sent`, `completed`, `failed` or `refunded`.
+    pub status: String,
+    #[schema(value_type = String)]
+    pub amount_eth: Decimal,
+    pub payout_currency: String,
+    #[schema(value_type = Option<String>)]
+    pub amount_received: Option<Decimal>,
+    /// The transaction that paid the client on its own chain.
+    pub payout_hash: Option<String>,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -212,6 +230,7 @@ pub async fn client_status_of(state: &ApiState, client: &ClientRecord) -> Result
     let progress = client_status::progress(&totals, threshold, Utc::now());
     let recent = client_status::recent_payments(&state.pool, &client.client_id).await?;
     let payouts = client_status::past_payouts(&state.pool, &client.client_id).await?;
+    let instant = client_status::instant_payouts(&state.pool, &client.client_id).await?;
     Ok(ClientStatus {
         client_id: client.client_id.clone(),
         payout_strategy: client.payout_strategy.as_str().to_owned(),
@@ -226,6 +245,18 @@ pub async fn client_status_of(state: &ApiState, client: &ClientRecord) -> Result
         estimated_payout_at: progress.estimated_payout_at,
         recent_payments: recent.into_iter().map(PaymentView::from).collect(),
         payouts: payouts.into_iter().map(PayoutView::from).collect(),
+        instant_payouts: instant
+            .into_iter()
+            .map(|p| InstantPayoutView {
+                payment_id: p.payment_id,
+                status: p.status,
+                amount_eth: p.amount_eth,
+                payout_currency: p.payout_currency,
+                amount_received: p.amount_received,
+                payout_hash: p.payout_hash,
+                created_at: p.created_at,
+            })
+            .collect(),
     })
 }
 

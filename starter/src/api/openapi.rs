@@ -19,7 +19,7 @@ use utoipa::{
     ),
     components(schemas(
         ErrorBody, clients::Registration, clients::Registered, clients::ClientChange, clients::ClientView, clients::UnpaidRows,
-        clients::ClientStatus, clients::PaymentView, clients::PayoutView,
+        clients::ClientStatus, clients::PaymentView, clients::PayoutView, clients::InstantPayoutView,
         operators::PayoutBatchView, operators::ConversionView, operators::AlertView, operators::ActionOutcome,
         operators::CancelRequest, operators::RejectRequest, operators::SettingsView, operators::SettingsChange,
     )),

@@ -54,6 +54,8 @@ pub struct ConversionView {
     pub failure_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The run that converted it, for the Temporal UI.
+    pub workflow_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -274,6 +276,7 @@ pub async fn list_conversions(_: Operator, State(state): State<ApiState>) -> Res
                 failure_reason: c.failure_reason,
                 created_at: c.created_at,
                 completed_at: c.completed_at,
+                workflow_id: c.workflow_id,
             })
             .collect(),
     ))

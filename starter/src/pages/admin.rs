@@ -66,6 +66,12 @@ struct BatchRow {
     workflow_url: String,
 }
 
+struct ConversionEntry {
+    c: ConversionRow,
+    /// Its own run in the Temporal UI, when the batch recorded it.
+    workflow_url: Option<String>,
+}
+
 struct RecentPayment {
     payment_id: i64,
     client_id: String,
@@ -82,14 +88,18 @@ struct Dashboard {
     micro_batch_threshold_usd: Decimal,
     max_client_threshold_usd: Decimal,
     success_rate: Option<Decimal>,
-    near: Vec<NearThreshold>,
+    /// Clients holding unpaid money, fullest first, each with its early-payout button.
+    holding: Vec<NearThreshold>,
+    /// How many of them hold at least 80 % of their threshold.
+    near_count: usize,
+    near_share: Decimal,
     failed: Vec<BatchRow>,
     awaiting: Vec<BatchRow>,
     processing: Vec<BatchRow>,
     rejected: Vec<BatchRow>,
     payout_approval_above_usd: Option<Decimal>,
     alerts: Vec<Alert>,
-    conversions: Vec<ConversionRow>,
+    conversions: Vec<ConversionEntry>,
     conversions_url: String,
     payments: Vec<RecentPayment>,
     schedules: Vec<(String, String, String)>,
@@ -223,6 +233,7 @@ async fn dashboard_page(state: &ApiState, csrf: String, done: Option<&'static st
             status,
         })
         .collect();
+    let holding = operator_dashboard::clients_near_threshold(&state.pool, Decimal::ZERO).await?;
     let conversions_url = format!(
         "{}/namespaces/{}/workflows?query=WorkflowType%3D%22MicroBatchConversionWorkflow%22",
         state.temporal_ui_url, state.temporal_namespace
@@ -233,14 +244,21 @@ async fn dashboard_page(state: &ApiState, csrf: String, done: Option<&'static st
         micro_batch_threshold_usd: conversion_ledger::read_threshold(&state.pool).await?,
         max_client_threshold_usd: clients::max_threshold(&state.pool).await?,
         success_rate,
-        near: operator_dashboard::clients_near_threshold(&state.pool, NEAR_THRESHOLD).await?,
+        near_count: holding.iter().filter(|c| c.have_usd >= c.threshold_usd * NEAR_THRESHOLD).count(),
+        near_share: NEAR_THRESHOLD,
+        holding,
         failed,
         awaiting,
         processing,
         rejected,
         payout_approval_above_usd: payout_approval::approval_amount(&state.pool).await?,
         alerts: alerts::open(&state.pool).await?,
-        conversions: operator_lists::conversions(&state.pool).await?.into_iter().take(10).collect(),
+        conversions: operator_lists::conversions(&state.pool)
+            .await?
+            .into_iter()
+            .take(10)
+            .map(|c| ConversionEntry { workflow_url: c.workflow_id.as_deref().map(|id| workflow_url(state, id)), c })
+            .collect(),
         conversions_url,
         payments,
         schedules: next_runs(state).await,

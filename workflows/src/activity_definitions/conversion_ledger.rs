@@ -23,6 +23,10 @@ pub fn conversion_purpose_key(batch_id: &str) -> String {
 pub struct ConversionClaimRequest {
     pub batch_id: String,
     pub max_rows: i64,
+    /// The claiming run's workflow id, stored with the batch for the operators' links (absent in
+    /// histories recorded before it existed).
+    #[serde(default)]
+    pub workflow_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
