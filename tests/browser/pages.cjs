@@ -1,10 +1,12 @@
 // The client and operator pages in a real browser (Debian's Chromium, driven by playwright-core):
 // registration with a refused field and what was typed kept, the threshold field hidden for
 // instant, the private status page, and the admin console from login to a saved threshold.
-// Usage: node pages.cjs <base_url> <admin_token> <client_id>. Exits non-zero at the first failure.
+// Usage: node pages.cjs <base_url> <admin_token> <client_id> [retry|approve <batch_id>].
+// With an action it also clicks that batch's Retry or Approve button in the console.
+// Exits non-zero at the first failure.
 const { chromium } = require(process.env.PLAYWRIGHT_CORE || 'playwright-core');
 
-const [base, adminToken, clientId] = process.argv.slice(2);
+const [base, adminToken, clientId, action, batchId] = process.argv.slice(2);
 const XMR = '44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A';
 
 function check(condition, what) {
@@ -59,6 +61,11 @@ function check(condition, what) {
     await Promise.all([admin.waitForNavigation(), admin.click('form[action="/admin/settings"] button[type=submit]')]);
     check((await admin.textContent('[role=status]')).includes('Thresholds saved'), 'the thresholds form saves');
     check((await admin.textContent('#micro_batch_threshold')).trim() === '33.30', 'the new threshold is shown');
+    if (action && batchId) {
+      const says = { retry: 'Retry sent', approve: 'Approval sent' }[action];
+      await Promise.all([admin.waitForNavigation(), admin.click(`form[action="/admin/batches/${batchId}/${action}"] button[type=submit]`)]);
+      check((await admin.textContent('[role=status]')).includes(says), `the ${action} button acts on the batch`);
+    }
   } finally {
     await browser.close();
   }

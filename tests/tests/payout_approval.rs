@@ -142,3 +142,22 @@ async fn a_retry_never_pays_a_batch_awaiting_approval_and_approval_survives_a_lo
     assert_eq!(approved.status().as_u16(), 200, "{}", approved.text().await.unwrap());
     assert_eq!(batch_in(&app, "-100742", "completed").await, batch_id);
 }
+
+/// Issue 11: the worker applied `PAYOUT_APPROVAL_ABOVE_USD` at every start, silently undoing an
+/// operator's change made at run time. The environment now applies only when it changes.
+#[tokio::test]
+async fn a_restart_keeps_the_operators_approval_amount_and_a_changed_environment_applies() {
+    let (pool, _) = integration_tests::fresh_database(&integration_tests::config()).await;
+    let apply = |usd| payout_approval::apply_configured_amount(&pool, usd);
+    assert!(apply(Some(dec!(100))).await.unwrap(), "first start: the environment's amount applies");
+    assert_eq!(payout_approval::approval_amount(&pool).await.unwrap(), Some(dec!(100)));
+
+    payout_approval::set_approval_amount(&pool, Some(dec!(250))).await.unwrap(); // the console
+    assert!(!apply(Some(dec!(100))).await.unwrap(), "a restart with the same environment changes nothing");
+    assert_eq!(payout_approval::approval_amount(&pool).await.unwrap(), Some(dec!(250)));
+
+    assert!(apply(Some(dec!(300))).await.unwrap(), "a new value in the environment applies");
+    assert_eq!(payout_approval::approval_amount(&pool).await.unwrap(), Some(dec!(300)));
+    assert!(apply(None).await.unwrap(), "removed from the environment: off");
+    assert_eq!(payout_approval::approval_amount(&pool).await.unwrap(), None);
+}

@@ -23,10 +23,11 @@ async fn run() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let pool = db::connect(config.database_url.expose()).await.context("cannot connect to Postgres (DATABASE_URL)")?;
     db::MIGRATOR.run(&pool).await.context("cannot apply migrations")?;
-    if let Some(usd) = config.payout_approval_above_usd {
-        // The environment sets the approval amount at start; operators may change it at run time.
-        db::payout_approval::set_approval_amount(&pool, Some(usd)).await.context("cannot store PAYOUT_APPROVAL_ABOVE_USD")?;
-        info!(%usd, "payout batches above this wait for an operator's approval");
+    // The environment's approval amount applies when it changed; otherwise what operators set
+    // at run time stands.
+    let configured = config.payout_approval_above_usd;
+    if db::payout_approval::apply_configured_amount(&pool, configured).await.context("cannot store PAYOUT_APPROVAL_ABOVE_USD")? {
+        info!(usd = ?configured, "PAYOUT_APPROVAL_ABOVE_USD applied: payout batches above it wait for an operator's approval");
     }
     let services = PayoutServices::connect(&config, pool).await?;
     let client = connect_temporal(&config.temporal_address, &config.temporal_namespace, Duration::from_secs(10)).await?;

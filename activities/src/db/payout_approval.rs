@@ -53,6 +53,50 @@ pub async fn set_approval_amount(pool: &PgPool, usd: Option<Decimal>) -> Result<
     }
 }
 
+/// The last value the environment (`PAYOUT_APPROVAL_ABOVE_USD`) gave, or `off`.
+const CONFIGURED_SETTING: &str = "payout_approval_above_usd_configured";
+
+/// At worker start: applies `PAYOUT_APPROVAL_ABOVE_USD` only when it differs from what the
+/// environment gave last time, so an amount an operator changed at run time survives restarts
+/// while a changed environment still takes effect. Returns whether it applied.
+pub async fn apply_configured_amount(pool: &PgPool, configured: Option<Decimal>) -> Result<bool, sqlx::Error> {
+    let text = configured.map_or_else(|| "off".to_owned(), |usd| format!("{usd:.2}"));
+    let mut tx = pool.begin().await?;
+    // Several workers starting at once apply it once.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(CONFIGURED_SETTING).execute(&mut *tx).await?;
+    let last: Option<String> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(CONFIGURED_SETTING).fetch_optional(&mut *tx).await?;
+    // Never set by the environment and still unset: leave what operators chose alone.
+    let applies = last.as_deref() != Some(text.as_str()) && !(last.is_none() && configured.is_none());
+    if applies {
+        match configured {
+            Some(usd) => {
+                sqlx::query(
+                    "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, now())
+                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+                )
+                .bind(APPROVAL_SETTING)
+                .bind(format!("{usd:.2}"))
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM settings WHERE key = $1").bind(APPROVAL_SETTING).execute(&mut *tx).await?;
+            }
+        }
+    }
+    sqlx::query(
+        "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, now())
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+    )
+    .bind(CONFIGURED_SETTING)
+    .bind(&text)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(applies)
+}
+
 /// In the claim's transaction: holds the new batch for approval when its total is above the
 /// approval amount, with one alert. Returns whether it did.
 pub async fn hold_if_above(
