@@ -392,6 +392,26 @@ pub fn test_ipn(payment_id: i64, client_id: &str, price_usd: Decimal, outcome_et
     }
 }
 
+/// The client's latest payout batch once it is `status` (at most 90 s).
+pub async fn batch_in(app: &TestApp, client_id: &str, status: &str) -> uuid::Uuid {
+    let started = Instant::now();
+    loop {
+        let found: Option<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT batch_id FROM payout_batches WHERE client_id = $1 AND status = $2 ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(client_id)
+        .bind(status)
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap();
+        if let Some(id) = found {
+            return id;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "no '{status}' payout batch for {client_id} after 90 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Threshold payments of the given USD prices (settled at 3000 USD/ETH), accumulated.
 /// (Adds the client, threshold 100 USD, when it does not exist yet.)
 pub async fn accumulate(app: &TestApp, client_id: &str, prices: &[Decimal]) {

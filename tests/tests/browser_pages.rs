@@ -2,7 +2,7 @@
 //! playwright-core (both installed by `make test`) against a test app.
 
 use activities::db::payout_approval;
-use integration_tests::{accumulate, run_conversion, TestApp, ADMIN_TOKEN, XMR_WALLET};
+use integration_tests::{accumulate, batch_in, run_conversion, TestApp, ADMIN_TOKEN, XMR_WALLET};
 use rust_decimal_macros::dec;
 use serde_json::json;
 use uuid::Uuid;
@@ -61,24 +61,4 @@ async fn in_chromium(app: &TestApp, client_id: &str, action: Option<(&str, Uuid)
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "the browser run failed:\n{stdout}\n{stderr}");
     stdout.into_owned()
-}
-
-/// The client's latest batch once it is `status` (at most 90 s).
-async fn batch_in(app: &TestApp, client_id: &str, status: &str) -> Uuid {
-    let started = std::time::Instant::now();
-    loop {
-        let found: Option<Uuid> = sqlx::query_scalar(
-            "SELECT batch_id FROM payout_batches WHERE client_id = $1 AND status = $2 ORDER BY created_at DESC LIMIT 1",
-        )
-        .bind(client_id)
-        .bind(status)
-        .fetch_optional(&app.pool)
-        .await
-        .unwrap();
-        if let Some(batch_id) = found {
-            return batch_id;
-        }
-        assert!(started.elapsed() < std::time::Duration::from_secs(90), "no {status} batch for {client_id} after 90 s");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
 }

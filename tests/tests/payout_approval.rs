@@ -4,31 +4,12 @@
 //! code path or the Temporal UI: the same workflow signal.
 
 use activities::db::payout_approval;
-use integration_tests::{accumulate, run_conversion, run_sweep, TestApp, ADMIN_TOKEN, XMR_WALLET};
+use integration_tests::{accumulate, batch_in, run_conversion, run_sweep, TestApp, ADMIN_TOKEN, XMR_WALLET};
 use payout_starter::cli::payout_batches::{self, Approval};
 use rust_decimal_macros::dec;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
 
-/// The client's latest payout batch once it is `status`.
-async fn batch_in(app: &TestApp, client_id: &str, status: &str) -> Uuid {
-    let started = Instant::now();
-    loop {
-        let found: Option<Uuid> = sqlx::query_scalar(
-            "SELECT batch_id FROM payout_batches WHERE client_id = $1 AND status = $2 ORDER BY created_at DESC LIMIT 1",
-        )
-        .bind(client_id)
-        .bind(status)
-        .fetch_optional(&app.pool)
-        .await
-        .unwrap();
-        if let Some(id) = found {
-            return id;
-        }
-        assert!(started.elapsed() < Duration::from_secs(90), "no '{status}' payout batch for {client_id} after 90 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 async fn count(app: &TestApp, sql: &str, batch_id: Uuid) -> i64 {
     sqlx::query_scalar(sql).bind(batch_id).fetch_one(&app.pool).await.unwrap()
