@@ -43,6 +43,8 @@ pub struct Config {
     pub eth_rpc_url: Option<Secret>,
     pub host_wallet_private_key: Option<Secret>,
     pub usdt_contract: Option<String>,
+    /// `USDC_CONTRACT`: the alternative settlement stablecoin's token; unset: USDC is not offered.
+    pub usdc_contract: Option<String>,
     pub changenow_api_url: Option<Secret>,
     pub changenow_api_key: Option<Secret>,
     pub nowpayments_ipn_secret: Secret,
@@ -120,6 +122,7 @@ impl Config {
             eth_rpc_url: get("ETH_RPC_URL").map(Secret::new),
             host_wallet_private_key: get("HOST_WALLET_PRIVATE_KEY").map(Secret::new),
             usdt_contract: get("USDT_CONTRACT"),
+            usdc_contract: get("USDC_CONTRACT"),
             changenow_api_url: get("CHANGENOW_API_URL").map(Secret::new),
             changenow_api_key: get("CHANGENOW_API_KEY").map(Secret::new),
             nowpayments_ipn_secret: Secret::new(required("NOWPAYMENTS_IPN_SECRET")?),

@@ -14,6 +14,7 @@ pub struct WorkerMetrics {
     hot_wallet_balance: GaugeF64,
     eth: MetricAttributes,
     usdt: MetricAttributes,
+    usdc: MetricAttributes,
     over_threshold_query: HistogramDuration,
     no_labels: MetricAttributes,
 }
@@ -25,11 +26,12 @@ impl WorkerMetrics {
             hot_wallet_balance: meter.gauge_f64(
                 MetricParameters::builder()
                     .name("payout_hot_wallet_balance")
-                    .description("The hot wallet's balance by asset, in whole coins (ETH, USDT)")
+                    .description("The hot wallet's balance by asset, in whole coins (ETH, USDT, USDC)")
                     .build(),
             ),
             eth: asset("eth"),
             usdt: asset("usdt"),
+            usdc: asset("usdc"),
             over_threshold_query: meter.histogram_duration(
                 MetricParameters::builder()
                     .name("payout_over_threshold_query")
@@ -46,6 +48,9 @@ impl WorkerMetrics {
         self.hot_wallet_balance.record(coins(balances.eth_wei, 18), &self.eth);
         if let Some(usdt) = balances.usdt_base_units {
             self.hot_wallet_balance.record(coins(usdt, 6), &self.usdt);
+        }
+        if let Some(usdc) = balances.usdc_base_units {
+            self.hot_wallet_balance.record(coins(usdc, 6), &self.usdc);
         }
     }
 

@@ -43,6 +43,7 @@ pub struct Chain {
     treasury: DynProvider,
     treasury_address: Address,
     usdt: Option<Address>,
+    usdc: Option<Address>,
 }
 
 impl Chain {
@@ -54,7 +55,21 @@ impl Chain {
         let reader = RootProvider::new_http(url.clone());
         reader.get_chain_id().await.map_err(rpc)?;
         let treasury = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url).erased();
-        Ok(Self { reader, treasury, treasury_address, usdt })
+        Ok(Self { reader, treasury, treasury_address, usdt, usdc: None })
+    }
+
+    /// The test USDC (`USDC_CONTRACT`), paid and watched like USDT.
+    pub fn with_usdc(mut self, usdc: Option<Address>) -> Self {
+        self.usdc = usdc;
+        self
+    }
+
+    fn token(&self, coin: &str) -> Option<(Address, ChainAsset)> {
+        match coin {
+            "usdt" => self.usdt.map(|a| (a, ChainAsset::Usdt)),
+            "usdc" => self.usdc.map(|a| (a, ChainAsset::Usdc)),
+            _ => None,
+        }
     }
 
     pub fn treasury_address(&self) -> Address {
@@ -75,12 +90,13 @@ impl Chain {
             let Some(to) = tx.to() else { continue };
             let candidate = if watched.contains(&to) && !tx.value().is_zero() {
                 Some((to, "eth", from_base_units(u128::try_from(tx.value()).unwrap_or(u128::MAX), ChainAsset::Eth)))
-            } else if Some(to) == self.usdt {
+            } else if let Some((coin, asset)) = ["usdt", "usdc"]
+                .into_iter()
+                .find_map(|coin| self.token(coin).filter(|(contract, _)| *contract == to).map(|(_, asset)| (coin, asset)))
+            {
                 decode_erc20_transfer(tx.input())
                     .filter(|(recipient, _)| watched.contains(recipient))
-                    .map(|(recipient, units)| {
-                        (recipient, "usdt", from_base_units(u128::try_from(units).unwrap_or(u128::MAX), ChainAsset::Usdt))
-                    })
+                    .map(|(recipient, units)| (recipient, coin, from_base_units(u128::try_from(units).unwrap_or(u128::MAX), asset)))
             } else {
                 None
             };
@@ -102,9 +118,11 @@ impl Chain {
                 let wei = to_base_units(amount, ChainAsset::Eth).map_err(|e| ChainError::Invalid(e.to_string()))?;
                 TransactionRequest::default().with_to(parse_address(to)?).with_value(U256::from(wei))
             }
-            "usdt" => {
-                let contract = self.usdt.ok_or_else(|| ChainError::Invalid("USDT_CONTRACT is not configured".into()))?;
-                let units = to_base_units(amount, ChainAsset::Usdt).map_err(|e| ChainError::Invalid(e.to_string()))?;
+            "usdt" | "usdc" => {
+                let (contract, asset) = self
+                    .token(coin)
+                    .ok_or_else(|| ChainError::Invalid(format!("{}_CONTRACT is not configured", coin.to_uppercase())))?;
+                let units = to_base_units(amount, asset).map_err(|e| ChainError::Invalid(e.to_string()))?;
                 TransactionRequest::default()
                     .with_to(contract)
                     .with_input(erc20_transfer_calldata(parse_address(to)?, U256::from(units)))

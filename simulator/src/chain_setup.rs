@@ -40,6 +40,28 @@ pub async fn deploy_test_usdt(rpc_url: &str) -> anyhow::Result<(Address, bool)> 
     Ok((address, true))
 }
 
+/// Deploys another instance of the test token (the local USDC: same 6-decimal contract, its
+/// role set by the variable that names it, `USDC_CONTRACT`) unless `existing` already holds code.
+/// Returns its address and whether it was deployed now.
+pub async fn deploy_test_token(rpc_url: &str, existing: Option<Address>) -> anyhow::Result<(Address, bool)> {
+    let signer = PrivateKeySigner::from_str(ANVIL_DEPLOYER_KEY)?;
+    let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(rpc_url.parse()?);
+    if let Some(existing) = existing {
+        if !provider.get_code_at(existing).await?.is_empty() {
+            return Ok((existing, false));
+        }
+    }
+    let code = Bytes::from(alloy::hex::decode(TEST_USDT_BYTECODE.trim())?);
+    let receipt = provider
+        .send_transaction(TransactionRequest::default().with_deploy_code(code))
+        .await?
+        .get_receipt()
+        .await?;
+    anyhow::ensure!(receipt.status(), "deploying a test token reverted");
+    let address = receipt.contract_address.ok_or_else(|| anyhow::anyhow!("no contract address in the receipt"))?;
+    Ok((address, true))
+}
+
 /// Mints `units` (10^-6 USDT) of the test token to `to`.
 pub async fn mint_test_usdt(rpc_url: &str, contract: Address, to: Address, units: u128) -> anyhow::Result<()> {
     let signer = PrivateKeySigner::from_str(ANVIL_DEPLOYER_KEY)?;
@@ -78,6 +100,14 @@ pub fn set_env_var(contents: &str, key: &str, value: &str) -> String {
     lines.join("\n") + "\n"
 }
 
+/// The value of `key` in env-file `contents`, if set and not empty.
+pub fn env_value(contents: &str, key: &str) -> Option<String> {
+    contents
+        .lines()
+        .find_map(|line| line.trim_start().strip_prefix(&format!("{key}=")).map(|v| v.trim().to_owned()))
+        .filter(|v| !v.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +117,8 @@ mod tests {
         let env = "A=1\nUSDT_CONTRACT=\nB=2\n";
         assert_eq!(set_env_var(env, "USDT_CONTRACT", "0xabc"), "A=1\nUSDT_CONTRACT=0xabc\nB=2\n");
         assert_eq!(set_env_var("A=1", "USDT_CONTRACT", "0xabc"), "A=1\nUSDT_CONTRACT=0xabc\n");
+        assert_eq!(env_value("A=1\nUSDC_CONTRACT=0xdef\n", "USDC_CONTRACT").as_deref(), Some("0xdef"));
+        assert_eq!(env_value("USDC_CONTRACT=\n", "USDC_CONTRACT"), None);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct SimulatorConfig {
     pub rpc_url: String,
     pub treasury_key: String,
     pub usdt_contract: Option<Address>,
+    /// The test USDC, the alternative settlement stablecoin (`USDC_CONTRACT`).
+    pub usdc_contract: Option<Address>,
     pub api_key: String,
     /// Time between two statuses of an exchange.
     pub step_delay: Duration,
@@ -33,6 +35,7 @@ impl std::fmt::Debug for SimulatorConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimulatorConfig")
             .field("usdt_contract", &self.usdt_contract)
+            .field("usdc_contract", &self.usdc_contract)
             .field("step_delay", &self.step_delay)
             .field("market", &self.market)
             .finish_non_exhaustive()
@@ -46,6 +49,7 @@ impl SimulatorConfig {
             rpc_url: rpc_url.to_owned(),
             treasury_key: ANVIL_TREASURY_KEY.to_owned(),
             usdt_contract,
+            usdc_contract: None,
             api_key: api_key.to_owned(),
             step_delay: Duration::from_millis(200),
             market: Market::default(),
@@ -70,6 +74,9 @@ impl SimulatorConfig {
             .map_err(|_| Invalid { name: "CHANGENOW_API_URL", reason: format!("'{api_url}' is not http://ip:port") })?;
         let usdt_contract = get("USDT_CONTRACT")
             .map(|text| Address::from_str(text.trim()).map_err(|_| Invalid { name: "USDT_CONTRACT", reason: text }))
+            .transpose()?;
+        let usdc_contract = get("USDC_CONTRACT")
+            .map(|text| Address::from_str(text.trim()).map_err(|_| Invalid { name: "USDC_CONTRACT", reason: text }))
             .transpose()?;
         let step_ms: u64 = get("SIMULATOR_STEP_DELAY_MS")
             .unwrap_or_else(|| "1000".into())
@@ -99,6 +106,7 @@ impl SimulatorConfig {
             rpc_url: required("ETH_RPC_URL")?,
             treasury_key: get("SIMULATOR_TREASURY_KEY").unwrap_or_else(|| ANVIL_TREASURY_KEY.to_owned()),
             usdt_contract,
+            usdc_contract,
             api_key: required("CHANGENOW_API_KEY")?,
             step_delay: Duration::from_millis(step_ms),
             market,

@@ -116,7 +116,7 @@ impl Drop for RunningSimulator {
 
 /// Connects to the chain, binds `listen` (port 0 for any) and serves until dropped.
 pub async fn spawn(config: SimulatorConfig, listen: SocketAddr) -> anyhow::Result<RunningSimulator> {
-    let chain = Chain::connect(&config.rpc_url, &config.treasury_key, config.usdt_contract).await?;
+    let chain = Chain::connect(&config.rpc_url, &config.treasury_key, config.usdt_contract).await?.with_usdc(config.usdc_contract);
     let first_block = chain.latest_block().await?;
     info!(treasury = %chain.treasury_address(), first_block, "ChangeNow simulator connected to the chain");
     let simulator = Arc::new(Simulator {

@@ -1,11 +1,11 @@
 //! `changenow-simulator`: ChangeNow's v2 API over the local chain, for development and demos.
 //!
 //!   changenow-simulator serve          serve at CHANGENOW_API_URL (the default command)
-//!   changenow-simulator setup-chain    deploy the test USDT, fund the wallets, write USDT_CONTRACT
+//!   changenow-simulator setup-chain    deploy the test USDT and USDC, fund the wallets, write USDT_CONTRACT and USDC_CONTRACT
 
 use anyhow::Context;
 use changenow_simulator::{
-    chain_setup::{deploy_test_usdt, mint_test_usdt, set_env_var},
+    chain_setup::{deploy_test_token, deploy_test_usdt, env_value, mint_test_usdt, set_env_var},
     config::SimulatorConfig,
 };
 use clap::{Parser, Subcommand};
@@ -84,8 +84,19 @@ async fn setup_chain(env_file: PathBuf) -> anyhow::Result<()> {
         info!(%usdt, "test USDT already deployed");
     }
     let contents = std::fs::read_to_string(&env_file).unwrap_or_default();
-    std::fs::write(&env_file, set_env_var(&contents, "USDT_CONTRACT", &usdt.to_checksum(None)))
-        .with_context(|| format!("cannot write {}", env_file.display()))?;
+    let contents = set_env_var(&contents, "USDT_CONTRACT", &usdt.to_checksum(None));
+
+    // The alternative settlement stablecoin: one more instance of the same token.
+    let known_usdc = env_value(&contents, "USDC_CONTRACT").and_then(|text| alloy::primitives::Address::from_str(&text).ok());
+    let (usdc, deployed_now) = deploy_test_token(&rpc_url, known_usdc).await.context("cannot deploy the test USDC")?;
+    if deployed_now {
+        mint_test_usdt(&rpc_url, usdc, hot_wallet, HOT_WALLET_USDT_UNITS).await?;
+        mint_test_usdt(&rpc_url, usdc, treasury, TREASURY_USDT_UNITS).await?;
+        info!(%usdc, %hot_wallet, %treasury, "test USDC deployed and minted");
+    }
+    let contents = set_env_var(&contents, "USDC_CONTRACT", &usdc.to_checksum(None));
+    std::fs::write(&env_file, contents).with_context(|| format!("cannot write {}", env_file.display()))?;
     println!("USDT_CONTRACT={}", usdt.to_checksum(None));
+    println!("USDC_CONTRACT={}", usdc.to_checksum(None));
     Ok(())
 }

@@ -55,6 +55,17 @@ enum Command {
     /// Alerts raised for an operator (failed batches, stopped payouts).
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// The settlement stablecoin new conversions convert into (USDT, or USDC when USDT depegs).
+    #[command(subcommand)]
+    Stablecoin(StablecoinCommand),
+}
+
+#[derive(Subcommand)]
+enum StablecoinCommand {
+    /// Which stablecoin new conversions settle in.
+    Show,
+    /// Switch new conversions to `usdt` or `usdc`; what was converted before keeps its coin.
+    Set { coin: String },
 }
 
 #[derive(Subcommand)]
@@ -310,6 +321,30 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Batch(command) => batch_command(&config, command).await,
+        Command::Stablecoin(StablecoinCommand::Show) => {
+            let pool = pool(&config).await?;
+            let coin = db::conversion_ledger::settlement_coin(&pool).await?;
+            println!("new conversions settle in {}", coin.as_str().to_uppercase());
+            Ok(())
+        }
+        Command::Stablecoin(StablecoinCommand::Set { coin }) => {
+            let Some(coin) = workflows::domain::Stablecoin::parse(&coin) else {
+                bail!("'{coin}' is not a settlement stablecoin (usdt or usdc)");
+            };
+            let contract = match coin {
+                workflows::domain::Stablecoin::Usdt => &config.usdt_contract,
+                workflows::domain::Stablecoin::Usdc => &config.usdc_contract,
+            };
+            if contract.is_none() {
+                bail!("{}_CONTRACT is not set: the worker could not receive or send {}", coin.as_str().to_uppercase(), coin.as_str().to_uppercase());
+            }
+            db::conversion_ledger::set_settlement_coin(&pool(&config).await?, coin).await?;
+            println!(
+                "new conversions settle in {} from the next run; rows already converted keep their coin and are paid out in it",
+                coin.as_str().to_uppercase()
+            );
+            Ok(())
+        }
         Command::Alerts(AlertsCommand::List) => {
             let open = db::alerts::open(&pool(&config).await?).await?;
             if open.is_empty() {

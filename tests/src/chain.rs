@@ -7,7 +7,7 @@ use alloy::{
     providers::{Provider, ProviderBuilder},
 };
 use changenow_simulator::{
-    chain_setup::{deploy_test_usdt, mint_test_usdt},
+    chain_setup::{deploy_test_token, deploy_test_usdt, mint_test_usdt},
     config::SimulatorConfig,
     RunningSimulator,
 };
@@ -96,6 +96,8 @@ impl Drop for Anvil {
 pub struct TestChain {
     pub anvil: Anvil,
     pub usdt: Address,
+    /// The test USDC (the same token contract, deployed once more).
+    pub usdc: Address,
     pub simulator: RunningSimulator,
     pub changenow_api_key: String,
 }
@@ -106,12 +108,16 @@ impl TestChain {
         let (usdt, _) = deploy_test_usdt(&anvil.url).await.expect("cannot deploy the test USDT");
         let hot_wallet: Address = HOT_WALLET.parse().unwrap();
         mint_test_usdt(&anvil.url, usdt, hot_wallet, HOT_WALLET_USDT_UNITS).await.expect("mint");
-        let config = SimulatorConfig::local(&anvil.url, Some(usdt), changenow_api_key);
+        let (usdc, _) = deploy_test_token(&anvil.url, None).await.expect("cannot deploy the test USDC");
+        mint_test_usdt(&anvil.url, usdc, hot_wallet, HOT_WALLET_USDT_UNITS).await.expect("mint");
+        let mut config = SimulatorConfig::local(&anvil.url, Some(usdt), changenow_api_key);
+        config.usdc_contract = Some(usdc);
         let treasury = config.treasury_key.parse::<alloy::signers::local::PrivateKeySigner>().expect("key").address();
         mint_test_usdt(&anvil.url, usdt, treasury, TREASURY_USDT_UNITS).await.expect("mint");
+        mint_test_usdt(&anvil.url, usdc, treasury, TREASURY_USDT_UNITS).await.expect("mint");
         let simulator =
             changenow_simulator::spawn(config, "127.0.0.1:0".parse().unwrap()).await.expect("simulator did not start");
-        Self { anvil, usdt, simulator, changenow_api_key: changenow_api_key.to_owned() }
+        Self { anvil, usdt, usdc, simulator, changenow_api_key: changenow_api_key.to_owned() }
     }
 
     pub fn changenow_url(&self) -> String {
@@ -145,10 +151,16 @@ impl TestChain {
     }
 
     pub async fn usdt_balance(&self, owner: Address) -> U256 {
+        self.token_balance(self.usdt, owner).await
+    }
+
+    pub async fn usdc_balance(&self, owner: Address) -> U256 {
+        self.token_balance(self.usdc, owner).await
+    }
+
+    async fn token_balance(&self, token: Address, owner: Address) -> U256 {
         let provider = alloy::providers::RootProvider::new_http(self.anvil.url.parse().unwrap());
-        activities::ethereum::balance_of(&provider, activities::ethereum::Asset::Erc20(self.usdt), owner)
-            .await
-            .expect("balanceOf")
+        activities::ethereum::balance_of(&provider, activities::ethereum::Asset::Erc20(token), owner).await.expect("balanceOf")
     }
 }
 

@@ -138,6 +138,7 @@ impl TestApp {
         config.changenow_api_url = Some(Secret::new(chain.changenow_url()));
         config.changenow_api_key = Some(Secret::new(api_key));
         config.usdt_contract = Some(chain.usdt.to_checksum(None));
+        config.usdc_contract = Some(chain.usdc.to_checksum(None));
         config.host_wallet_private_key = Some(Secret::new(chain::HOT_WALLET_KEY));
         config.admin_token = Some(Secret::new(ADMIN_TOKEN));
         // Stuck transfers are replaced quickly in tests (automine off).
@@ -291,6 +292,7 @@ impl TestApp {
             ("ETH_RPC_URL".into(), secret(&c.eth_rpc_url)),
             ("HOST_WALLET_PRIVATE_KEY".into(), secret(&c.host_wallet_private_key)),
             ("USDT_CONTRACT".into(), c.usdt_contract.clone().unwrap_or_default()),
+            ("USDC_CONTRACT".into(), c.usdc_contract.clone().unwrap_or_default()),
             ("CHANGENOW_API_URL".into(), secret(&c.changenow_api_url)),
             ("CHANGENOW_API_KEY".into(), secret(&c.changenow_api_key)),
             ("NOWPAYMENTS_IPN_SECRET".into(), c.nowpayments_ipn_secret.expose().to_owned()),

@@ -148,7 +148,7 @@ async fn a_waiting_pool_a_client_over_threshold_for_a_week_and_a_low_wallet_are_
         .execute(&app.pool)
         .await
         .unwrap();
-    let poor = HotWalletBalances { eth_wei: dec!(1e15), base_fee_wei: dec!(1e9), usdt_base_units: None };
+    let poor = HotWalletBalances { eth_wei: dec!(1e15), base_fee_wei: dec!(1e9), usdt_base_units: None, usdc_base_units: None };
 
     let first = alert_rules::evaluate(&app.pool, &rules_input(Some(poor.clone()))).await.unwrap();
     assert_eq!(open_kinds(&app).await, ["client_over_threshold_7d", "conversion_pool_waiting", "hot_wallet_low"]);
@@ -174,7 +174,7 @@ async fn a_waiting_pool_a_client_over_threshold_for_a_week_and_a_low_wallet_are_
         .execute(&app.pool)
         .await
         .unwrap();
-    let funded = HotWalletBalances { eth_wei: dec!(1e21), base_fee_wei: dec!(1e9), usdt_base_units: None };
+    let funded = HotWalletBalances { eth_wei: dec!(1e21), base_fee_wei: dec!(1e9), usdt_base_units: None, usdc_base_units: None };
     let cleared = alert_rules::evaluate(&app.pool, &rules_input(Some(funded))).await.unwrap();
     assert_eq!(cleared.resolved, 3, "{cleared:?}");
     assert_eq!(open_kinds(&app).await, Vec::<String>::new());

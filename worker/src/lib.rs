@@ -46,6 +46,7 @@ pub struct PayoutServices {
     pub hot_wallet: Arc<HotWallet>,
     pub changenow: ChangeNowClient,
     pub usdt_contract: Option<alloy::primitives::Address>,
+    pub usdc_contract: Option<alloy::primitives::Address>,
     pub fault_kill_after_broadcast: bool,
     pub alert_webhook_url: Option<String>,
     /// The worker's own metrics, on the SDK's meter (`None` without `METRICS_ADDR`).
@@ -58,12 +59,8 @@ impl PayoutServices {
         let key = Config::required(&config.host_wallet_private_key, "HOST_WALLET_PRIVATE_KEY")?;
         let changenow_url = Config::required(&config.changenow_api_url, "CHANGENOW_API_URL")?;
         let changenow_key = Config::required(&config.changenow_api_key, "CHANGENOW_API_KEY")?;
-        let usdt_contract = match config.usdt_contract.as_deref() {
-            None => None,
-            Some(text) => Some(alloy::primitives::Address::from_str(text.trim()).map_err(|_| {
-                ConfigError::Invalid { name: "USDT_CONTRACT", reason: format!("'{text}' is not an Ethereum address") }
-            })?),
-        };
+        let usdt_contract = token_address(config.usdt_contract.as_deref(), "USDT_CONTRACT")?;
+        let usdc_contract = token_address(config.usdc_contract.as_deref(), "USDC_CONTRACT")?;
         let settings = OutboxSettings {
             confirmations: config.eth_confirmations,
             stuck_after: config.transfer_stuck_after,
@@ -78,6 +75,7 @@ impl PayoutServices {
             hot_wallet,
             changenow,
             usdt_contract,
+            usdc_contract,
             fault_kill_after_broadcast: config.fault_kill_after_broadcast,
             alert_webhook_url: config.alert_webhook_url.as_ref().map(|url| url.expose().to_owned()),
             metrics: None,
@@ -97,6 +95,15 @@ pub fn init_logging() -> Result<(), WorkerError> {
         }
     }
     Ok(())
+}
+
+/// A token contract from the configuration, if set.
+fn token_address(text: Option<&str>, name: &'static str) -> Result<Option<alloy::primitives::Address>, ConfigError> {
+    text.map(|text| {
+        alloy::primitives::Address::from_str(text.trim())
+            .map_err(|_| ConfigError::Invalid { name, reason: format!("'{text}' is not an Ethereum address") })
+    })
+    .transpose()
 }
 
 /// Connects a Temporal client; fails within `timeout` when nothing answers.
@@ -139,6 +146,7 @@ pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<Work
         .register_activities(ChangeNowActivities::new(services.changenow, services.pool, refund_address))
         .register_activities(
             EthereumActivities::new(services.hot_wallet, services.usdt_contract)
+                .with_usdc_contract(services.usdc_contract)
                 .killing_the_process_after_broadcast(services.fault_kill_after_broadcast),
         )
         .register_activities(BenchmarkActivitiesImpl)

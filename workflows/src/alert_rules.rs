@@ -29,7 +29,8 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
 
 pub const SCHEDULE_ID: &str = "alert-rules";
-/// The stablecoin new conversions settle in (USDC as an alternative is issue 12's item 4).
+/// The stablecoin watched for a depeg: USDT, the default settlement coin, priced against USDC
+/// (a round trip cannot tell which of the two moved, so USDC is taken as the dollar).
 pub const SETTLEMENT_STABLECOIN: &str = "usdt";
 pub const DEFAULT_OVER_THRESHOLD_DAYS: u32 = 7;
 pub const DEFAULT_POOL_MAX_WAIT_MINUTES: u32 = 6 * 60;

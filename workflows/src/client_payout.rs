@@ -45,7 +45,7 @@ use crate::{
         ApprovalDecision, ChangeNow, ClaimedBatch, ClaimedPayout, DueQuery, Ethereum, ExchangeOrder, IncomingTransferQuery, PayoutClaimRequest,
         PayoutCompletion, PayoutFailure, PayoutGroup, PayoutLeg, PayoutLedger, PayoutParts, ReopenedPayout, TransferOrder,
     },
-    domain::{split_into_exchanges, ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict},
+    domain::{split_into_exchanges, ExchangePair, ExchangeStatus, RangeVerdict, Stablecoin},
     steps::{root_cause, step_options, step_retry_policy, wait_until_confirmed, wait_until_final, TransferEnd, TransferWait, STEP_TIMEOUT},
 };
 use rust_decimal::Decimal;
@@ -173,6 +173,8 @@ struct OpenBatch {
     stored_parts: Option<Vec<Decimal>>,
     /// Reopened by a retry rather than claimed by this attempt.
     resumed: bool,
+    /// The stablecoin its rows hold, sent to ChangeNow.
+    coin: Stablecoin,
 }
 
 impl ClientPayoutWorkflow {
@@ -196,6 +198,7 @@ impl OpenBatch {
             // A batch taken over before its cut was stored made no exchange yet: fresh.
             resumed: claimed.taken_over && claimed.parts.is_some(),
             stored_parts: claimed.parts,
+            coin: claimed.coin,
         }
     }
 }
@@ -430,15 +433,15 @@ async fn pay(
             let request = PayoutClaimRequest { batch_id: batch_id.clone(), group: group.clone() };
             match ledger.step(ctx, PayoutLedger::claim_payout_batch, request).await? {
                 None => return Ok(Ok(ClientPayoutOutcome::NothingToPay)),
-                Some(ClaimedPayout { total_usdt, .. }) => {
-                    OpenBatch { batch_id, group: group.clone(), total_usdt, retries: 0, stored_parts: None, resumed: false }
+                Some(ClaimedPayout { total_usdt, coin, .. }) => {
+                    OpenBatch { batch_id, group: group.clone(), total_usdt, retries: 0, stored_parts: None, resumed: false, coin }
                 }
             }
         }
         Attempt::Resume(batch_id) => {
             match ledger.step(ctx, PayoutLedger::reopen_payout_batch, batch_id.clone()).await? {
-                ReopenedPayout::Open { group, total_usdt, retries, parts } => {
-                    OpenBatch { batch_id, group, total_usdt, retries, stored_parts: parts, resumed: true }
+                ReopenedPayout::Open { group, total_usdt, retries, parts, coin } => {
+                    OpenBatch { batch_id, group, total_usdt, retries, stored_parts: parts, resumed: true, coin }
                 }
                 ReopenedPayout::AlreadyCompleted | ReopenedPayout::RowsReleased => {
                     return Ok(Ok(ClientPayoutOutcome::NothingToPay));
@@ -458,7 +461,7 @@ async fn pay(
         below_minimum_usdt: None,
     };
 
-    let pair = ExchangePair::new(("usdt", "eth"), (&batch.group.payout_currency, &batch.group.payout_network));
+    let pair = ExchangePair::new((batch.coin.as_str(), batch.coin.network()), (&batch.group.payout_currency, &batch.group.payout_network));
     // A resumed batch sends the parts it was cut into, whatever ChangeNow's range says today.
     let parts = match batch.stored_parts.clone() {
         Some(parts) => parts,
@@ -552,7 +555,7 @@ async fn pay_leg(
             Err(e) => return Ok(Err(format!("ChangeNow refused exchange {n} of the payout: {}", root_cause(&e)))),
         };
         *usdt_left_wallet = true;
-        let transfer = TransferOrder { purpose_key: purpose_key.clone(), asset: ChainAsset::Usdt, to: ticket.payin_address, amount: usdt };
+        let transfer = TransferOrder { purpose_key: purpose_key.clone(), asset: batch.coin.asset(), to: ticket.payin_address, amount: usdt };
         let sent = match ctx.execute_activity(Ethereum::send_transfer, transfer, step_options()).await {
             Ok(_) => wait_until_confirmed(ctx, &purpose_key, TransferWait::STANDARD).await,
             Err(e) => Err(ApplicationFailure::non_retryable(root_cause(&e)).into()),
@@ -585,7 +588,7 @@ async fn pay_leg(
             }
             (ExchangeStatus::Refunded, Some(refund_hash)) => {
                 // Only USDT seen back on chain may be sent again.
-                let query = IncomingTransferQuery { tx_hash: refund_hash.clone(), asset: ChainAsset::Usdt };
+                let query = IncomingTransferQuery { tx_hash: refund_hash.clone(), asset: batch.coin.asset() };
                 let back = match ctx.execute_activity(Ethereum::find_incoming_transfer, query, step_options()).await {
                     Ok(back) => back,
                     Err(e) => return Ok(Err(format!("refund {refund_hash} of exchange {} not found: {}", ticket.exchange_id, root_cause(&e)))),

@@ -45,7 +45,7 @@ use crate::{
         Ethereum, ExchangeOrder, FailedBatch, IncomingTransferQuery, SeenRefund, TransferOrder,
     },
     client_payout::start_due_payouts,
-    domain::{ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict, SETTLEMENT_CURRENCY},
+    domain::{ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict, Stablecoin, SETTLEMENT_CURRENCY},
     steps::{failure_step_options, root_cause, step_options, wait_until_confirmed, wait_until_final, TransferEnd, TransferWait},
 };
 use std::time::Duration;
@@ -56,8 +56,6 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{WorkflowContext, WorkflowResult};
 
 pub const SCHEDULE_ID: &str = "micro-batch-conversion";
-const USDT: &str = "usdt";
-const USDT_NETWORK: &str = "eth";
 /// Rows per batch: the claim and the split are each one statement over at most this many rows
 /// (a fraction of a second), and a backlog converts in a few batches rather than one huge one.
 pub const MAX_ROWS_PER_BATCH: i64 = 10_000;
@@ -139,8 +137,8 @@ impl MicroBatchConversionWorkflow {
                 }
                 // A reset or restarted run: this batch ended under an earlier run.
                 ConversionClaim::Ended { .. } => continue,
-                ConversionClaim::Claimed { total_eth, row_count, resumed, .. } => {
-                    ClaimedBatch { batch_id, total_eth, row_count, resumed }
+                ConversionClaim::Claimed { total_eth, row_count, resumed, coin, .. } => {
+                    ClaimedBatch { batch_id, total_eth, row_count, resumed, coin }
                 }
             };
             match convert(ctx, &batch, transfer_wait).await {
@@ -181,6 +179,8 @@ struct ClaimedBatch {
     total_eth: Decimal,
     row_count: i64,
     resumed: bool,
+    /// The stablecoin it converts into, fixed when it was claimed.
+    coin: Stablecoin,
 }
 
 enum BatchEnd {
@@ -217,7 +217,7 @@ async fn convert(
     batch: &ClaimedBatch,
     transfer_wait: TransferWait,
 ) -> Result<BatchEnd, BatchFailure> {
-    let pair = ExchangePair::new((SETTLEMENT_CURRENCY, SETTLEMENT_CURRENCY), (USDT, USDT_NETWORK));
+    let pair = ExchangePair::new((SETTLEMENT_CURRENCY, SETTLEMENT_CURRENCY), (batch.coin.as_str(), batch.coin.network()));
     let (mut total_eth, mut rows) = (batch.total_eth, batch.row_count);
     // A resumed batch was judged when it was claimed, and its ETH may have left: it goes on as
     // it is, whatever ChangeNow's range says now.
@@ -289,13 +289,14 @@ async fn convert(
             return Err(BatchFailure::of_exchange(&exchange_id, reason));
         }
     };
-    let query = IncomingTransferQuery { tx_hash: usdt_tx_hash.clone(), asset: ChainAsset::Usdt };
+    let query = IncomingTransferQuery { tx_hash: usdt_tx_hash.clone(), asset: batch.coin.asset() };
     let received = ctx
         .execute_activity(Ethereum::find_incoming_transfer, query, step_options())
         .await
         .map_err(|e| BatchFailure::of_exchange(&exchange_id, failed_step(&format!("payout {usdt_tx_hash}"), &e)))?;
     if received.amount.is_zero() {
-        let reason = format!("exchange {exchange_id} reports payout {usdt_tx_hash}, but that transaction paid the hot wallet no USDT");
+        let coin = batch.coin.asset().symbol();
+        let reason = format!("exchange {exchange_id} reports payout {usdt_tx_hash}, but that transaction paid the hot wallet no {coin}");
         return Err(BatchFailure::of_exchange(&exchange_id, reason));
     }
 

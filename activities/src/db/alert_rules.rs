@@ -41,7 +41,7 @@ pub fn depeg(coin: &str, usd_price: Decimal) -> Option<Firing> {
         subject: coin.to_owned(),
         message: format!(
             "{} trades at {} USD, {}% from the peg (tolerance {}%): unpaid balances held in it lose value; \
-             the remedy is to settle new conversions in the other stablecoin (USDC) and pause payouts if it worsens",
+             the remedy is to settle new conversions in the other stablecoin (USDC): `starter stablecoin set usdc`",
             coin.to_uppercase(),
             usd_price.round_dp(4).normalize(),
             (distance * Decimal::ONE_HUNDRED).round_dp(2).normalize(),

@@ -21,7 +21,7 @@ use workflows::{
         conversion_purpose_key, BatchLimit, BatchTotals, ClaimConversionPool, CompleteConversion, ConversionClaim,
         ConversionClaimRequest, ConvertedBatch, FailedBatch, LimitConversionBatch, ReleaseConversion, SeenRefund,
     },
-    domain::{split_proportionally, ChainAsset},
+    domain::{split_proportionally, ChainAsset, Stablecoin},
 };
 
 pub const THRESHOLD_SETTING: &str = "micro_batch_threshold_usd";
@@ -164,7 +164,7 @@ async fn claim(pool: &PgPool, request: &ConversionClaimRequest) -> Result<Conver
     // The batch exists: a retry of this step, or a run reset or restarted under the same
     // workflow id. It is returned as it is, never claimed afresh.
     if let Some(row) = sqlx::query(
-        "SELECT threshold_at_creation, total_eth_usd, total_eth, row_count, conversion_status FROM batch_conversions
+        "SELECT threshold_at_creation, total_eth_usd, total_eth, row_count, conversion_status, settlement_coin FROM batch_conversions
          WHERE batch_conversion_id = $1",
     )
     .bind(batch_id)
@@ -185,6 +185,7 @@ async fn claim(pool: &PgPool, request: &ConversionClaimRequest) -> Result<Conver
             total_eth: row.try_get("total_eth")?,
             row_count: row_count.map(i64::from).unwrap_or_default(),
             resumed,
+            coin: stored_coin(&row.try_get::<String, _>("settlement_coin")?),
         };
         tx.commit().await?;
         info!(batch_id = %batch_id, resumed, "batch already claimed; carrying it on");
@@ -201,15 +202,18 @@ async fn claim(pool: &PgPool, request: &ConversionClaimRequest) -> Result<Conver
     }
 
     // Under the claim lock no other claim runs, and new rows only ever arrive as `pending`:
-    // the oldest rows are taken, and the totals are those of the rows actually claimed.
+    // the oldest rows are taken, and the totals are those of the rows actually claimed. The
+    // batch settles in the stablecoin in force now, whatever is switched later.
+    let coin = settlement_coin(&mut *tx).await?;
     sqlx::query(
         "INSERT INTO batch_conversions (batch_conversion_id, total_eth_usd, total_eth, threshold_at_creation,
-             conversion_status, processing_started_at, row_count, workflow_id)
-         VALUES ($1, 0, 0, $2, 'swapping', now(), 0, $3)",
+             conversion_status, processing_started_at, row_count, workflow_id, settlement_coin)
+         VALUES ($1, 0, 0, $2, 'swapping', now(), 0, $3, $4)",
     )
     .bind(batch_id)
     .bind(threshold)
     .bind(&request.workflow_id)
+    .bind(coin.as_str())
     .execute(&mut *tx)
     .await?;
     sqlx::query(
@@ -230,7 +234,29 @@ async fn claim(pool: &PgPool, request: &ConversionClaimRequest) -> Result<Conver
         total_eth: totals.total_eth,
         row_count: totals.row_count,
         resumed: false,
+        coin,
     })
+}
+
+/// `settings.settlement_stablecoin` (`starter stablecoin set`).
+pub const SETTLEMENT_COIN_SETTING: &str = "settlement_stablecoin";
+
+/// The stablecoin new conversions settle in.
+pub async fn settlement_coin<'e>(db: impl sqlx::PgExecutor<'e>) -> Result<Stablecoin, sqlx::Error> {
+    let text: Option<String> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(SETTLEMENT_COIN_SETTING).fetch_optional(db).await?;
+    Ok(text.as_deref().and_then(Stablecoin::parse).unwrap_or_default())
+}
+
+/// Switches the stablecoin new conversions settle in; batches and rows already converted keep
+/// theirs.
+pub async fn set_settlement_coin(pool: &PgPool, coin: Stablecoin) -> Result<(), sqlx::Error> {
+    super::settings::put(pool, SETTLEMENT_COIN_SETTING, coin.as_str()).await
+}
+
+/// A coin as stored (the column's CHECK allows only the two).
+pub fn stored_coin(text: &str) -> Stablecoin {
+    Stablecoin::parse(text).unwrap_or_default()
 }
 
 async fn batch_status(tx: &mut Tx<'_>, batch_id: Uuid) -> Result<String, ConversionLedgerError> {
@@ -317,7 +343,8 @@ async fn complete(pool: &PgPool, batch: &ConvertedBatch, from: &'static str) -> 
     let updated = sqlx::query(
         "UPDATE payout_accumulation a SET conversion_status = 'completed', accumulated_amount_usdt = s.usdt,
                 eth_to_usdt_rate = CASE WHEN a.accumulated_eth > 0 THEN s.usdt / a.accumulated_eth END,
-                conversion_tx_hash = $2, conversion_timestamp = now(), updated_at = now()
+                conversion_tx_hash = $2, conversion_timestamp = now(), updated_at = now(),
+                settlement_coin = (SELECT settlement_coin FROM batch_conversions WHERE batch_conversion_id = $1)
          FROM UNNEST($3::bigint[], $4::numeric[]) AS s(id, usdt)
          WHERE a.id = s.id AND a.batch_conversion_id = $1 AND a.conversion_status = 'swapping'",
     )

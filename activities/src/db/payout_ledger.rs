@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{
     alerts::{self, AlertKind, NewAlert},
     batch_outcomes::{self, BatchKind, Outcome},
+    conversion_ledger::stored_coin,
 };
 use workflows::activity_definitions::{
     ClaimNextPayoutBatch, ClaimPayoutBatch, ClaimedBatch, ClaimedPayout, CompletePayoutBatch, DueQuery, FailPayoutBatch,
@@ -164,7 +165,7 @@ async fn claim(pool: &PgPool, request: &PayoutClaimRequest) -> Result<Option<Cla
     let batch_id = parse(&request.batch_id)?;
     let mut tx = pool.begin().await?;
     if let Some(row) =
-        sqlx::query("SELECT status, total_amount_usdt, total_payments_count FROM payout_batches WHERE batch_id = $1")
+        sqlx::query("SELECT status, total_amount_usdt, total_payments_count, settlement_coin FROM payout_batches WHERE batch_id = $1")
             .bind(batch_id)
             .fetch_optional(&mut *tx)
             .await?
@@ -174,7 +175,8 @@ async fn claim(pool: &PgPool, request: &PayoutClaimRequest) -> Result<Option<Cla
             return Err(PayoutLedgerError::InvalidTransition { batch_id, status, wanted: "processing" });
         }
         let rows: i32 = row.try_get("total_payments_count")?;
-        return Ok(Some(ClaimedPayout { total_usdt: row.try_get("total_amount_usdt")?, rows: i64::from(rows) }));
+        let coin = stored_coin(&row.try_get::<String, _>("settlement_coin")?);
+        return Ok(Some(ClaimedPayout { total_usdt: row.try_get("total_amount_usdt")?, rows: i64::from(rows), coin }));
     }
     let claimed = claim_rows(&mut tx, request, None).await?;
     if claimed.is_some() {
@@ -192,10 +194,27 @@ async fn claim_rows(
 ) -> Result<Option<ClaimedPayout>, PayoutLedgerError> {
     let batch_id = parse(&request.batch_id)?;
     let group = &request.group;
+    // A batch never mixes stablecoins: it takes the coin of the group's oldest unpaid row, and the
+    // rows of the other coin wait for the group's next batch.
+    let coin: Option<String> = sqlx::query_scalar(
+        "SELECT settlement_coin FROM payout_accumulation
+         WHERE client_id = $1 AND client_wallet_address = $2 AND client_payout_currency = $3
+           AND client_payout_network = $4 AND conversion_status = 'completed' AND NOT is_paid_out
+           AND payout_batch_id IS NULL
+         ORDER BY id LIMIT 1",
+    )
+    .bind(&group.client_id)
+    .bind(&group.wallet_address)
+    .bind(&group.payout_currency)
+    .bind(&group.payout_network)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(coin) = coin.as_deref().map(stored_coin) else { return Ok(None) };
     sqlx::query(
         "INSERT INTO payout_batches (batch_id, client_id, client_wallet_address, client_payout_currency,
-             client_payout_network, total_amount_usdt, total_payments_count, status, processing_started_at, group_sequence)
-         VALUES ($1, $2, $3, $4, $5, 0, 0, 'processing', now(), $6)",
+             client_payout_network, total_amount_usdt, total_payments_count, status, processing_started_at, group_sequence,
+             settlement_coin)
+         VALUES ($1, $2, $3, $4, $5, 0, 0, 'processing', now(), $6, $7)",
     )
     .bind(batch_id)
     .bind(&group.client_id)
@@ -203,6 +222,7 @@ async fn claim_rows(
     .bind(&group.payout_currency)
     .bind(&group.payout_network)
     .bind(sequence)
+    .bind(coin.as_str())
     .execute(&mut **tx)
     .await?;
     // One statement: rows claimed by a concurrent batch are re-checked after their lock and skipped.
@@ -210,7 +230,7 @@ async fn claim_rows(
         "UPDATE payout_accumulation SET payout_batch_id = $1, updated_at = now()
          WHERE client_id = $2 AND client_wallet_address = $3 AND client_payout_currency = $4
            AND client_payout_network = $5 AND conversion_status = 'completed' AND NOT is_paid_out
-           AND payout_batch_id IS NULL
+           AND payout_batch_id IS NULL AND settlement_coin = $6
          RETURNING accumulated_amount_usdt",
     )
     .bind(batch_id)
@@ -218,6 +238,7 @@ async fn claim_rows(
     .bind(&group.wallet_address)
     .bind(&group.payout_currency)
     .bind(&group.payout_network)
+    .bind(coin.as_str())
     .fetch_all(&mut **tx)
     .await?;
     if claimed.is_empty() {
@@ -231,7 +252,7 @@ async fn claim_rows(
         .execute(&mut **tx)
         .await?;
     info!(batch_id = %batch_id, client_id = %group.client_id, sequence, rows = claimed.len(), usdt = %total, "payout batch claimed");
-    Ok(Some(ClaimedPayout { total_usdt: total, rows: claimed.len() as i64 }))
+    Ok(Some(ClaimedPayout { total_usdt: total, rows: claimed.len() as i64, coin }))
 }
 
 /// See `db.claim_next_payout_batch`. The group's balance row is locked first, so two claims of one
@@ -252,7 +273,7 @@ async fn claim_next(pool: &PgPool, group: &PayoutGroup) -> Result<Option<Claimed
     // The batch a run of the group claimed and left open (this call retried, or the run ended
     // mid-payout). One an operator reopened belongs to its own run, not the group's.
     let open = sqlx::query(
-        "SELECT batch_id, group_sequence, total_amount_usdt, total_payments_count, retries, exchange_parts, status
+        "SELECT batch_id, group_sequence, total_amount_usdt, total_payments_count, retries, exchange_parts, status, settlement_coin
          FROM payout_batches
          WHERE client_id = $1 AND client_wallet_address = $2 AND client_payout_currency = $3 AND client_payout_network = $4
            AND status IN ('processing', 'awaiting_approval') AND group_sequence IS NOT NULL AND reopened_at IS NULL
@@ -277,6 +298,7 @@ async fn claim_next(pool: &PgPool, group: &PayoutGroup) -> Result<Option<Claimed
             retries: retries.unsigned_abs(),
             parts: row.try_get("exchange_parts")?,
             taken_over: true,
+            coin: stored_coin(&row.try_get::<String, _>("settlement_coin")?),
             awaiting_approval: row.try_get::<String, _>("status")? == "awaiting_approval",
         }));
     }
@@ -311,6 +333,7 @@ async fn claim_next(pool: &PgPool, group: &PayoutGroup) -> Result<Option<Claimed
         retries: 0,
         parts: None,
         taken_over: false,
+        coin: claimed.coin,
         awaiting_approval,
     }))
 }
@@ -328,7 +351,7 @@ pub async fn reopen(pool: &PgPool, batch_id: Uuid) -> Result<ReopenedPayout, Pay
     let mut tx = pool.begin().await?;
     let row = sqlx::query(
         "SELECT status, rows_released, retries, total_amount_usdt, exchange_parts, client_id, client_wallet_address,
-                client_payout_currency, client_payout_network
+                client_payout_currency, client_payout_network, settlement_coin
          FROM payout_batches WHERE batch_id = $1 FOR UPDATE",
     )
     .bind(batch_id)
@@ -367,8 +390,9 @@ pub async fn reopen(pool: &PgPool, batch_id: Uuid) -> Result<ReopenedPayout, Pay
     let group = group_of(&row)?;
     let total_usdt = row.try_get("total_amount_usdt")?;
     let parts = row.try_get("exchange_parts")?;
+    let coin = stored_coin(&row.try_get::<String, _>("settlement_coin")?);
     tx.commit().await?;
-    Ok(ReopenedPayout::Open { group, total_usdt, retries: retries.unsigned_abs(), parts })
+    Ok(ReopenedPayout::Open { group, total_usdt, retries: retries.unsigned_abs(), parts, coin })
 }
 
 async fn fix_parts(pool: &PgPool, parts: &PayoutParts) -> Result<Vec<Decimal>, PayoutLedgerError> {

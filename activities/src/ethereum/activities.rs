@@ -25,6 +25,8 @@ pub enum EthereumActivityError {
     Amount(#[from] BaseUnitError),
     #[error("a USDT transfer was requested but USDT_CONTRACT is not configured")]
     NoUsdtContract,
+    #[error("a USDC transfer was requested but USDC_CONTRACT is not configured")]
+    NoUsdcContract,
     #[error("transaction {0} is not mined yet")]
     NotMinedYet(String),
     #[error("transaction {tx_hash} has {confirmations} of {required} confirmations; not counted yet")]
@@ -37,7 +39,7 @@ impl EthereumActivityError {
             Self::Wallet(e) => e.is_retryable(),
             // Retried until the chain gets there.
             Self::NotMinedYet(_) | Self::NotConfirmedYet { .. } => true,
-            Self::Amount(_) | Self::NoUsdtContract => false,
+            Self::Amount(_) | Self::NoUsdtContract | Self::NoUsdcContract => false,
         }
     }
 
@@ -55,12 +57,19 @@ impl EthereumActivityError {
 pub struct EthereumActivities {
     wallet: Arc<HotWallet>,
     usdt_contract: Option<Address>,
+    usdc_contract: Option<Address>,
     kill_after_broadcast: bool,
 }
 
 impl EthereumActivities {
     pub fn new(wallet: Arc<HotWallet>, usdt_contract: Option<Address>) -> Self {
-        Self { wallet, usdt_contract, kill_after_broadcast: false }
+        Self { wallet, usdt_contract, usdc_contract: None, kill_after_broadcast: false }
+    }
+
+    /// The alternative settlement stablecoin's token (`USDC_CONTRACT`).
+    pub fn with_usdc_contract(mut self, usdc_contract: Option<Address>) -> Self {
+        self.usdc_contract = usdc_contract;
+        self
     }
 
     /// See `Config::fault_kill_after_broadcast`.
@@ -73,6 +82,7 @@ impl EthereumActivities {
         match asset {
             ChainAsset::Eth => Ok(Asset::Eth),
             ChainAsset::Usdt => self.usdt_contract.map(Asset::Erc20).ok_or(EthereumActivityError::NoUsdtContract),
+            ChainAsset::Usdc => self.usdc_contract.map(Asset::Erc20).ok_or(EthereumActivityError::NoUsdcContract),
         }
     }
 
@@ -185,14 +195,19 @@ impl EthereumActivities {
                 Some(contract) => Some(self.wallet.balance(Asset::Erc20(contract)).await?),
                 None => None,
             };
-            Ok::<_, HotWalletError>((eth, base_fee, usdt))
+            let usdc = match self.usdc_contract {
+                Some(contract) => Some(self.wallet.balance(Asset::Erc20(contract)).await?),
+                None => None,
+            };
+            Ok::<_, HotWalletError>((eth, base_fee, usdt, usdc))
         };
-        let (eth, base_fee, usdt) = read.await.map_err(|e| EthereumActivityError::from(e).into_activity_error())?;
+        let (eth, base_fee, usdt, usdc) = read.await.map_err(|e| EthereumActivityError::from(e).into_activity_error())?;
         let decimal = |v: U256| Decimal::from_str(&v.to_string()).unwrap_or(Decimal::MAX);
         Ok(HotWalletBalances {
             eth_wei: decimal(eth),
             base_fee_wei: Decimal::from(base_fee),
             usdt_base_units: usdt.map(decimal),
+            usdc_base_units: usdc.map(decimal),
         })
     }
 

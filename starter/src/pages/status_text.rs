@@ -92,6 +92,7 @@ mod tests {
             estimated_payout_at: Some(now + Duration::days(7) + Duration::hours(2)),
             recent_payments: vec![payment(3, 2, dec!(50)), payment(2, 5, dec!(50)), payment(1, 8, dec!(48.5))],
             payouts: vec![],
+            instant_payouts: vec![],
         }
     }
 

@@ -28,6 +28,9 @@ pub struct HotWalletBalances {
     pub base_fee_wei: Decimal,
     /// USDT in base units (6 decimals), `None` without `USDT_CONTRACT`.
     pub usdt_base_units: Option<Decimal>,
+    /// USDC likewise, `None` without `USDC_CONTRACT`.
+    #[serde(default)]
+    pub usdc_base_units: Option<Decimal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

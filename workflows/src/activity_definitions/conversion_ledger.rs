@@ -4,6 +4,7 @@
 #![allow(unused_variables)]
 
 use rust_decimal::Decimal;
+use crate::domain::Stablecoin;
 use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
@@ -45,6 +46,9 @@ pub enum ConversionClaim {
         row_count: i64,
         #[serde(default)]
         resumed: bool,
+        /// What the batch converts into (absent in histories from before USDC: USDT).
+        #[serde(default)]
+        coin: Stablecoin,
     },
     /// A batch of this id exists and has ended (`completed` or `failed`): it is never started
     /// again; the run goes on with its next batch.

@@ -3,6 +3,7 @@
 #![allow(unused_variables)]
 
 use rust_decimal::Decimal;
+use crate::domain::Stablecoin;
 use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
@@ -51,7 +52,15 @@ pub struct DueQuery {
 pub enum ReopenedPayout {
     /// `processing` again (or still, when its run was reset or terminated).
     /// `parts`: the cut into exchanges an earlier attempt stored, if any.
-    Open { group: PayoutGroup, total_usdt: Decimal, retries: u32, parts: Option<Vec<Decimal>> },
+    Open {
+        group: PayoutGroup,
+        total_usdt: Decimal,
+        retries: u32,
+        parts: Option<Vec<Decimal>>,
+        /// The stablecoin its rows hold (absent in histories from before USDC: USDT).
+        #[serde(default)]
+        coin: Stablecoin,
+    },
     /// Already `completed`: a retry pays nothing.
     AlreadyCompleted,
     /// `failed` before any USDT left the wallet: its rows were released, and a new batch pays them.
@@ -76,6 +85,8 @@ pub struct PayoutClaimRequest {
 pub struct ClaimedPayout {
     pub total_usdt: Decimal,
     pub rows: i64,
+    #[serde(default)]
+    pub coin: Stablecoin,
 }
 
 /// The batch `db.claim_next_payout_batch` gives a group's run to pay.
@@ -92,6 +103,9 @@ pub struct ClaimedBatch {
     /// Claimed by an earlier run of the group that ended mid-payout (terminated, reset): taken
     /// over, not fresh. With `parts` stored, USDT may have left the wallet.
     pub taken_over: bool,
+    /// The stablecoin its rows hold: a batch never mixes coins (absent before USDC: USDT).
+    #[serde(default)]
+    pub coin: Stablecoin,
     /// Above `settings.payout_approval_above_usd`: nothing is sent before an operator approves.
     /// Absent from results recorded before the approval gate.
     #[serde(default)]

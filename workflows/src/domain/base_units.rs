@@ -11,13 +11,15 @@ pub enum ChainAsset {
     Eth,
     /// The USDT ERC-20 at `USDT_CONTRACT`.
     Usdt,
+    /// The USDC ERC-20 at `USDC_CONTRACT`, the alternative settlement stablecoin.
+    Usdc,
 }
 
 impl ChainAsset {
     pub fn decimals(self) -> u32 {
         match self {
             ChainAsset::Eth => 18,
-            ChainAsset::Usdt => 6,
+            ChainAsset::Usdt | ChainAsset::Usdc => 6,
         }
     }
 
@@ -25,6 +27,7 @@ impl ChainAsset {
         match self {
             ChainAsset::Eth => "ETH",
             ChainAsset::Usdt => "USDT",
+            ChainAsset::Usdc => "USDC",
         }
     }
 }

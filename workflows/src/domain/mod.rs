@@ -7,6 +7,7 @@ pub mod instant_payout;
 pub mod payment;
 pub mod payout_parts;
 pub mod proportional_split;
+pub mod stablecoin;
 
 pub use base_units::{from_base_units, to_base_units, BaseUnitError, ChainAsset};
 pub use exchange::{ExchangePair, ExchangeStatus};
@@ -15,3 +16,4 @@ pub use instant_payout::{InstantPayoutStatus, RangeVerdict};
 pub use payment::{PaymentStatus, PayoutStrategy, UnknownVariant, PRICE_CURRENCY, SETTLEMENT_CURRENCY};
 pub use payout_parts::{split_into_exchanges, PartsError};
 pub use proportional_split::{split_proportionally, SplitError};
+pub use stablecoin::Stablecoin;
