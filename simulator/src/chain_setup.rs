@@ -29,15 +29,19 @@ pub async fn deploy_test_usdt(rpc_url: &str) -> anyhow::Result<(Address, bool)> 
     if !provider.get_code_at(first).await?.is_empty() {
         return Ok((first, false));
     }
+    Ok((deploy_token(&provider).await?, true))
+}
+
+/// Deploys one instance of `contracts/TestUsdt.sol` from the deployer.
+async fn deploy_token(provider: &impl Provider) -> anyhow::Result<Address> {
     let code = Bytes::from(alloy::hex::decode(TEST_USDT_BYTECODE.trim())?);
     let receipt = provider
         .send_transaction(TransactionRequest::default().with_deploy_code(code))
         .await?
         .get_receipt()
         .await?;
-    anyhow::ensure!(receipt.status(), "deploying the test USDT reverted");
-    let address = receipt.contract_address.ok_or_else(|| anyhow::anyhow!("no contract address in the receipt"))?;
-    Ok((address, true))
+    anyhow::ensure!(receipt.status(), "deploying a test token reverted");
+    receipt.contract_address.ok_or_else(|| anyhow::anyhow!("no contract address in the receipt"))
 }
 
 /// Deploys another instance of the test token (the local USDC: same 6-decimal contract, its
@@ -51,15 +55,7 @@ pub async fn deploy_test_token(rpc_url: &str, existing: Option<Address>) -> anyh
             return Ok((existing, false));
         }
     }
-    let code = Bytes::from(alloy::hex::decode(TEST_USDT_BYTECODE.trim())?);
-    let receipt = provider
-        .send_transaction(TransactionRequest::default().with_deploy_code(code))
-        .await?
-        .get_receipt()
-        .await?;
-    anyhow::ensure!(receipt.status(), "deploying a test token reverted");
-    let address = receipt.contract_address.ok_or_else(|| anyhow::anyhow!("no contract address in the receipt"))?;
-    Ok((address, true))
+    Ok((deploy_token(&provider).await?, true))
 }
 
 /// Mints `units` (10^-6 USDT) of the test token to `to`.
