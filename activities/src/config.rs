@@ -70,11 +70,35 @@ pub struct Config {
     /// `PAYOUT_APPROVAL_ABOVE_USD`: payout batches above it wait for an operator (unset: off).
     /// Stored in `settings` when the worker starts; changed at run time from the settings API.
     pub payout_approval_above_usd: Option<Decimal>,
+    /// How much one worker process takes on at once (`WORKER_*`); see [`WorkerTuning`].
+    pub worker_tuning: WorkerTuning,
     /// `METRICS_ADDR`: where the worker serves `/metrics` (its own and the Temporal SDK's); unset: none.
     pub metrics_addr: Option<SocketAddr>,
     /// `ALERT_WEBHOOK_URL`: where alerts are POSTed as JSON; unset: stored and listed only. A
     /// secret: receivers such as chat webhooks carry their token in the URL.
     pub alert_webhook_url: Option<Secret>,
+}
+
+/// One worker process's concurrency. More processes on the same task queue scale out; these
+/// size each one (each in-flight activity holds a Postgres connection at most).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerTuning {
+    /// `WORKER_MAX_WORKFLOW_TASKS` (default 100): workflow tasks processed at once.
+    pub max_workflow_tasks: usize,
+    /// `WORKER_MAX_ACTIVITIES` (default 100): activities run at once.
+    pub max_activities: usize,
+    /// `WORKER_MAX_LOCAL_ACTIVITIES` (default 100).
+    pub max_local_activities: usize,
+    /// `WORKER_WORKFLOW_POLLERS` (at least 2) and `WORKER_ACTIVITY_POLLERS`: concurrent long
+    /// polls; unset: the SDK's default (5, with autoscaling where the server offers it).
+    pub workflow_pollers: Option<usize>,
+    pub activity_pollers: Option<usize>,
+}
+
+impl Default for WorkerTuning {
+    fn default() -> Self {
+        Self { max_workflow_tasks: 100, max_activities: 100, max_local_activities: 100, workflow_pollers: None, activity_pollers: None }
+    }
 }
 
 impl Config {
@@ -134,6 +158,28 @@ impl Config {
             fault_kill_after_broadcast: get("PAYOUT_FAULT_KILL_AFTER_BROADCAST").is_some_and(|v| v.trim() == "1"),
             admin_token: get("ADMIN_TOKEN").filter(|t| !t.trim().is_empty()).map(Secret::new),
             temporal_ui_url: parsed("TEMPORAL_UI_URL", "http://localhost:8233")?,
+            worker_tuning: {
+                let count = |name: &'static str, minimum: usize| -> Result<Option<usize>, ConfigError> {
+                    match get(name) {
+                        None => Ok(None),
+                        Some(text) => text
+                            .trim()
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|n| (minimum..=10_000).contains(n))
+                            .map(Some)
+                            .ok_or_else(|| invalid(name, format!("'{text}' is not a whole number between {minimum} and 10000"))),
+                    }
+                };
+                let defaults = WorkerTuning::default();
+                WorkerTuning {
+                    max_workflow_tasks: count("WORKER_MAX_WORKFLOW_TASKS", 2)?.unwrap_or(defaults.max_workflow_tasks),
+                    max_activities: count("WORKER_MAX_ACTIVITIES", 1)?.unwrap_or(defaults.max_activities),
+                    max_local_activities: count("WORKER_MAX_LOCAL_ACTIVITIES", 1)?.unwrap_or(defaults.max_local_activities),
+                    workflow_pollers: count("WORKER_WORKFLOW_POLLERS", 2)?,
+                    activity_pollers: count("WORKER_ACTIVITY_POLLERS", 1)?,
+                }
+            },
             metrics_addr: match get("METRICS_ADDR") {
                 None => None,
                 Some(text) => Some(text.trim().parse().map_err(|e| invalid("METRICS_ADDR", format!("'{text}' is not host:port: {e}")))?),
@@ -184,6 +230,21 @@ fn invalid(name: &'static str, reason: impl fmt::Display) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_tuning_comes_from_the_environment_within_bounds() {
+        let mut pairs = MINIMAL.to_vec();
+        assert_eq!(Config::from_lookup(lookup(&pairs)).unwrap().worker_tuning, WorkerTuning::default());
+        pairs.extend([("WORKER_MAX_ACTIVITIES", "8"), ("WORKER_WORKFLOW_POLLERS", "3")]);
+        let tuning = Config::from_lookup(lookup(&pairs)).unwrap().worker_tuning;
+        assert_eq!((tuning.max_activities, tuning.workflow_pollers, tuning.activity_pollers), (8, Some(3), None));
+        for (name, bad) in [("WORKER_MAX_ACTIVITIES", "0"), ("WORKER_WORKFLOW_POLLERS", "1"), ("WORKER_MAX_WORKFLOW_TASKS", "lots")] {
+            let mut pairs = MINIMAL.to_vec();
+            pairs.push((name, bad));
+            let error = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
+            assert!(error.contains(name), "{error}");
+        }
+    }
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

@@ -59,6 +59,9 @@ async fn the_worker_finishes_its_work_and_exits_0_on_sigterm() {
     let mut worker = Command::new(worker_binary())
         .envs(app.worker_env())
         .env("LOG_FORMAT", "json")
+        // Tuned small, as a production worker may be: it still does its work.
+        .env("WORKER_MAX_ACTIVITIES", "4")
+        .env("WORKER_WORKFLOW_POLLERS", "2")
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the worker");

@@ -18,7 +18,13 @@ use std::net::SocketAddr;
 use temporalio_common::telemetry::{
     metrics::CoreMeter, start_prometheus_metric_exporter, PrometheusExporterOptions, TelemetryOptions,
 };
-use temporalio_sdk::{runtime::RuntimeOptions, Runtime, Worker, WorkerOptions};
+use temporalio_sdk::{
+    runtime::{
+        worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
+        PollerBehavior, RuntimeOptions,
+    },
+    Runtime, Worker, WorkerOptions,
+};
 use tracing::info;
 use workflows::{
     AlertRulesWorkflow, ClientPayoutWorkflow, InstantPayoutWorkflow, MicroBatchConversionWorkflow, NoopBenchmarkWorkflow, OutboxWatchWorkflow, PaymentWorkflow,
@@ -51,6 +57,7 @@ pub struct PayoutServices {
     pub alert_webhook_url: Option<String>,
     /// The worker's own metrics, on the SDK's meter (`None` without `METRICS_ADDR`).
     pub metrics: Option<WorkerMetrics>,
+    pub tuning: activities::config::WorkerTuning,
 }
 
 impl PayoutServices {
@@ -79,6 +86,7 @@ impl PayoutServices {
             fault_kill_after_broadcast: config.fault_kill_after_broadcast,
             alert_webhook_url: config.alert_webhook_url.as_ref().map(|url| url.expose().to_owned()),
             metrics: None,
+            tuning: config.worker_tuning,
         })
     }
 }
@@ -125,7 +133,18 @@ fn identity() -> String {
 /// Every workflow and activity of the payout engine, on one task queue.
 pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<WorkerOptions, WorkerError> {
     let refund_address = services.hot_wallet.address().to_checksum(None);
+    let tuning = services.tuning;
+    let slots = FixedSizeSlotSupplier::new;
+    let tuner = TunerHolder::builder()
+        .workflow_task_slot_supplier(slots(tuning.max_workflow_tasks))
+        .activity_task_slot_supplier(slots(tuning.max_activities))
+        .local_activity_task_slot_supplier(slots(tuning.max_local_activities))
+        .nexus_task_slot_supplier(slots(1))
+        .build();
     Ok(WorkerOptions::new(task_queue)
+        .tuner(tuner)
+        .maybe_workflow_task_poller_behavior(tuning.workflow_pollers.map(PollerBehavior::SimpleMaximum))
+        .maybe_activity_task_poller_behavior(tuning.activity_pollers.map(PollerBehavior::SimpleMaximum))
         .register_workflow::<PaymentWorkflow>()
         .and_then(|o| o.register_workflow::<InstantPayoutWorkflow>())
         .and_then(|o| o.register_workflow::<MicroBatchConversionWorkflow>())
