@@ -374,6 +374,7 @@ async fn run() -> anyhow::Result<()> {
                 changenow: &services.changenow,
                 hot_wallet: &services.hot_wallet,
                 usdt_contract,
+                usdc_contract: services.usdc_contract,
             };
             match command {
                 ConversionCommand::Resume { batch_id } => match recovery.resume(batch_id).await? {

@@ -228,6 +228,7 @@ impl TestApp {
             changenow: &services.changenow,
             hot_wallet: &services.hot_wallet,
             usdt_contract: self.chain.usdt,
+            usdc_contract: Some(self.chain.usdc),
         }
     }
 

@@ -7,6 +7,7 @@ use alloy::primitives::{Address, U256};
 use integration_tests::{accumulate, batch_in, chain::HOT_WALLET, run_conversion, TestApp};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
+use serde_json::json;
 use std::str::FromStr;
 use workflows::domain::{to_base_units, ChainAsset, Stablecoin};
 
@@ -74,7 +75,7 @@ async fn a_conversion_and_payout_in_usdc_leave_exact_balances_and_never_mix_coin
     assert_eq!(mixed, 0, "no batch holds rows of another coin");
 }
 
-/// A group holding both coins is paid in two batches, one per coin, oldest rows first.
+/// A group holding both coins is paid in two batches, one per coin, the larger first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_holding_both_coins_is_paid_one_batch_per_coin() {
     let app = TestApp::spawn().await;
@@ -83,10 +84,10 @@ async fn a_client_holding_both_coins_is_paid_one_batch_per_coin() {
     sqlx::query("UPDATE clients SET payout_threshold_usd = 1000 WHERE client_id = '-101602'").execute(&app.pool).await.unwrap();
     run_conversion(&app, "both-usdt").await.unwrap();
     conversion_ledger::set_settlement_coin(&app.pool, Stablecoin::Usdc).await.unwrap();
-    accumulate(&app, "-101602", &[dec!(40)]).await;
+    accumulate(&app, "-101602", &[dec!(60)]).await;
     run_conversion(&app, "both-usdc").await.unwrap();
 
-    // An early payout pays one batch per run: the oldest coin's rows, then the other's.
+    // An early payout pays one batch per run: the coin the group holds most of, then the other.
     assert_eq!(integration_tests::run_sweep(&app, 90, Some("-101602")).await, 1);
     batch_in(&app, "-101602", "completed").await;
     let started = std::time::Instant::now();
@@ -109,5 +110,35 @@ async fn a_client_holding_both_coins_is_paid_one_batch_per_coin() {
         assert!(started.elapsed() < std::time::Duration::from_secs(90), "{batches:?}");
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     };
-    assert_eq!(batches, vec![("usdt".into(), "completed".into(), 1), ("usdc".into(), "completed".into(), 1)]);
+    assert_eq!(batches, vec![("usdc".into(), "completed".into(), 1), ("usdt".into(), "completed".into(), 1)]);
+}
+
+/// Review finding: a group holding a small remainder in one coin and the bulk in the other was
+/// claimed by its oldest row's coin; below ChangeNow's minimum, that batch failed, and the next
+/// payout claimed the same remainder again, so the bulk was never paid. The larger coin goes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_remainder_in_the_old_coin_never_blocks_the_bulk_in_the_new_one() {
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-101603", &[dec!(40)]).await;
+    sqlx::query("UPDATE clients SET payout_threshold_usd = 1000 WHERE client_id = '-101603'").execute(&app.pool).await.unwrap();
+    run_conversion(&app, "remainder-usdt").await.unwrap();
+    conversion_ledger::set_settlement_coin(&app.pool, Stablecoin::Usdc).await.unwrap();
+    accumulate(&app, "-101603", &[dec!(70)]).await;
+    run_conversion(&app, "bulk-usdc").await.unwrap();
+    // ChangeNow now takes nothing under 50 USD: the 38.80 USDT remainder alone is unpayable.
+    app.chain.control("/sim/market", json!({"min_usd": "50"})).await;
+
+    assert_eq!(integration_tests::run_sweep(&app, 90, Some("-101603")).await, 1);
+    let paid = batch_in(&app, "-101603", "completed").await;
+    let coin: String = sqlx::query_scalar("SELECT settlement_coin FROM payout_batches WHERE batch_id = $1")
+        .bind(paid)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(coin, "usdc", "the bulk is paid");
+    let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM payout_batches WHERE client_id = '-101603' AND status = 'failed'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(failed, 0, "the remainder was not tried first");
 }

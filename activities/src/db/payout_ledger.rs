@@ -194,14 +194,16 @@ async fn claim_rows(
 ) -> Result<Option<ClaimedPayout>, PayoutLedgerError> {
     let batch_id = parse(&request.batch_id)?;
     let group = &request.group;
-    // A batch never mixes stablecoins: it takes the coin of the group's oldest unpaid row, and the
-    // rows of the other coin wait for the group's next batch.
+    // A batch never mixes stablecoins. It takes the coin the group holds most of (the older one on
+    // a tie); the other coin's rows wait for the group's next batch. Not the oldest row's coin: a
+    // small remainder left in the old coin after a switch could be below ChangeNow's minimum, fail,
+    // and be claimed again at every payout while the bulk in the new coin waited behind it.
     let coin: Option<String> = sqlx::query_scalar(
         "SELECT settlement_coin FROM payout_accumulation
          WHERE client_id = $1 AND client_wallet_address = $2 AND client_payout_currency = $3
            AND client_payout_network = $4 AND conversion_status = 'completed' AND NOT is_paid_out
            AND payout_batch_id IS NULL
-         ORDER BY id LIMIT 1",
+         GROUP BY settlement_coin ORDER BY sum(accumulated_amount_usdt) DESC, min(id) LIMIT 1",
     )
     .bind(&group.client_id)
     .bind(&group.wallet_address)

@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use workflows::{
     activity_definitions::{ConvertedBatch, SeenRefund},
-    domain::{from_base_units, ChainAsset, ExchangeStatus},
+    domain::{from_base_units, ChainAsset, ExchangeStatus, Stablecoin},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,8 @@ pub enum ConversionCommandError {
     ChangeNow(String),
     #[error("Ethereum node: {0}")]
     Chain(String),
+    #[error("batch {0} converted into USDC but USDC_CONTRACT is not set")]
+    NoUsdcContract(Uuid),
     #[error(transparent)]
     Ledger(#[from] conversion_ledger::ConversionLedgerError),
     #[error("database error: {0}")]
@@ -54,6 +56,8 @@ pub struct Recovery<'a> {
     pub changenow: &'a ChangeNowClient,
     pub hot_wallet: &'a HotWallet,
     pub usdt_contract: Address,
+    /// `USDC_CONTRACT`, for batches that converted into USDC.
+    pub usdc_contract: Option<Address>,
 }
 
 impl Recovery<'_> {
@@ -79,22 +83,33 @@ impl Recovery<'_> {
         let (ExchangeStatus::Finished, Some(usdt_tx_hash)) = (&exchange.status, exchange.payout_hash.clone()) else {
             return Ok(ResumeOutcome::NotFinished { status: exchange.status.to_string() });
         };
+        // The stablecoin the batch converted into, as claimed: its payout is looked up on that token.
+        let coin: String = sqlx::query_scalar("SELECT settlement_coin FROM batch_conversions WHERE batch_conversion_id = $1")
+            .bind(batch_id)
+            .fetch_one(self.pool)
+            .await?;
+        let coin = conversion_ledger::stored_coin(&coin);
+        let contract = match coin {
+            Stablecoin::Usdt => self.usdt_contract,
+            Stablecoin::Usdc => self.usdc_contract.ok_or(ConversionCommandError::NoUsdcContract(batch_id))?,
+        };
         let seen = self
             .hot_wallet
-            .incoming(&usdt_tx_hash, Asset::Erc20(self.usdt_contract), None)
+            .incoming(&usdt_tx_hash, Asset::Erc20(contract), None)
             .await
             .map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
+        let symbol = coin.asset().symbol();
         let units = match seen {
             IncomingState::Confirmed { amount, .. } if !amount.is_zero() => amount,
             IncomingState::Confirmed { .. } => {
-                return Ok(ResumeOutcome::NotFinished { status: format!("finished, but {usdt_tx_hash} paid the hot wallet no USDT") })
+                return Ok(ResumeOutcome::NotFinished { status: format!("finished, but {usdt_tx_hash} paid the hot wallet no {symbol}") })
             }
             IncomingState::NotMined | IncomingState::Unconfirmed { .. } => {
                 return Ok(ResumeOutcome::NotFinished { status: format!("finished, but {usdt_tx_hash} is not confirmed yet") })
             }
         };
-        let units = u128::try_from(units).map_err(|_| ConversionCommandError::Chain(format!("{units} USDT units overflow")))?;
-        let usdt_received = from_base_units(units, ChainAsset::Usdt).map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
+        let units = u128::try_from(units).map_err(|_| ConversionCommandError::Chain(format!("{units} {symbol} units overflow")))?;
+        let usdt_received = from_base_units(units, coin.asset()).map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
         let converted =
             ConvertedBatch { batch_id: batch_id.to_string(), exchange_id, usdt_tx_hash: usdt_tx_hash.clone(), usdt_received };
         conversion_ledger::complete_late(self.pool, &converted).await?;
