@@ -61,10 +61,10 @@ pub async fn serve(State(state): State<MetricsState>) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
-/// A Prometheus sample from a ledger amount.
-fn sample(amount: Decimal) -> f64 {
-    // float-ok: Prometheus samples are float64; the ledger itself never passes through this.
-    amount.to_f64().unwrap_or(f64::NAN)
+/// A Prometheus sample from a ledger amount: samples are float64 on the wire; the ledger itself
+/// never passes through this.
+fn sample(amount: Decimal) -> f64 { // float-ok: a metric sample, not money
+    amount.to_f64().unwrap_or(f64::NAN) // float-ok: a metric sample, not money
 }
 
 #[derive(Debug)]
@@ -108,13 +108,13 @@ impl Collector for LedgerCollector {
         )?;
         for o in &l.outcomes {
             // The encoder adds the buckets up: give each its own share, +Inf last.
-            let mut buckets: Vec<(f64, u64)> = Vec::with_capacity(DURATION_BUCKETS.len() + 1);
+            let mut buckets: Vec<(f64, u64)> = Vec::with_capacity(DURATION_BUCKETS.len() + 1); // float-ok: seconds
             let mut below = 0i64;
             for (bound, at_or_below) in DURATION_BUCKETS.iter().zip(&o.at_or_below) {
                 buckets.push((sample(*bound), (at_or_below - below).max(0) as u64));
                 below = *at_or_below;
             }
-            buckets.push((f64::MAX, (o.count - below).max(0) as u64));
+            buckets.push((f64::MAX, (o.count - below).max(0) as u64)); // float-ok: the +Inf bucket bound
             let labels = [("kind", o.batch_kind.as_str()), ("outcome", o.outcome.as_str())];
             durations.encode_family(&labels)?.encode_histogram::<Vec<(String, String)>>(sample(o.seconds_sum), o.count.max(0) as u64, &buckets, None)?;
         }
