@@ -49,6 +49,10 @@ if [ ! -x "$TOOLS/promtool" ]; then
     || say "promtool could not be fetched; the rules check will be skipped"
 fi
 
+# The Temporal TLS tests put HAProxy (TLS, client certificates, an API-key check) in front of the
+# dev server; the package's own service is never started.
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || { say "installing HAProxy (TLS proxy for the Temporal TLS tests)"; apt_install haproxy; }
+
 if ! port_open 127.0.0.1 5432; then
   if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
     say "installing PostgreSQL (Debian)"

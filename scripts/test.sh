@@ -14,4 +14,6 @@ if [ -x "$TOOLS/promtool" ]; then
 else
   say "promtool missing: ops/prometheus rules not checked"
 fi
+# docker-compose.yml and the Dockerfile, statically (no Docker engine here).
+"$ROOT/scripts/check-compose.sh" || exit 1
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"

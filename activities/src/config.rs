@@ -39,6 +39,8 @@ pub struct Config {
     pub temporal_address: String,
     pub temporal_namespace: String,
     pub temporal_task_queue: String,
+    /// TLS, mTLS and the API key for a Temporal cluster or Temporal Cloud; none on a dev server.
+    pub temporal_security: TemporalSecurity,
     /// Provider URLs often embed an API key.
     pub eth_rpc_url: Option<Secret>,
     pub host_wallet_private_key: Option<Secret>,
@@ -77,6 +79,39 @@ pub struct Config {
     /// `ALERT_WEBHOOK_URL`: where alerts are POSTed as JSON; unset: stored and listed only. A
     /// secret: receivers such as chat webhooks carry their token in the URL.
     pub alert_webhook_url: Option<Secret>,
+}
+
+/// How the worker and the starter prove themselves to Temporal. A dev server: nothing. A
+/// self-hosted cluster: TLS, with a client certificate for mTLS. Temporal Cloud: TLS with a
+/// client certificate or an API key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemporalSecurity {
+    /// `None`: plain text.
+    pub tls: Option<TemporalTls>,
+    /// `TEMPORAL_API_KEY`: sent as `Authorization: Bearer ...` on every call; turns TLS on.
+    pub api_key: Option<Secret>,
+}
+
+/// TLS to Temporal. On when `TEMPORAL_TLS=true`, or when any `TEMPORAL_TLS_*` or
+/// `TEMPORAL_API_KEY` is set (`TEMPORAL_TLS=false` with them is refused as a contradiction).
+/// The files are read at start-up, so a wrong path stops the binary with its name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemporalTls {
+    /// `TEMPORAL_TLS_CA`: a PEM file of the CA that signed the server's certificate; unset: the
+    /// system's roots (Temporal Cloud).
+    pub server_ca_pem: Option<Vec<u8>>,
+    /// `TEMPORAL_TLS_CERT` and `TEMPORAL_TLS_KEY` (PEM files, both or neither): the client's
+    /// certificate for mTLS.
+    pub client_identity: Option<ClientIdentity>,
+    /// `TEMPORAL_TLS_SERVER_NAME`: the name the server's certificate is checked against when it
+    /// is not the host of `TEMPORAL_ADDRESS`.
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Secret,
 }
 
 /// One worker process's concurrency. More processes on the same task queue scale out; these
@@ -143,6 +178,7 @@ impl Config {
             temporal_address,
             temporal_namespace: parsed("TEMPORAL_NAMESPACE", "default")?,
             temporal_task_queue: parsed("TEMPORAL_TASK_QUEUE", "payouts")?,
+            temporal_security: temporal_security(&get)?,
             eth_rpc_url: get("ETH_RPC_URL").map(Secret::new),
             host_wallet_private_key: get("HOST_WALLET_PRIVATE_KEY").map(Secret::new),
             usdt_contract: get("USDT_CONTRACT"),
@@ -213,6 +249,41 @@ impl Config {
     }
 }
 
+fn temporal_security(get: &impl Fn(&'static str) -> Option<String>) -> Result<TemporalSecurity, ConfigError> {
+    let pem = |name: &'static str| -> Result<Option<Vec<u8>>, ConfigError> {
+        let Some(path) = get(name) else { return Ok(None) };
+        let contents = std::fs::read(path.trim()).map_err(|e| invalid(name, format!("cannot read '{}': {e}", path.trim())))?;
+        if !String::from_utf8_lossy(&contents).contains("-----BEGIN ") {
+            return Err(invalid(name, format!("'{}' is not a PEM file", path.trim())));
+        }
+        Ok(Some(contents))
+    };
+    let server_ca_pem = pem("TEMPORAL_TLS_CA")?;
+    let client_identity = match (pem("TEMPORAL_TLS_CERT")?, pem("TEMPORAL_TLS_KEY")?) {
+        (Some(cert_pem), Some(key)) => {
+            let key_pem = String::from_utf8(key).map_err(|_| invalid("TEMPORAL_TLS_KEY", "is not a text PEM file"))?;
+            Some(ClientIdentity { cert_pem, key_pem: Secret::new(key_pem) })
+        }
+        (None, None) => None,
+        (Some(_), None) => return Err(invalid("TEMPORAL_TLS_KEY", "must be set with TEMPORAL_TLS_CERT (the client certificate's key)")),
+        (None, Some(_)) => return Err(invalid("TEMPORAL_TLS_CERT", "must be set with TEMPORAL_TLS_KEY (the key's certificate)")),
+    };
+    let server_name = get("TEMPORAL_TLS_SERVER_NAME").map(|name| name.trim().to_owned());
+    let api_key = get("TEMPORAL_API_KEY").map(|key| Secret::new(key.trim()));
+    let implied = server_ca_pem.is_some() || client_identity.is_some() || server_name.is_some() || api_key.is_some();
+    let tls_on = match get("TEMPORAL_TLS").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None => implied,
+        Some("true" | "1") => true,
+        Some("false" | "0") if implied => {
+            return Err(invalid("TEMPORAL_TLS", "is false, but TEMPORAL_TLS_* or TEMPORAL_API_KEY is set (an API key needs TLS)"))
+        }
+        Some("false" | "0") => false,
+        Some(other) => return Err(invalid("TEMPORAL_TLS", format!("'{other}' is neither true nor false"))),
+    };
+    let tls = tls_on.then_some(TemporalTls { server_ca_pem, client_identity, server_name });
+    Ok(TemporalSecurity { tls, api_key })
+}
+
 /// `"1.5"` gwei -> 1,500,000,000 wei; positive and a whole number of wei.
 fn gwei_to_wei(text: &str) -> Result<u128, String> {
     let gwei = Decimal::from_str(text.trim()).map_err(|e| format!("'{text}' is not a number of gwei: {e}"))?;
@@ -230,6 +301,52 @@ fn invalid(name: &'static str, reason: impl fmt::Display) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporal_tls_and_api_key_come_from_files_named_in_the_environment() {
+        let dir = std::env::temp_dir().join(format!("payout-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let (ca, cert, key) = (
+            file("ca.pem", "-----BEGIN CERTIFICATE-----\nca\n"),
+            file("client.pem", "-----BEGIN CERTIFICATE-----\nclient\n"),
+            file("client.key", "-----BEGIN PRIVATE KEY-----\nkey\n"),
+        );
+        let not_pem = file("notes.txt", "hello");
+        let config = |extra: &[(&str, &str)]| {
+            let mut pairs: Vec<(&str, &str)> = MINIMAL.to_vec();
+            pairs.extend_from_slice(extra);
+            Config::from_lookup(lookup(&pairs))
+        };
+
+        assert_eq!(config(&[]).unwrap().temporal_security, TemporalSecurity::default(), "a dev server needs nothing");
+        let mtls = config(&[("TEMPORAL_TLS_CA", &ca), ("TEMPORAL_TLS_CERT", &cert), ("TEMPORAL_TLS_KEY", &key)]).unwrap();
+        let tls = mtls.temporal_security.tls.clone().expect("TLS is on with its files");
+        assert_eq!(tls.server_ca_pem.as_deref(), Some(b"-----BEGIN CERTIFICATE-----\nca\n".as_slice()));
+        assert_eq!(tls.client_identity.unwrap().key_pem.expose(), "-----BEGIN PRIVATE KEY-----\nkey\n");
+        assert!(format!("{:?}", mtls.temporal_security).contains("Secret(***)"), "the key never reaches Debug output");
+
+        let cloud = config(&[("TEMPORAL_API_KEY", "k-123")]).unwrap().temporal_security;
+        assert_eq!((cloud.tls.is_some(), cloud.api_key.as_ref().map(Secret::expose)), (true, Some("k-123")), "an API key turns TLS on");
+        assert!(config(&[("TEMPORAL_TLS", "true")]).unwrap().temporal_security.tls.is_some(), "TLS with the system's roots");
+
+        for (extra, named) in [
+            (vec![("TEMPORAL_TLS_CERT", cert.as_str())], "TEMPORAL_TLS_KEY"),
+            (vec![("TEMPORAL_TLS_KEY", key.as_str())], "TEMPORAL_TLS_CERT"),
+            (vec![("TEMPORAL_TLS_CA", "/no/such/ca.pem")], "TEMPORAL_TLS_CA"),
+            (vec![("TEMPORAL_TLS_CA", not_pem.as_str())], "TEMPORAL_TLS_CA"),
+            (vec![("TEMPORAL_TLS", "false"), ("TEMPORAL_API_KEY", "k")], "TEMPORAL_TLS"),
+            (vec![("TEMPORAL_TLS", "maybe")], "TEMPORAL_TLS"),
+        ] {
+            let error = config(&extra).unwrap_err().to_string();
+            assert!(error.contains(named), "{extra:?}: {error}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn worker_tuning_comes_from_the_environment_within_bounds() {

@@ -8,6 +8,8 @@ pub mod config;
 pub mod db;
 pub mod ethereum;
 pub mod metrics;
+pub mod polling;
+pub mod reconciliation;
 
 pub use benchmark::BenchmarkActivitiesImpl;
 pub use changenow::ChangeNowActivities;

@@ -58,6 +58,18 @@ enum Command {
     /// The settlement stablecoin new conversions convert into (USDT, or USDC when USDT depegs).
     #[command(subcommand)]
     Stablecoin(StablecoinCommand),
+    /// Hold the ledger against the chain and ChangeNow: every outbox intent against its
+    /// transaction, every exchange against its deposit, every completed batch against what left
+    /// the wallet, the wallet's balances against what it owes. Prints the differences, raises an
+    /// alert for each, and exits 1 when there is any.
+    Reconcile {
+        /// Check intents, exchanges and batches of this many days back (balances: always all).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+        /// Use ChangeNow's statuses as last polled instead of asking it again.
+        #[arg(long)]
+        offline: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -363,6 +375,27 @@ async fn run() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Reconcile { days, offline } => {
+            let pool = pool(&config).await?;
+            let services = payout_worker::PayoutServices::connect(&config, pool.clone())
+                .await
+                .context("cannot reach ChangeNow and the chain")?;
+            let sources = activities::reconciliation::Sources {
+                wallet: &services.hot_wallet,
+                changenow: (!offline).then_some(&services.changenow),
+                usdt_contract: services.usdt_contract,
+                usdc_contract: services.usdc_contract,
+            };
+            let window = std::time::Duration::from_secs(u64::from(days) * 24 * 60 * 60);
+            let report = activities::reconciliation::reconcile(&pool, &sources, window).await?;
+            let raised = activities::reconciliation::raise_alerts(&pool, &report).await?;
+            print!("{report}");
+            if !report.differences.is_empty() {
+                println!("{raised} new alert(s) raised (a difference already alerted and still open raises none)");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Conversion(command) => {
             let pool = pool(&config).await?;
             let services = payout_worker::PayoutServices::connect(&config, pool.clone())
@@ -394,11 +427,7 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Payout(PayoutCommand::Now { client_id }) => {
-            let client = payout_worker::connect_temporal(
-                &config.temporal_address,
-                &config.temporal_namespace,
-                Duration::from_secs(10),
-            )
+            let client = payout_worker::connect_temporal_as_configured(&config, Duration::from_secs(10))
             .await?;
             let pool = pool(&config).await?;
             let id = cli::early_payout::payout_now(&pool, &client, &config.temporal_task_queue, &client_id).await?;
@@ -406,11 +435,7 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Schedules(command) => {
-            let client = payout_worker::connect_temporal(
-                &config.temporal_address,
-                &config.temporal_namespace,
-                Duration::from_secs(10),
-            )
+            let client = payout_worker::connect_temporal_as_configured(&config, Duration::from_secs(10))
             .await?;
             match command {
                 SchedulesCommand::Apply { micro_batch_interval_secs, payout_sweep_interval_secs, payout_max_age_days } => {
@@ -452,7 +477,8 @@ async fn run() -> anyhow::Result<()> {
                 &config.temporal_namespace,
                 &config.temporal_task_queue,
                 config.platform_fee,
-            );
+            )
+            .with_security(config.temporal_security.clone());
             let routed = cli::route_payment::route(&pool, &temporal, payment_id).await?;
             let how = if routed.already_routed { "was already routed" } else { "routed" };
             println!("payment {payment_id} {how}; NOWPayments status {}", routed.payment_status);
@@ -490,12 +516,10 @@ async fn pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let pool = pool(&config).await?;
     db::MIGRATOR.run(&pool).await.context("cannot apply migrations")?;
-    let temporal = Arc::new(TemporalGateway::new(
-        &config.temporal_address,
-        &config.temporal_namespace,
-        &config.temporal_task_queue,
-        config.platform_fee,
-    ));
+    let temporal = Arc::new(
+        TemporalGateway::new(&config.temporal_address, &config.temporal_namespace, &config.temporal_task_queue, config.platform_fee)
+            .with_security(config.temporal_security.clone()),
+    );
     let state = AppState {
         pool,
         ipn_secret: config.nowpayments_ipn_secret.clone(),
@@ -533,7 +557,7 @@ async fn batch_command(config: &Config, command: BatchCommand) -> anyhow::Result
         return Ok(());
     }
     let temporal =
-        payout_worker::connect_temporal(&config.temporal_address, &config.temporal_namespace, Duration::from_secs(10)).await?;
+        payout_worker::connect_temporal_as_configured(&config, Duration::from_secs(10)).await?;
     match command {
         BatchCommand::Show { .. } => {}
         BatchCommand::Retry { batch_id } => match payout_batches::retry(&pool, &temporal, &config.temporal_task_queue, batch_id).await? {

@@ -4,7 +4,8 @@
 //! a short deadline, so the webhook answers NOWPayments quickly whatever state Temporal is in.
 //! A start that did not happen is left to the re-driver: the IPN is already stored.
 
-use payout_worker::connect_temporal;
+use activities::config::TemporalSecurity;
+use payout_worker::connect_temporal_secured;
 use std::time::Duration;
 use temporalio_client::{
     errors::WorkflowStartError, Client, WorkflowIdReusePolicy, WorkflowStartOptions,
@@ -41,6 +42,7 @@ pub struct TemporalGateway {
     namespace: String,
     task_queue: String,
     platform_fee: PlatformFee,
+    security: TemporalSecurity,
     client: Mutex<Option<Client>>,
 }
 
@@ -51,8 +53,15 @@ impl TemporalGateway {
             namespace: namespace.to_owned(),
             task_queue: task_queue.to_owned(),
             platform_fee,
+            security: TemporalSecurity::default(),
             client: Mutex::new(None),
         }
+    }
+
+    /// TLS, a client certificate or an API key, as configured (`TEMPORAL_TLS_*`, `TEMPORAL_API_KEY`).
+    pub fn with_security(mut self, security: TemporalSecurity) -> Self {
+        self.security = security;
+        self
     }
 
     pub fn namespace(&self) -> &str {
@@ -68,7 +77,7 @@ impl TemporalGateway {
         if let Some(client) = cached.as_ref() {
             return Ok(client.clone());
         }
-        let client = connect_temporal(&self.address, &self.namespace, Duration::from_secs(1))
+        let client = connect_temporal_secured(&self.address, &self.namespace, &self.security, Duration::from_secs(1))
             .await
             .map_err(|e| StartError::Unreachable(e.to_string()))?;
         *cached = Some(client.clone());

@@ -6,14 +6,15 @@ use activities::{
     db::alert_rules::AlertRuleActivities,
     metrics::WorkerMetrics,
     changenow::{ChangeNowClient, REQUEST_TIMEOUT as CHANGENOW_TIMEOUT},
-    config::{Config, ConfigError},
+    config::{Config, ConfigError, TemporalSecurity},
     ethereum::{HotWallet, OutboxSettings},
     BenchmarkActivitiesImpl, ChangeNowActivities, ConversionLedgerActivities, PayoutLedgerActivities, EthereumActivities, InstantPayoutLedgerActivities,
     PaymentLedgerActivities, StrandedBatchActivities,
+    reconciliation::ReconciliationActivities,
 };
 use sqlx::PgPool;
 use std::{str::FromStr, sync::Arc, time::Duration};
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_client::{Client, ClientOptions, ClientTlsOptions, Connection, ConnectionOptions, TlsOptions};
 use std::net::SocketAddr;
 use temporalio_common::telemetry::{
     metrics::CoreMeter, start_prometheus_metric_exporter, PrometheusExporterOptions, TelemetryOptions,
@@ -27,7 +28,7 @@ use temporalio_sdk::{
 };
 use tracing::info;
 use workflows::{
-    AlertRulesWorkflow, ClientPayoutWorkflow, InstantPayoutWorkflow, MicroBatchConversionWorkflow, NoopBenchmarkWorkflow, OutboxWatchWorkflow, PaymentWorkflow,
+    AlertRulesWorkflow, ClientPayoutWorkflow, DailyReconciliationWorkflow, InstantPayoutWorkflow, MicroBatchConversionWorkflow, NoopBenchmarkWorkflow, OutboxWatchWorkflow, PaymentWorkflow,
     ThresholdPayoutSweepWorkflow,
 };
 
@@ -114,10 +115,44 @@ fn token_address(text: Option<&str>, name: &'static str) -> Result<Option<alloy:
     .transpose()
 }
 
-/// Connects a Temporal client; fails within `timeout` when nothing answers.
+/// Connects a Temporal client in plain text (a dev server); fails within `timeout` when nothing
+/// answers.
 pub async fn connect_temporal(address: &str, namespace: &str, timeout: Duration) -> Result<Client, WorkerError> {
-    let url = url::Url::parse(&format!("http://{address}")).map_err(|_| WorkerError::BadAddress(address.to_owned()))?;
-    let options = ConnectionOptions::new(url).connect_timeout(timeout).identity(identity()).build();
+    connect_temporal_secured(address, namespace, &TemporalSecurity::default(), timeout).await
+}
+
+/// Connects a Temporal client with the configured TLS, client certificate and API key.
+pub async fn connect_temporal_as_configured(config: &Config, timeout: Duration) -> Result<Client, WorkerError> {
+    connect_temporal_secured(&config.temporal_address, &config.temporal_namespace, &config.temporal_security, timeout).await
+}
+
+pub async fn connect_temporal_secured(
+    address: &str,
+    namespace: &str,
+    security: &TemporalSecurity,
+    timeout: Duration,
+) -> Result<Client, WorkerError> {
+    let scheme = if security.tls.is_some() { "https" } else { "http" };
+    let url = url::Url::parse(&format!("{scheme}://{address}")).map_err(|_| WorkerError::BadAddress(address.to_owned()))?;
+    let tls = security.tls.as_ref().map(|tls| {
+        let client = tls.client_identity.as_ref().map(|identity| {
+            ClientTlsOptions::builder()
+                .client_cert(identity.cert_pem.clone())
+                .client_private_key(identity.key_pem.expose().as_bytes().to_vec())
+                .build()
+        });
+        TlsOptions::builder()
+            .maybe_server_root_ca_cert(tls.server_ca_pem.clone())
+            .maybe_domain(tls.server_name.clone())
+            .maybe_client_tls_options(client)
+            .build()
+    });
+    let options = ConnectionOptions::new(url)
+        .connect_timeout(timeout)
+        .identity(identity())
+        .maybe_tls_options(tls)
+        .maybe_api_key(security.api_key.as_ref().map(|key| key.expose().to_owned()))
+        .build();
     let connection = tokio::time::timeout(timeout, Connection::connect(options))
         .await
         .map_err(|_| WorkerError::Connect { address: address.to_owned(), source: "timed out".into() })?
@@ -153,6 +188,7 @@ pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<Work
         .and_then(|o| o.register_workflow::<OutboxWatchWorkflow>())
         .and_then(|o| o.register_workflow::<AlertRulesWorkflow>())
         .and_then(|o| o.register_workflow::<NoopBenchmarkWorkflow>())
+        .and_then(|o| o.register_workflow::<DailyReconciliationWorkflow>())
         .map_err(|e| WorkerError::Setup(e.to_string()))?
         .register_activities(PaymentLedgerActivities::new(services.pool.clone()))
         .register_activities(InstantPayoutLedgerActivities::new(services.pool.clone()))
@@ -162,6 +198,13 @@ pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<Work
         .register_activities(activities::db::payout_approval::PayoutApprovalActivities::new(services.pool.clone()))
         .register_activities(AlertRuleActivities::new(services.pool.clone(), services.metrics.clone()))
         .register_activities(AlertWebhookActivities::new(services.pool.clone(), services.alert_webhook_url.clone()))
+        .register_activities(ReconciliationActivities::new(
+            services.pool.clone(),
+            services.hot_wallet.clone(),
+            services.changenow.clone(),
+            services.usdt_contract,
+            services.usdc_contract,
+        ))
         .register_activities(ChangeNowActivities::new(services.changenow, services.pool, refund_address))
         .register_activities(
             EthereumActivities::new(services.hot_wallet, services.usdt_contract)

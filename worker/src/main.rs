@@ -2,7 +2,7 @@
 
 use activities::{db, Config};
 use anyhow::Context;
-use payout_worker::{connect_temporal, PayoutServices, RunningWorker};
+use payout_worker::{connect_temporal_as_configured, PayoutServices, RunningWorker};
 use std::time::Duration;
 use tracing::info;
 
@@ -30,7 +30,7 @@ async fn run() -> anyhow::Result<()> {
         info!(usd = ?configured, "PAYOUT_APPROVAL_ABOVE_USD applied: payout batches above it wait for an operator's approval");
     }
     let services = PayoutServices::connect(&config, pool).await?;
-    let client = connect_temporal(&config.temporal_address, &config.temporal_namespace, Duration::from_secs(10)).await?;
+    let client = connect_temporal_as_configured(&config, Duration::from_secs(10)).await?;
     let worker = RunningWorker::new(client, &config.temporal_task_queue, services, config.metrics_addr)?;
     let shutdown = worker.shutdown_handle();
     let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();

@@ -7,6 +7,7 @@
 pub mod activity_definitions;
 pub mod alert_rules;
 pub mod client_payout;
+pub mod daily_reconciliation;
 pub mod domain;
 pub mod instant_payout;
 pub mod intake_benchmark;
@@ -20,6 +21,7 @@ pub use client_payout::{
     client_payout_workflow_id, payout_batch_workflow_id, ClientPayoutInput, ClientPayoutOutcome, ClientPayoutWorkflow,
 };
 pub use alert_rules::{AlertRulesOutcome, AlertRulesWorkflow, AlertRulesWorkflowInput};
+pub use daily_reconciliation::{DailyReconciliationInput, DailyReconciliationWorkflow};
 pub use instant_payout::{InstantPayoutInput, InstantPayoutOutcome, InstantPayoutWorkflow};
 pub use intake_benchmark::NoopBenchmarkWorkflow;
 pub use threshold_payout_sweep::{ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow};

@@ -1,10 +1,13 @@
 //! What several workflows share: the options every step runs with, polling the outbox and
-//! ChangeNow until a final answer (with workflow timers, so a long wait is a short history), and
-//! the root cause of an activity failure.
+//! ChangeNow until a final answer, and the root cause of an activity failure.
+//!
+//! Polling is Temporal's two patterns in turn: the first minutes in one activity that polls
+//! every few seconds and heartbeats (one workflow task for a quick exchange or transfer, not two
+//! per poll), then workflow timers backing off to a minute, so a wait of hours is a short
+//! history and holds no activity slot.
 
 use crate::{
-    activity_definitions::{ChangeNow, Ethereum, ExchangeSnapshot, TransferProgress, UnconfirmedTransfer},
-    domain::ExchangeStatus,
+    activity_definitions::{ChangeNow, Ethereum, ExchangeSnapshot, ExchangeWatch, TransferProgress, TransferWatch, UnconfirmedTransfer},
 };
 use std::time::Duration;
 use temporalio_common::{
@@ -22,6 +25,13 @@ const EXCHANGE_DEADLINE: Duration = Duration::from_secs(6 * 60 * 60);
 /// A transfer past its deadline was recorded as failed (it can still land) before runs in flight
 /// learned to record it sent-unconfirmed and wait on.
 const SENT_UNCONFIRMED_PATCH: &str = "transfer-sent-unconfirmed";
+
+/// Runs first poll in one activity (every few seconds, heartbeating) for this long, then with
+/// workflow timers; runs from before this change poll with timers only.
+const POLL_IN_ACTIVITY_PATCH: &str = "poll-in-activity";
+const ACTIVE_POLL_BUDGET: Duration = Duration::from_secs(5 * 60);
+/// A worker lost mid-poll is noticed this soon; the activity heartbeats after every check.
+const POLL_HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// The next poll interval: 1.5x the last, at most [`SLOWEST_POLL`].
 fn next_poll(last: Duration) -> Duration {
@@ -65,6 +75,22 @@ pub enum TransferEnd {
     NotSent { reason: String },
 }
 
+/// How `progress` ends the transfer's wait, if it does.
+fn transfer_end(purpose_key: &str, progress: &TransferProgress) -> Option<TransferEnd> {
+    match progress {
+        TransferProgress::Confirmed { tx_hash, .. } => Some(TransferEnd::Confirmed { tx_hash: tx_hash.clone() }),
+        TransferProgress::Reverted { tx_hash } => Some(TransferEnd::NotSent {
+            reason: format!("transfer {purpose_key} was mined in {tx_hash} but reverted; nothing was transferred"),
+        }),
+        TransferProgress::Cancelled { tx_hash } => Some(TransferEnd::NotSent {
+            reason: format!(
+                "transfer {purpose_key} was abandoned unsent by an earlier run and cancelled at its nonce ({tx_hash}); nothing was transferred"
+            ),
+        }),
+        TransferProgress::Pending { .. } | TransferProgress::Mined { .. } => None,
+    }
+}
+
 /// Polls the outbox until the transfer has its confirmations or ended without moving anything.
 /// Past [`TransferWait::deadline`] the transfer is recorded sent-unconfirmed (with one alert) and
 /// polled on; an error after [`TransferWait::give_up_after_deadline`] more.
@@ -74,22 +100,22 @@ pub async fn wait_until_confirmed<W>(
     wait: TransferWait,
 ) -> WorkflowResult<TransferEnd> {
     let (mut waited, mut interval, mut flagged) = (Duration::ZERO, FIRST_POLL, false);
+    if ctx.patched(POLL_IN_ACTIVITY_PATCH) {
+        let budget = ACTIVE_POLL_BUDGET.min(wait.deadline);
+        let watch = TransferWatch { purpose_key: purpose_key.to_owned(), budget_secs: budget.as_secs() };
+        let progress = ctx.execute_activity(Ethereum::await_transfer_settled, watch, polling_step_options(budget)).await;
+        let progress = progress.map_err(|e| ApplicationFailure::non_retryable(root_cause(&e)))?;
+        if let Some(end) = transfer_end(purpose_key, &progress) {
+            return Ok(end);
+        }
+        waited = budget;
+        interval = if waited >= wait.deadline { wait.poll_after_deadline } else { SLOWEST_POLL };
+    }
     loop {
         let progress = ctx.execute_activity(Ethereum::check_transfer, purpose_key.to_owned(), step_options()).await;
         let progress = progress.map_err(|e| ApplicationFailure::non_retryable(root_cause(&e)))?;
-        match progress {
-            TransferProgress::Confirmed { tx_hash, .. } => return Ok(TransferEnd::Confirmed { tx_hash }),
-            TransferProgress::Reverted { tx_hash } => {
-                let reason = format!("transfer {purpose_key} was mined in {tx_hash} but reverted; nothing was transferred");
-                return Ok(TransferEnd::NotSent { reason });
-            }
-            TransferProgress::Cancelled { tx_hash } => {
-                let reason = format!(
-                    "transfer {purpose_key} was abandoned unsent by an earlier run and cancelled at its nonce ({tx_hash}); nothing was transferred"
-                );
-                return Ok(TransferEnd::NotSent { reason });
-            }
-            TransferProgress::Pending { .. } | TransferProgress::Mined { .. } => {}
+        if let Some(end) = transfer_end(purpose_key, &progress) {
+            return Ok(end);
         }
         if waited >= wait.deadline && !flagged {
             if !ctx.patched(SENT_UNCONFIRMED_PATCH) {
@@ -118,17 +144,23 @@ pub async fn wait_until_confirmed<W>(
     }
 }
 
-/// Polls ChangeNow until a final status (`finished` only once it reports the amount sent and the
-/// payout hash), or
-/// fails after [`EXCHANGE_DEADLINE`].
+/// Polls ChangeNow until the exchange is settled ([`ExchangeSnapshot::is_settled`]), or fails
+/// after [`EXCHANGE_DEADLINE`].
 pub async fn wait_until_final<W>(ctx: &mut WorkflowContext<W>, exchange_id: &str) -> WorkflowResult<ExchangeSnapshot> {
     let (mut waited, mut interval) = (Duration::ZERO, FIRST_POLL);
+    if ctx.patched(POLL_IN_ACTIVITY_PATCH) {
+        let watch = ExchangeWatch { exchange_id: exchange_id.to_owned(), budget_secs: ACTIVE_POLL_BUDGET.as_secs() };
+        let snapshot =
+            ctx.execute_activity(ChangeNow::await_exchange_settled, watch, polling_step_options(ACTIVE_POLL_BUDGET)).await?;
+        if snapshot.is_settled() {
+            return Ok(snapshot);
+        }
+        (waited, interval) = (ACTIVE_POLL_BUDGET, SLOWEST_POLL);
+    }
     loop {
         let snapshot =
             ctx.execute_activity(ChangeNow::exchange_progress, exchange_id.to_owned(), step_options()).await?;
-        let finished_without_amount = snapshot.status == ExchangeStatus::Finished
-            && (snapshot.amount_to.is_none() || snapshot.payout_hash.is_none());
-        if snapshot.status.is_final() && !finished_without_amount {
+        if snapshot.is_settled() {
             return Ok(snapshot);
         }
         if waited >= EXCHANGE_DEADLINE {
@@ -165,6 +197,18 @@ pub fn step_options() -> ActivityOptions {
         schedule_to_close: STEP_GIVE_UP,
         start_to_close: STEP_TIMEOUT,
     })
+    .retry_policy(step_retry_policy())
+    .build()
+}
+
+/// A polling step: it runs for up to `budget`, heartbeating, so a worker lost mid-poll is
+/// noticed at [`POLL_HEARTBEAT`] and the poll retried like any step.
+pub fn polling_step_options(budget: Duration) -> ActivityOptions {
+    ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
+        schedule_to_close: STEP_GIVE_UP + budget,
+        start_to_close: budget + STEP_TIMEOUT,
+    })
+    .heartbeat_timeout(POLL_HEARTBEAT)
     .retry_policy(step_retry_policy())
     .build()
 }

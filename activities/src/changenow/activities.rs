@@ -15,15 +15,16 @@ use super::{
 };
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
-use std::sync::Arc;
+use crate::polling::poll_until_final;
+use std::{sync::Arc, time::Duration};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::{info, warn};
 use workflows::{
     activity_definitions::{
-        CheckExchangeRange, CreateExchange, ExchangeOrder, ExchangeProgressActivity, ExchangeRange, ExchangeSnapshot,
-        ExchangeTicket, StablecoinPrice, StablecoinUsdPrice,
+        AwaitExchangeSettled, CheckExchangeRange, CreateExchange, ExchangeOrder, ExchangeProgressActivity, ExchangeRange,
+        ExchangeSnapshot, ExchangeTicket, ExchangeWatch, StablecoinPrice, StablecoinUsdPrice,
     },
     domain::ExchangePair,
 };
@@ -124,6 +125,18 @@ impl ChangeNowActivities {
         exchange_id: String,
     ) -> Result<ExchangeSnapshot, ActivityError> {
         self.poll(&exchange_id).await.map_err(ExchangeActivityError::into_activity_error)
+    }
+
+    #[activity(definition = AwaitExchangeSettled)]
+    pub async fn await_exchange_settled(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        watch: ExchangeWatch,
+    ) -> Result<ExchangeSnapshot, ActivityError> {
+        let budget = Duration::from_secs(watch.budget_secs);
+        poll_until_final(&ctx, budget, || self.poll(&watch.exchange_id), ExchangeSnapshot::is_settled)
+            .await
+            .map_err(ExchangeActivityError::into_activity_error)
     }
 }
 

@@ -35,6 +35,8 @@ pub enum AlertKind {
     OverThresholdQuerySlow,
     /// Once a day: the warnings still open.
     DailyDigest,
+    /// The ledger and the chain or ChangeNow disagree (`starter reconcile`, the daily schedule).
+    ReconciliationDifference,
 }
 
 impl AlertKind {
@@ -55,6 +57,7 @@ impl AlertKind {
             Self::HotWalletLow => "hot_wallet_low",
             Self::OverThresholdQuerySlow => "over_threshold_query_slow",
             Self::DailyDigest => "daily_digest",
+            Self::ReconciliationDifference => "reconciliation_difference",
         }
     }
 
@@ -67,7 +70,8 @@ impl AlertKind {
             | Self::InstantPayoutStopped
             | Self::TransferUnconfirmed
             | Self::StablecoinDepeg
-            | Self::HotWalletLow => Severity::Critical,
+            | Self::HotWalletLow
+            | Self::ReconciliationDifference => Severity::Critical,
             Self::UnroutableIpn
             | Self::WorkflowOverdue
             | Self::TransferFeeCeiling

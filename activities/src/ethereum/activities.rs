@@ -4,6 +4,7 @@
 use super::{Asset, HotWallet, HotWalletError, IncomingState, TransferRequest, TransferState};
 use alloy::primitives::{Address, U256};
 use rust_decimal::Decimal;
+use crate::polling::poll_until_final;
 use std::{str::FromStr, sync::Arc, time::Duration};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
@@ -11,8 +12,8 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::warn;
 use workflows::{
     activity_definitions::{
-        CheckTransfer, FindIncomingTransfer, HotWalletAddress, HotWalletBalances, IncomingTransfer, IncomingTransferMatch, MarkTransferUnconfirmed,
-        OutboxWatchReport, OutboxWatchRequest, ReadHotWalletBalances, SendTransfer, TransferOrder, TransferProgress, UnconfirmedTransfer, WatchOpenTransfers,
+        AwaitTransferSettled, CheckTransfer, FindIncomingTransfer, HotWalletAddress, HotWalletBalances, IncomingTransfer, IncomingTransferMatch, MarkTransferUnconfirmed,
+        OutboxWatchReport, OutboxWatchRequest, ReadHotWalletBalances, SendTransfer, TransferOrder, TransferProgress, TransferWatch, UnconfirmedTransfer, WatchOpenTransfers,
     },
     domain::{from_base_units, to_base_units, BaseUnitError, ChainAsset},
 };
@@ -121,6 +122,24 @@ impl EthereumActivities {
     }
 }
 
+impl EthereumActivities {
+    /// The transfer's receipt and confirmations, replacing it when stuck.
+    async fn progress(&self, purpose_key: &str) -> Result<TransferProgress, EthereumActivityError> {
+        let state = match self.wallet.check(purpose_key).await {
+            Ok(state) => state,
+            // An answer, not a failure: the workflow decides what a transfer that moved nothing means.
+            Err(HotWalletError::Reverted { tx_hash, .. }) => return Ok(TransferProgress::Reverted { tx_hash }),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(match state {
+            TransferState::Pending { latest_tx_hash, replaced } => TransferProgress::Pending { tx_hash: latest_tx_hash, replaced },
+            TransferState::Mined { tx_hash, confirmations } => TransferProgress::Mined { tx_hash, confirmations },
+            TransferState::Confirmed { tx_hash, block } => TransferProgress::Confirmed { tx_hash, block },
+            TransferState::Cancelled { tx_hash, .. } => TransferProgress::Cancelled { tx_hash },
+        })
+    }
+}
+
 #[activities]
 impl EthereumActivities {
     #[activity(definition = SendTransfer)]
@@ -134,18 +153,19 @@ impl EthereumActivities {
         _ctx: ActivityContext,
         purpose_key: String,
     ) -> Result<TransferProgress, ActivityError> {
-        let state = match self.wallet.check(&purpose_key).await {
-            Ok(state) => state,
-            // An answer, not a failure: the workflow decides what a transfer that moved nothing means.
-            Err(HotWalletError::Reverted { tx_hash, .. }) => return Ok(TransferProgress::Reverted { tx_hash }),
-            Err(e) => return Err(EthereumActivityError::from(e).into_activity_error()),
-        };
-        Ok(match state {
-            TransferState::Pending { latest_tx_hash, replaced } => TransferProgress::Pending { tx_hash: latest_tx_hash, replaced },
-            TransferState::Mined { tx_hash, confirmations } => TransferProgress::Mined { tx_hash, confirmations },
-            TransferState::Confirmed { tx_hash, block } => TransferProgress::Confirmed { tx_hash, block },
-            TransferState::Cancelled { tx_hash, .. } => TransferProgress::Cancelled { tx_hash },
-        })
+        self.progress(&purpose_key).await.map_err(EthereumActivityError::into_activity_error)
+    }
+
+    #[activity(definition = AwaitTransferSettled)]
+    pub async fn await_transfer_settled(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        watch: TransferWatch,
+    ) -> Result<TransferProgress, ActivityError> {
+        let budget = Duration::from_secs(watch.budget_secs);
+        poll_until_final(&ctx, budget, || self.progress(&watch.purpose_key), TransferProgress::is_final)
+            .await
+            .map_err(EthereumActivityError::into_activity_error)
     }
 
     #[activity(definition = MarkTransferUnconfirmed)]

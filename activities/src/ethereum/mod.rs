@@ -16,10 +16,12 @@
 //! but anvil's ([`dev_accounts`]).
 
 pub mod activities;
+mod chain_audit;
 pub mod dev_accounts;
 mod fee_bump;
 mod intent_watch;
 mod outbox;
 
 pub use activities::EthereumActivities;
+pub use chain_audit::MinedOutgoing;
 pub use outbox::{balance_of, erc20_transfer_calldata, Asset, ERC20_TRANSFER_SELECTOR, HotWallet, HotWalletError, IncomingState, OutboxSettings, TransferRequest, TransferState};

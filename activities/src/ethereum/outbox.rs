@@ -76,7 +76,20 @@ impl HotWalletError {
 }
 
 /// Node errors can quote the RPC URL, and provider URLs often carry an API key.
-fn rpc(e: impl std::fmt::Display) -> HotWalletError {
+/// The `Transfer(from, to, value)` events of the token `contract` in a receipt.
+pub(super) fn token_transfers(
+    receipt: &alloy::rpc::types::TransactionReceipt,
+    contract: Address,
+) -> impl Iterator<Item = (Address, Address, U256)> + '_ {
+    receipt.inner.logs().iter().filter(move |log| log.address() == contract).filter_map(|log| {
+        let topics = log.topics();
+        (topics.len() == 3 && topics[0] == ERC20_TRANSFER_EVENT).then(|| {
+            (Address::from_word(topics[1]), Address::from_word(topics[2]), U256::from_be_slice(&log.data().data))
+        })
+    })
+}
+
+pub(super) fn rpc(e: impl std::fmt::Display) -> HotWalletError {
     HotWalletError::Rpc(redact_urls(&e.to_string()))
 }
 
@@ -202,7 +215,7 @@ pub enum IncomingState {
 
 pub struct HotWallet {
     pub(super) pool: PgPool,
-    provider: RootProvider,
+    pub(super) provider: RootProvider,
     signer: PrivateKeySigner,
     chain_id: u64,
     pub(super) settings: OutboxSettings,
@@ -358,19 +371,9 @@ impl HotWallet {
                     _ => U256::ZERO,
                 }
             }
-            Asset::Erc20(contract) => receipt
-                .inner
-                .logs()
-                .iter()
-                .filter(|log| log.address() == contract)
-                .filter_map(|log| {
-                    let topics = log.topics();
-                    let is_payment_to_me = topics.len() == 3
-                        && topics[0] == ERC20_TRANSFER_EVENT
-                        && counts(Address::from_word(topics[1]), Address::from_word(topics[2]));
-                    is_payment_to_me.then(|| U256::from_be_slice(&log.data().data))
-                })
-                .fold(U256::ZERO, |sum, value| sum.saturating_add(value)),
+            Asset::Erc20(contract) => token_transfers(&receipt, contract)
+                .filter(|(from, to, _)| counts(*from, *to))
+                .fold(U256::ZERO, |sum, (_, _, value)| sum.saturating_add(value)),
         };
         Ok(IncomingState::Confirmed { amount, block })
     }

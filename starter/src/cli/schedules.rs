@@ -8,14 +8,15 @@ use temporalio_client::{
 };
 use tracing::info;
 use workflows::{
-    alert_rules::SCHEDULE_ID as ALERT_RULES, AlertRulesWorkflow, AlertRulesWorkflowInput,
+    alert_rules::SCHEDULE_ID as ALERT_RULES, daily_reconciliation::SCHEDULE_ID as RECONCILIATION, AlertRulesWorkflow,
+    AlertRulesWorkflowInput, DailyReconciliationInput, DailyReconciliationWorkflow,
     micro_batch_conversion::SCHEDULE_ID as MICRO_BATCH, outbox_watch::SCHEDULE_ID as OUTBOX_WATCH,
     threshold_payout_sweep::SCHEDULE_ID as PAYOUT_SWEEP, MicroBatchConversionInput, MicroBatchConversionWorkflow, OutboxWatchInput,
     OutboxWatchWorkflow, ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow,
 };
 
 /// Every schedule of the project, by id.
-pub const ALL: &[&str] = &[MICRO_BATCH, PAYOUT_SWEEP, OUTBOX_WATCH, ALERT_RULES];
+pub const ALL: &[&str] = &[MICRO_BATCH, PAYOUT_SWEEP, OUTBOX_WATCH, ALERT_RULES, RECONCILIATION];
 /// Alert rules are evaluated, and alerts delivered, every minute.
 const ALERT_RULES_EVERY: Duration = Duration::from_secs(60);
 /// Open transfers are looked at every minute: a stuck one holds back every nonce after it.
@@ -49,13 +50,19 @@ fn action(id: &str, settings: &ScheduleSettings) -> ScheduleAction {
         ALERT_RULES => {
             ScheduleAction::start_workflow(AlertRulesWorkflow::run, AlertRulesWorkflowInput::default(), queue, ALERT_RULES)
         }
+        RECONCILIATION => ScheduleAction::start_workflow(
+            DailyReconciliationWorkflow::run,
+            DailyReconciliationInput::default(),
+            queue,
+            RECONCILIATION,
+        ),
         _ => ScheduleAction::start_workflow(MicroBatchConversionWorkflow::run, MicroBatchConversionInput::default(), queue, MICRO_BATCH),
     }
 }
 
 /// Creates each schedule, or updates its action, interval and overlap policy when it exists.
 pub async fn apply(client: &Client, settings: &ScheduleSettings) -> Result<(), ScheduleCommandError> {
-    let every = [(MICRO_BATCH, settings.micro_batch_every), (PAYOUT_SWEEP, settings.payout_sweep_every), (OUTBOX_WATCH, OUTBOX_WATCH_EVERY), (ALERT_RULES, ALERT_RULES_EVERY)];
+    let every = [(MICRO_BATCH, settings.micro_batch_every), (PAYOUT_SWEEP, settings.payout_sweep_every), (OUTBOX_WATCH, OUTBOX_WATCH_EVERY), (ALERT_RULES, ALERT_RULES_EVERY), (RECONCILIATION, workflows::daily_reconciliation::EVERY)];
     for (id, every) in every {
         apply_one(client, id, every, settings).await?;
     }

@@ -3,14 +3,16 @@
 //! 1. 1,000 clients over their threshold at once (each 95 USDT converted and unpaid, in its own
 //!    anvil, simulator and database, against the stack's Temporal server): one sweep starts their
 //!    1,000 `ClientPayoutWorkflow`s; prints the time until every batch is `completed` (target:
-//!    under 5 minutes on this machine with the simulator) and checks every row paid exactly once.
+//!    under 120 s on this machine with the simulator) and checks every row paid exactly once; then
+//!    as many no-op workflows on the same worker, the rate payouts are compared with.
 //! 2. The over-threshold query (`db::payout_ledger::due_groups`, the sweep's own SQL) over
 //!    1,000,000 converted, unpaid rows (target: under 20 ms).
 
 use integration_tests::{fresh_database, TestApp, XMR_WALLET};
 use std::time::{Duration, Instant};
 use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
-use workflows::{activity_definitions::DueQuery, ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow};
+use futures::StreamExt;
+use workflows::{activity_definitions::DueQuery, NoopBenchmarkWorkflow, ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow};
 
 const CLIENTS: i64 = 1000;
 
@@ -130,6 +132,27 @@ async fn thousand_payouts() -> anyhow::Result<()> {
         CLIENTS as f64 / elapsed.as_secs_f64()
     );
     anyhow::ensure!(paid_rows == CLIENTS && transfers == CLIENTS && exchanges == CLIENTS as usize, "not exactly once");
+
+    // The baseline of the same run: as many no-op workflows (one activity each), all started at
+    // once like the payouts, on the same worker and server.
+    let started = Instant::now();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    futures::stream::iter(0..CLIENTS)
+        .map(|i| {
+            let (client, queue, run) = (client.clone(), app.task_queue.clone(), run.clone());
+            async move {
+                let options = WorkflowStartOptions::new(queue, format!("bench-payout-noop-{run}-{i}")).build();
+                let handle = client.start_workflow(NoopBenchmarkWorkflow::run, i, options).await.expect("start failed");
+                handle.get_result(WorkflowGetResultOptions::default()).await.expect("no-op workflow failed");
+            }
+        })
+        .buffer_unordered(CLIENTS as usize)
+        .collect::<Vec<()>>()
+        .await;
+    let baseline = started.elapsed();
+    let (payout_rate, noop_rate) = (CLIENTS as f64 / elapsed.as_secs_f64(), CLIENTS as f64 / baseline.as_secs_f64());
+    println!("  {CLIENTS} no-op workflows (one activity each) in {:.1} s ({noop_rate:.1} workflows/s)", baseline.as_secs_f64());
+    println!("  payouts/s against no-op workflows/s: {:.2}", payout_rate / noop_rate);
     Ok(())
 }
 

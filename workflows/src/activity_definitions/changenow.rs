@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
 
-pub use change_now::{CheckExchangeRange, CreateExchange, ExchangeProgress as ExchangeProgressActivity, StablecoinUsdPrice};
+pub use change_now::{
+    AwaitExchangeSettled, CheckExchangeRange, CreateExchange, ExchangeProgress as ExchangeProgressActivity, StablecoinUsdPrice,
+};
 
 /// ChangeNow's range for a pair (standard flow).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +51,24 @@ pub struct ExchangeSnapshot {
     pub refund_amount: Option<Decimal>,
 }
 
+impl ExchangeSnapshot {
+    /// Final, and, when finished, with the amount sent and the payout hash: ChangeNow may report
+    /// `finished` a moment before it reports what it paid.
+    pub fn is_settled(&self) -> bool {
+        let finished_without_amount =
+            self.status == ExchangeStatus::Finished && (self.amount_to.is_none() || self.payout_hash.is_none());
+        self.status.is_final() && !finished_without_amount
+    }
+}
+
+/// One polling step: ChangeNow is asked about `exchange_id` until it is settled or
+/// `budget_secs` have passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeWatch {
+    pub exchange_id: String,
+    pub budget_secs: u64,
+}
+
 pub struct ChangeNow;
 
 #[activity_definitions]
@@ -74,6 +94,15 @@ impl ChangeNow {
     /// Polls ChangeNow and stores what it says.
     #[activity(name = "changenow.exchange_progress")]
     pub fn exchange_progress(exchange_id: String) -> Result<ExchangeSnapshot, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Polls ChangeNow every few seconds, storing each answer and heartbeating, until the
+    /// exchange is settled or the watch's budget is spent; returns the last snapshot either way.
+    /// Frequent polls inside one activity, instead of an activity and a timer per poll, keep a
+    /// quick exchange at one workflow task.
+    #[activity(name = "changenow.await_exchange_settled")]
+    pub fn await_exchange_settled(watch: ExchangeWatch) -> Result<ExchangeSnapshot, ActivityError> {
         unimplemented!()
     }
 }

@@ -10,7 +10,7 @@ use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
 
 pub use self::ethereum::{
-    CheckTransfer, FindIncomingTransfer, HotWalletAddress, MarkTransferUnconfirmed, ReadHotWalletBalances, SendTransfer, WatchOpenTransfers,
+    AwaitTransferSettled, CheckTransfer, FindIncomingTransfer, HotWalletAddress, MarkTransferUnconfirmed, ReadHotWalletBalances, SendTransfer, WatchOpenTransfers,
 };
 
 /// A transfer out of the hot wallet, made exactly once per purpose key.
@@ -37,6 +37,21 @@ pub enum TransferProgress {
     /// Final: abandoned unsent by an earlier run and cancelled by the outbox at its nonce; nothing
     /// left the hot wallet.
     Cancelled { tx_hash: String },
+}
+
+impl TransferProgress {
+    /// Confirmed, reverted or cancelled: nothing more will happen to it.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Confirmed { .. } | Self::Reverted { .. } | Self::Cancelled { .. })
+    }
+}
+
+/// One polling step: the transfer of `purpose_key` is checked until it is final or
+/// `budget_secs` have passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferWatch {
+    pub purpose_key: String,
+    pub budget_secs: u64,
 }
 
 /// A transfer past its run's deadline, to be recorded sent-unconfirmed.
@@ -124,6 +139,14 @@ impl Ethereum {
     /// Receipt and confirmations of the transfer; replaces it when stuck.
     #[activity(name = "ethereum.check_transfer")]
     pub fn check_transfer(purpose_key: String) -> Result<TransferProgress, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Checks the transfer every few seconds (replacing it when stuck, as `check_transfer` does),
+    /// heartbeating, until it is final or the watch's budget is spent; returns the last progress
+    /// either way.
+    #[activity(name = "ethereum.await_transfer_settled")]
+    pub fn await_transfer_settled(watch: TransferWatch) -> Result<TransferProgress, ActivityError> {
         unimplemented!()
     }
 

@@ -11,6 +11,7 @@ mod conversion_ledger;
 mod ethereum;
 mod instant_payout_ledger;
 mod payout_ledger;
+mod reconciliation;
 mod stranded_batches;
 
 pub use alert_rules::*;
@@ -19,6 +20,7 @@ pub use conversion_ledger::*;
 pub use ethereum::*;
 pub use instant_payout_ledger::*;
 pub use payout_ledger::*;
+pub use reconciliation::*;
 pub use stranded_batches::*;
 
 use crate::domain::{FeeSplit, PaymentStatus, PayoutStrategy};
