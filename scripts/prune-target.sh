@@ -11,9 +11,13 @@ if [ "$free_gb" -ge "$below_gb" ]; then exit 0; fi
 say "only ${free_gb} GB free: pruning the workspace's old build artifacts in $CARGO_TARGET_DIR"
 debug="$CARGO_TARGET_DIR/debug"
 rm -rf "$debug/incremental"
-for crate in starter worker payout_worker payout_starter activities workflows changenow_simulator \
-             integration_tests payment_intake instant_payout micro_batch_conversion replay temporal_outage \
-             ethereum_outbox bench_intake bench_conversion record_history; do
-  rm -rf "$debug/deps/$crate"-* "$debug/deps/lib$crate"-*
+# The workspace's own crates, every integration test and every binary: each rebuild leaves a new
+# copy of each behind.
+crates="starter worker payout_worker payout_starter activities workflows changenow_simulator integration_tests"
+for file in "$ROOT"/tests/tests/*.rs "$ROOT"/tests/src/bin/*.rs; do
+  crates="$crates $(basename "$file" .rs | tr - _)"
+done
+for crate in $crates; do
+  rm -rf "$debug/deps/$crate"-* "$debug/deps/lib$crate"-* "$debug/.fingerprint/$crate"-* "$debug/.fingerprint/$(echo "$crate" | tr _ -)"-*
 done
 say "now $(df -Pk "$CARGO_TARGET_DIR" | awk 'NR==2 {print int($4 / 1048576)}') GB free"

@@ -203,3 +203,47 @@ async fn a_group_below_changenows_minimum_gets_one_batch_and_one_alert_not_one_p
     assert!(alerts.iter().all(|m| m.contains("below ChangeNow's minimum")), "{alerts:?}");
     assert_eq!(converted_unpaid_total(&app, "-100911", false).await > Decimal::ZERO, true, "the rows stay unpaid, in no batch");
 }
+
+/// Issue 13 item 3: a payout waits for its USDT transfer and its exchange in two activities that
+/// poll every few seconds and heartbeat, not in an activity and a timer per poll: a few workflow
+/// tasks per payout, whatever the number of polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payout_waits_for_its_transfer_and_exchange_in_two_polling_activities_without_timers() {
+    use futures::StreamExt;
+    use temporalio_client::WorkflowFetchHistoryOptions;
+    use temporalio_common::protos::temporal::api::{enums::v1::EventType, history::v1::history_event::Attributes};
+    use workflows::{activity_definitions::PayoutGroup, client_payout::client_payout_workflow_id, ClientPayoutWorkflow};
+
+    let app = TestApp::spawn().await;
+    accumulate(&app, "-101901", &[dec!(300), dec!(205)]).await;
+    run_conversion(&app, "polling-payout").await.unwrap();
+    completed_batches(&app, "-101901", 1).await;
+
+    let group = PayoutGroup {
+        client_id: "-101901".into(),
+        wallet_address: XMR_WALLET.into(),
+        payout_currency: "xmr".into(),
+        payout_network: "xmr".into(),
+    };
+    let handle = app.temporal().await.get_workflow_handle::<ClientPayoutWorkflow>(client_payout_workflow_id(&group));
+    handle.get_result(Default::default()).await.expect("the payout run ended");
+    let events: Vec<_> = handle.fetch_history(WorkflowFetchHistoryOptions::default()).collect().await;
+    let events: Vec<_> = events.into_iter().map(|e| e.expect("history event")).collect();
+    let activities: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.attributes {
+            Some(Attributes::ActivityTaskScheduledEventAttributes(a)) => a.activity_type.as_ref().map(|t| t.name.clone()),
+            _ => None,
+        })
+        .collect();
+    let count = |kind: EventType| events.iter().filter(|e| e.event_type == kind as i32).count();
+    assert!(activities.contains(&"ethereum.await_transfer_settled".to_owned()), "{activities:?}");
+    assert!(activities.contains(&"changenow.await_exchange_settled".to_owned()), "{activities:?}");
+    assert!(
+        !activities.iter().any(|a| a == "ethereum.check_transfer" || a == "changenow.exchange_progress"),
+        "no poll of its own: {activities:?}"
+    );
+    assert_eq!(count(EventType::TimerStarted), 0, "no timer between polls");
+    let tasks = count(EventType::WorkflowTaskCompleted);
+    assert!(tasks <= activities.len() + 2, "{tasks} workflow tasks for {} activities", activities.len());
+}

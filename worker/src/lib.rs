@@ -211,6 +211,7 @@ pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<Work
                 .with_usdc_contract(services.usdc_contract)
                 .killing_the_process_after_broadcast(services.fault_kill_after_broadcast),
         )
+        .register_activities(activities::payout_starts::PayoutStartActivities)
         .register_activities(BenchmarkActivitiesImpl)
         .build())
 }

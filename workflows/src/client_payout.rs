@@ -42,11 +42,14 @@
 
 use crate::{
     activity_definitions::{
-        ApprovalDecision, ChangeNow, ClaimedBatch, ClaimedPayout, DueQuery, Ethereum, ExchangeOrder, IncomingTransferQuery, PayoutClaimRequest,
+        ApprovalDecision, ChangeNow, ClaimedBatch, ClaimedPayout, Ethereum, ExchangeOrder, IncomingTransferQuery, PayoutClaimRequest,
         PayoutCompletion, PayoutFailure, PayoutGroup, PayoutLeg, PayoutLedger, PayoutParts, ReopenedPayout, TransferOrder,
     },
     domain::{split_into_exchanges, ExchangePair, ExchangeStatus, RangeVerdict, Stablecoin},
-    steps::{root_cause, step_options, step_retry_policy, wait_until_confirmed, wait_until_final, TransferEnd, TransferWait, STEP_TIMEOUT},
+    steps::{
+        root_cause, step_options, step_retry_policy, wait_until_confirmed, wait_until_final, TransferEnd, TransferWait, STEP_GIVE_UP,
+        STEP_TIMEOUT,
+    },
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -395,6 +398,31 @@ impl Ledger {
     }
 }
 
+/// The payout's ChangeNow calls (the range, the exchange's creation) run as local activities
+/// from this patch on: each is one short, idempotent HTTP call, and as a regular activity each
+/// cost a workflow task of its own, which bounded how many payouts a worker paid per second.
+const LOCAL_EXCHANGE_STEPS_PATCH: &str = "payout-exchange-steps-local";
+
+async fn exchange_step<AD>(
+    ctx: &WorkflowContext<ClientPayoutWorkflow>,
+    activity: AD,
+    input: AD::Input,
+) -> Result<AD::Output, ActivityExecutionError>
+where
+    AD: ActivityDefinition,
+    AD::Output: TemporalDeserializable,
+{
+    if !ctx.patched(LOCAL_EXCHANGE_STEPS_PATCH) {
+        return ctx.execute_activity(activity, input, step_options()).await;
+    }
+    let options = LocalActivityOptions::builder()
+        .start_to_close_timeout(STEP_TIMEOUT)
+        .schedule_to_close_timeout(STEP_GIVE_UP)
+        .retry_policy(step_retry_policy())
+        .build();
+    ctx.execute_local_activity(activity, input, options).await
+}
+
 /// One attempt: `Ok(Err(stop))` when the batch must be marked failed.
 async fn pay(
     ctx: &mut WorkflowContext<ClientPayoutWorkflow>,
@@ -510,7 +538,7 @@ async fn cut_into_parts(
     batch: &OpenBatch,
     pair: &ExchangePair,
 ) -> WorkflowResult<Result<Vec<Decimal>, Uncut>> {
-    let range = match ctx.execute_activity(ChangeNow::check_exchange_range, pair.clone(), step_options()).await {
+    let range = match exchange_step(ctx, ChangeNow::check_exchange_range, pair.clone()).await {
         Ok(range) => range,
         Err(e) => return Ok(Err(format!("no exchange range for {pair}: {}", root_cause(&e)).into())),
     };
@@ -550,7 +578,7 @@ async fn pay_leg(
             from_amount: usdt,
             payout_address: batch.group.wallet_address.clone(),
         };
-        let ticket = match ctx.execute_activity(ChangeNow::create_exchange, order, step_options()).await {
+        let ticket = match exchange_step(ctx, ChangeNow::create_exchange, order).await {
             Ok(ticket) => ticket,
             Err(e) => return Ok(Err(format!("ChangeNow refused exchange {n} of the payout: {}", root_cause(&e)))),
         };
@@ -608,39 +636,6 @@ async fn pay_leg(
             }
         }
     }
-}
-
-/// Starting payouts concurrently replaced one start per workflow task while runs could be in flight.
-const CONCURRENT_STARTS_PATCH: &str = "payout-starts-concurrent";
-/// Children started per workflow task: 1,000 due groups take 5 round trips, not 1,000, and no
-/// single task carries thousands of commands.
-const STARTS_PER_TASK: usize = 200;
-
-/// Starts a `ClientPayoutWorkflow` for every group `query` finds due, as a child that outlives
-/// the caller; a group whose payout is already running is skipped (its workflow id is taken).
-/// Returns how many were started.
-pub(crate) async fn start_due_payouts<W>(ctx: &mut WorkflowContext<W>, query: DueQuery) -> WorkflowResult<usize> {
-    let due = ctx.execute_activity(PayoutLedger::find_due_payout_groups, query, step_options()).await?;
-    let start = |group: PayoutGroup| {
-        let options = ChildWorkflowOptions::builder()
-            .workflow_id(client_payout_workflow_id(&group))
-            .parent_close_policy(ParentClosePolicy::Abandon)
-            .build();
-        ctx.start_child_workflow(ClientPayoutWorkflow::run, ClientPayoutInput { group, resume_batch_id: None }, options)
-    };
-    let mut started = 0;
-    if !ctx.patched(CONCURRENT_STARTS_PATCH) {
-        for group in due {
-            started += usize::from(start(group).await.is_ok());
-        }
-        return Ok(started);
-    }
-    let mut due = due.into_iter().peekable();
-    while due.peek().is_some() {
-        let chunk: Vec<_> = due.by_ref().take(STARTS_PER_TASK).map(&start).collect();
-        started += temporalio_sdk::workflows::join_all(chunk).await.iter().filter(|r| r.is_ok()).count();
-    }
-    Ok(started)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod intake_benchmark;
 pub mod micro_batch_conversion;
 pub mod outbox_watch;
 pub mod payment_processing;
+pub mod payout_starts;
 pub mod steps;
 pub mod threshold_payout_sweep;
 

@@ -44,7 +44,7 @@ use crate::{
         conversion_purpose_key, BatchLimit, ChangeNow, ConversionClaim, ConversionClaimRequest, ConversionLedger, ConvertedBatch, DueQuery,
         Ethereum, ExchangeOrder, FailedBatch, IncomingTransferQuery, SeenRefund, TransferOrder,
     },
-    client_payout::start_due_payouts,
+    payout_starts::start_due_payouts,
     domain::{ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict, Stablecoin, SETTLEMENT_CURRENCY},
     steps::{failure_step_options, root_cause, step_options, wait_until_confirmed, wait_until_final, TransferEnd, TransferWait},
 };

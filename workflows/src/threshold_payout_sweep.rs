@@ -17,7 +17,7 @@
 
 use crate::{
     activity_definitions::{DueQuery, StrandedBatches, StrandedQuery},
-    client_payout::start_due_payouts,
+    payout_starts::start_due_payouts,
     steps::step_options,
 };
 use serde::{Deserialize, Serialize};

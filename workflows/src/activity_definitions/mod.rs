@@ -11,6 +11,7 @@ mod conversion_ledger;
 mod ethereum;
 mod instant_payout_ledger;
 mod payout_ledger;
+mod payout_starts;
 mod reconciliation;
 mod stranded_batches;
 
@@ -20,6 +21,7 @@ pub use conversion_ledger::*;
 pub use ethereum::*;
 pub use instant_payout_ledger::*;
 pub use payout_ledger::*;
+pub use payout_starts::*;
 pub use reconciliation::*;
 pub use stranded_batches::*;
 
