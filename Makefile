@@ -4,7 +4,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/payout-engine-target
 SHELL := /bin/bash
 
-.PHONY: up down test unit bench-intake bench-conversion bench-payout logs
+.PHONY: up down test unit bench-intake bench-conversion bench-payout soak logs
 
 ## Set up what is missing and run the whole stack (Temporal + UI, anvil, Postgres, worker, webhook).
 up:
@@ -37,6 +37,14 @@ bench-conversion:
 bench-payout:
 	@scripts/up.sh
 	@scripts/bench-payout.sh
+
+## Chaos soak on its own Postgres, Temporal, anvil and simulator: two workers, seeded faults, every invariant checked.
+SEED ?= 1
+PAYMENTS ?= 1000
+CLIENTS ?= 50
+soak:
+	@scripts/ensure-tools.sh
+	@SEED=$(SEED) PAYMENTS=$(PAYMENTS) CLIENTS=$(CLIENTS) scripts/soak.sh
 
 logs:
 	@tail -n 50 -f .state/logs/*.log

@@ -4,6 +4,7 @@
 //! `make test` started (addresses from `.env`).
 
 pub mod chain;
+pub mod soak;
 
 use activities::{
     config::Secret,
