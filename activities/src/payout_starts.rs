@@ -24,35 +24,55 @@ impl PayoutStartActivities {
     #[activity(definition = StartPayouts)]
     pub async fn start_payouts(self: Arc<Self>, ctx: ActivityContext, request: StartPayoutsRequest) -> Result<u32, ActivityError> {
         let (client, queue) = (ctx.client(), ctx.info().task_queue.clone());
-        let ctx = &ctx;
-        let outcomes: Vec<Result<bool, String>> = stream::iter(request.groups)
-            .map(|group| {
-                let (client, queue) = (client.clone(), queue.clone());
-                async move {
-                    let id = client_payout_workflow_id(&group);
-                    // A closed run's id may be used again (new rows, a new payout); an open one's not.
-                    let options = WorkflowStartOptions::new(queue, id.clone()).id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate).build();
-                    let started = client.start_workflow(ClientPayoutWorkflow::run, ClientPayoutInput { group, resume_batch_id: None }, options).await;
-                    // A lost heartbeat only risks the starts being tried again, which skips what started.
-                    let _ = ctx.record_heartbeat(()).await;
-                    match started {
-                        Ok(_) => Ok(true),
-                        Err(WorkflowStartError::AlreadyStarted { .. }) => Ok(false),
-                        Err(e) => Err(format!("{id}: {e}")),
+        // The runs an earlier attempt of this step already started (or found running): a run that
+        // closed since must not be started again, it would claim rows that are not due.
+        let mut handled: Vec<String> = ctx.heartbeat_details().deserialize().ok().flatten().unwrap_or_default();
+        let pending: Vec<_> = request.groups.into_iter().filter(|group| !handled.contains(&client_payout_workflow_id(group))).collect();
+        let (mut started, mut failed) = (0u32, Vec::new());
+        for chunk in pending.chunks(CONCURRENT_STARTS) {
+            let outcomes: Vec<(String, Result<bool, String>)> = stream::iter(chunk.iter().cloned())
+                .map(|group| {
+                    let (client, queue) = (client.clone(), queue.clone());
+                    async move {
+                        let id = client_payout_workflow_id(&group);
+                        // A closed run's id may be used again (new rows, a new payout); an open one's not.
+                        let options =
+                            WorkflowStartOptions::new(queue, id.clone()).id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate).build();
+                        let input = ClientPayoutInput { group, resume_batch_id: None };
+                        let outcome = match client.start_workflow(ClientPayoutWorkflow::run, input, options).await {
+                            Ok(_) => Ok(true),
+                            Err(WorkflowStartError::AlreadyStarted { .. }) => Ok(false),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        (id, outcome)
                     }
+                })
+                .buffer_unordered(CONCURRENT_STARTS)
+                .collect()
+                .await;
+            for (id, outcome) in outcomes {
+                match outcome {
+                    Ok(now) => {
+                        started += u32::from(now);
+                        handled.push(id);
+                    }
+                    Err(e) => failed.push(format!("{id}: {e}")),
                 }
-            })
-            .buffer_unordered(CONCURRENT_STARTS)
-            .collect()
-            .await;
-        let started = outcomes.iter().filter(|o| matches!(o, Ok(true))).count() as u32;
-        let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
-        if let Some(first) = failed.first() {
-            warn!(failed = failed.len(), started, "some payout runs could not be started; retrying");
-            return Err(ActivityError::application(ApplicationFailure::new(StartsFailed(format!(
-                "{} of the due payout runs could not be started (first: {first})",
-                failed.len()
-            )))));
+            }
+            // A lost heartbeat only risks starting a chunk's runs again, which finds them running.
+            let _ = ctx.record_heartbeat(handled.clone()).await;
+        }
+        if !failed.is_empty() {
+            warn!(failed = failed.len(), started, first = %failed[0], alert = true, "payout runs could not be started");
+            // Nothing started at all: Temporal itself is away, worth a retry. Otherwise the groups
+            // left out are due again at the next sweep; the ones started must not wait for them.
+            if started == 0 && handled.is_empty() {
+                return Err(ActivityError::application(ApplicationFailure::new(StartsFailed(format!(
+                    "none of the {} due payout runs could be started (first: {})",
+                    failed.len(),
+                    failed[0]
+                )))));
+            }
         }
         Ok(started)
     }

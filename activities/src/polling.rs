@@ -7,6 +7,7 @@
 use std::{future::Future, time::Duration};
 use temporalio_sdk::activities::ActivityContext;
 use tokio::time::Instant;
+use tracing::warn;
 
 /// The first pause between two checks; each next one is half as long again, up to
 /// [`SLOWEST_CHECK`]: quick answers are seen quickly, and a slow exchange is not asked every
@@ -23,31 +24,57 @@ fn pauses() -> impl Iterator<Item = Duration> {
 }
 
 /// Calls `check` until `is_final` says so, `budget` has passed, or the activity is cancelled;
-/// returns the last answer. A failed check fails the activity (Temporal retries it by its
-/// policy, or ends it if the error is non-retryable).
+/// returns the last answer. A check that fails retryably (ChangeNow's 5xx or 429, the node or
+/// the database away) is logged and tried again at the next pause, as the old poll-per-activity
+/// loop rode such errors out one poll at a time; only when no check answered within the budget
+/// does the activity fail with the last error (and Temporal retries it). A non-retryable error
+/// fails it at once.
 pub async fn poll_until_final<T, E, F, Fut>(
     ctx: &ActivityContext,
     budget: Duration,
     mut check: F,
     is_final: impl Fn(&T) -> bool,
+    is_retryable: impl Fn(&E) -> bool,
 ) -> Result<T, E>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
 {
     let deadline = Instant::now() + budget;
     let mut pauses = pauses();
+    let mut last_answer = None;
     loop {
-        let answer = check().await?;
+        let last_error = match check().await {
+            Ok(answer) if is_final(&answer) => return Ok(answer),
+            Ok(answer) => {
+                last_answer = Some(answer);
+                None
+            }
+            Err(e) if is_retryable(&e) => {
+                warn!(error = %e, "a check failed; polling on");
+                Some(e)
+            }
+            Err(e) => return Err(e),
+        };
         // A lost heartbeat only risks the poll being started over, which is harmless.
         let _ = ctx.record_heartbeat(()).await;
         let pause = pauses.next().unwrap_or(SLOWEST_CHECK);
-        if is_final(&answer) || ctx.is_cancelled() || Instant::now() + pause > deadline {
-            return Ok(answer);
+        let out_of_time = Instant::now() + pause > deadline;
+        if out_of_time || ctx.is_cancelled() {
+            return match (last_answer, last_error) {
+                (Some(answer), _) => Ok(answer),
+                (None, Some(e)) => Err(e),
+                (None, None) => unreachable!("every check either answered or failed"),
+            };
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = ctx.cancelled() => return Ok(answer),
+            _ = ctx.cancelled() => {
+                if let Some(answer) = last_answer {
+                    return Ok(answer);
+                }
+            }
         }
     }
 }

@@ -88,6 +88,7 @@ async fn a_clean_ledger_reconciles_and_each_difference_is_found_and_alerted_once
         .await
         .unwrap();
     let summary = handle.get_result(WorkflowGetResultOptions::default()).await.unwrap();
+    assert_eq!(summary.differences_found as usize, tampered.differences.len(), "{summary:?}");
     assert_eq!(summary.differences.len(), tampered.differences.len(), "{summary:?}");
     assert_eq!(summary.alerts_raised, 0);
     let open: i64 = sqlx::query_scalar("SELECT count(*) FROM alerts WHERE kind = 'reconciliation_difference' AND acknowledged_at IS NULL")

@@ -134,7 +134,7 @@ impl ChangeNowActivities {
         watch: ExchangeWatch,
     ) -> Result<ExchangeSnapshot, ActivityError> {
         let budget = Duration::from_secs(watch.budget_secs);
-        poll_until_final(&ctx, budget, || self.poll(&watch.exchange_id), ExchangeSnapshot::is_settled)
+        poll_until_final(&ctx, budget, || self.poll(&watch.exchange_id), ExchangeSnapshot::is_settled, ExchangeActivityError::is_retryable)
             .await
             .map_err(ExchangeActivityError::into_activity_error)
     }

@@ -163,7 +163,7 @@ impl EthereumActivities {
         watch: TransferWatch,
     ) -> Result<TransferProgress, ActivityError> {
         let budget = Duration::from_secs(watch.budget_secs);
-        poll_until_final(&ctx, budget, || self.progress(&watch.purpose_key), TransferProgress::is_final)
+        poll_until_final(&ctx, budget, || self.progress(&watch.purpose_key), TransferProgress::is_final, EthereumActivityError::is_retryable)
             .await
             .map_err(EthereumActivityError::into_activity_error)
     }

@@ -75,7 +75,6 @@ impl HotWalletError {
     }
 }
 
-/// Node errors can quote the RPC URL, and provider URLs often carry an API key.
 /// The `Transfer(from, to, value)` events of the token `contract` in a receipt.
 pub(super) fn token_transfers(
     receipt: &alloy::rpc::types::TransactionReceipt,
@@ -89,6 +88,7 @@ pub(super) fn token_transfers(
     })
 }
 
+/// Node errors can quote the RPC URL, and provider URLs often carry an API key.
 pub(super) fn rpc(e: impl std::fmt::Display) -> HotWalletError {
     HotWalletError::Rpc(redact_urls(&e.to_string()))
 }

@@ -11,6 +11,9 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::warn;
 use workflows::activity_definitions::{Reconcile, ReconcileRequest, ReconcileSummary};
 
+/// Every difference is an alert; the summary lists the first ones.
+const MAX_DIFFERENCES_IN_RESULT: usize = 50;
+
 pub struct ReconciliationActivities {
     pool: PgPool,
     wallet: Arc<HotWallet>,
@@ -52,7 +55,14 @@ impl ReconciliationActivities {
             intents_checked: report.intents_checked as u32,
             exchanges_checked: report.exchanges_checked as u32,
             batches_checked: report.batches_checked as u32,
-            differences: report.differences.iter().map(|d| format!("[{}] {}: {}", d.check.as_str(), d.subject, d.message)).collect(),
+            // The first ones only: the result goes into the workflow's history.
+            differences: report
+                .differences
+                .iter()
+                .take(MAX_DIFFERENCES_IN_RESULT)
+                .map(|d| format!("[{}] {}: {}", d.check.as_str(), d.subject, d.message))
+                .collect(),
+            differences_found: report.differences.len() as u32,
             alerts_raised: raised as u32,
         })
     }

@@ -76,7 +76,8 @@ pub struct Coverage {
     pub asset: &'static str,
     pub on_chain: Decimal,
     pub owed_to_clients: Decimal,
-    /// Owed, but already on its way out (a payout sent and not yet recorded as completed).
+    /// Owed, but already on its way out: transfers signed or confirmed for batches not yet
+    /// recorded as completed (a refunded leg's USDT is back, so this errs towards no alert).
     pub in_flight: Decimal,
     /// Fees the platform kept in this asset (information: the platform may have moved them out).
     pub fees_kept: Decimal,
@@ -151,7 +152,8 @@ fn u256(text: &str) -> Result<U256, ReconcileError> {
     U256::from_str(text).map_err(|_| ReconcileError::Corrupt(text.to_owned()))
 }
 
-/// Base units as an amount of an asset with `decimals` decimals (exact: 78 digits fit).
+/// Base units as an amount of an asset with `decimals` decimals, exactly (`Corrupt` beyond the
+/// 28 digits a `Decimal` holds, far above any real balance).
 fn units_to_amount(units: U256, decimals: u32) -> Result<Decimal, ReconcileError> {
     let mut amount = decimal(&units.to_string())?;
     amount.set_scale(decimals).map_err(|_| ReconcileError::Corrupt(units.to_string()))?;
@@ -202,7 +204,7 @@ async fn check_intents(pool: &PgPool, sources: &Sources<'_>, window: Duration, r
                 i.created_at < now() - $2::interval AS past_grace,
                 COALESCE(array_agg(a.tx_hash ORDER BY a.attempt) FILTER (WHERE a.tx_hash IS NOT NULL AND NOT a.cancels), '{}') AS attempts
          FROM transfer_intents i LEFT JOIN transfer_attempts a USING (purpose_key)
-         WHERE i.created_at >= now() - $1::interval
+         WHERE i.created_at >= now() - $1::interval OR i.status = 'signed'
          GROUP BY i.purpose_key
          ORDER BY i.created_at",
     )
@@ -297,17 +299,24 @@ pub fn deposit_difference(e: &ExchangeDeposit) -> Option<String> {
 async fn check_exchanges(pool: &PgPool, sources: &Sources<'_>, window: Duration, report: &mut ReconciliationReport) -> Result<(), ReconcileError> {
     let rows = sqlx::query(
         "SELECT e.exchange_id, e.from_currency, e.from_amount::text AS from_amount, e.payin_address, e.status, e.amount_from::text AS amount_from,
-                e.payin_hash, i.to_address, i.amount_base_units::text AS deposit_units, i.confirmed_tx_hash
+                e.payin_hash, i.to_address, i.amount_base_units::text AS deposit_units, i.confirmed_tx_hash,
+                EXISTS (SELECT 1 FROM transfer_intents o WHERE o.purpose_key = e.purpose_key AND o.status = 'signed'
+                        AND o.created_at >= now() - $2::interval) AS deposit_confirming
          FROM changenow_exchanges e
          LEFT JOIN transfer_intents i ON i.purpose_key = e.purpose_key AND i.status = 'confirmed'
          WHERE e.created_at >= now() - $1::interval
          ORDER BY e.created_at",
     )
     .bind(interval(window))
+    .bind(interval(OPEN_INTENT_GRACE))
     .fetch_all(pool)
     .await?;
     for row in rows {
         report.exchanges_checked += 1;
+        // Mined and waiting for its confirmations: its run records it; ChangeNow may see it first.
+        if row.get::<bool, _>("deposit_confirming") {
+            continue;
+        }
         let decimals = if row.get::<String, _>("from_currency").eq_ignore_ascii_case("eth") { 18 } else { 6 };
         let deposit = match (row.get::<Option<String>, _>("to_address"), row.get::<Option<String>, _>("deposit_units")) {
             (Some(to), Some(units)) => Some((to, units_to_amount(u256(&units)?, decimals)?, row.get("confirmed_tx_hash"))),
@@ -392,8 +401,16 @@ async fn check_coverage(pool: &PgPool, sources: &Sources<'_>, report: &mut Recon
     )
     .fetch_one(pool)
     .await?;
+    // Sent, or about to be, and not yet recorded confirmed: the wallet may no longer hold it.
+    let eth_in_flight: String = sqlx::query_scalar(
+        "SELECT COALESCE(sum(amount_base_units), 0)::text FROM transfer_intents
+         WHERE status = 'signed' AND asset = 'ETH' AND (purpose_key LIKE 'conversion-%' OR purpose_key LIKE 'instant-payout-%')",
+    )
+    .fetch_one(pool)
+    .await?;
     let on_chain = units_to_amount(sources.wallet.balance(Asset::Eth).await?, 18)?;
-    report.coverage.push(Coverage { asset: "eth", on_chain, owed_to_clients: eth.0, in_flight: Decimal::ZERO, fees_kept: eth.1 });
+    let in_flight = units_to_amount(u256(&eth_in_flight)?, 18)?;
+    report.coverage.push(Coverage { asset: "eth", on_chain, owed_to_clients: eth.0, in_flight, fees_kept: eth.1 });
     for (coin, contract) in [("usdt", sources.usdt_contract), ("usdc", sources.usdc_contract)] {
         let Some(contract) = contract else { continue };
         let (owed, in_flight_units): (Decimal, String) = sqlx::query_as(
@@ -402,7 +419,7 @@ async fn check_coverage(pool: &PgPool, sources: &Sources<'_>, report: &mut Recon
                 WHERE conversion_status = 'completed' AND NOT is_paid_out AND settlement_coin = $1),
                (SELECT COALESCE(sum(i.amount_base_units), 0) FROM transfer_intents i
                 JOIN payout_batches b ON b.batch_id::text = substring(i.purpose_key FROM 8 FOR 36)
-                WHERE i.purpose_key LIKE 'payout-%' AND i.status = 'confirmed' AND b.status <> 'completed'
+                WHERE i.purpose_key LIKE 'payout-%' AND i.status IN ('signed', 'confirmed') AND b.status <> 'completed'
                   AND b.settlement_coin = $1)::text",
         )
         .bind(coin)

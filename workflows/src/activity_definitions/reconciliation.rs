@@ -20,7 +20,10 @@ pub struct ReconcileSummary {
     pub intents_checked: u32,
     pub exchanges_checked: u32,
     pub batches_checked: u32,
-    /// One line per difference, as `starter reconcile` prints it.
+    /// How many differences were found (each raised as an alert).
+    #[serde(default)]
+    pub differences_found: u32,
+    /// The first differences, one line each as `starter reconcile` prints them.
     pub differences: Vec<String>,
     /// Alerts raised by this run (a difference already alerted and still open raises none).
     pub alerts_raised: u32,
