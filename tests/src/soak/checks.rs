@@ -590,7 +590,7 @@ pub async fn run_all(pool: &PgPool, chain: &TestChain, start: &ChainStart, expec
     if U256::from(start.usdt) + U256::from(usdt_in) != usdt_now + U256::from(usdt_out) {
         v.push(Violation::new("hot_wallet_ledger", format!("USDT: {} at start + {usdt_in} in - {usdt_out} out != {usdt_now} now", start.usdt)));
     }
-    facts.counters.insert(s("ETH sent (wei)"), i64::try_from(eth_out / 1_000_000_000).unwrap_or(i64::MAX));
+    facts.counters.insert(s("ETH sent (gwei)"), i64::try_from(eth_out / 1_000_000_000).unwrap_or(i64::MAX));
     facts.counters.insert(s("USDT sent (units)"), i64::try_from(usdt_out).unwrap_or(i64::MAX));
     facts.counters.insert(s("USDT received (units)"), i64::try_from(usdt_in).unwrap_or(i64::MAX));
 
