@@ -2,7 +2,7 @@
 //! Temporal client (see `workflows::payout_starts` for why not as children).
 
 use futures::{stream, StreamExt};
-use std::sync::Arc;
+use std::{collections::HashSet, sync::Arc};
 use temporalio_client::{errors::WorkflowStartError, WorkflowIdReusePolicy, WorkflowStartOptions};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
@@ -27,7 +27,8 @@ impl PayoutStartActivities {
         // The runs an earlier attempt of this step already started (or found running): a run that
         // closed since must not be started again, it would claim rows that are not due.
         let mut handled: Vec<String> = ctx.heartbeat_details().deserialize().ok().flatten().unwrap_or_default();
-        let pending: Vec<_> = request.groups.into_iter().filter(|group| !handled.contains(&client_payout_workflow_id(group))).collect();
+        let already: HashSet<String> = handled.iter().cloned().collect();
+        let pending: Vec<_> = request.groups.into_iter().filter(|group| !already.contains(&client_payout_workflow_id(group))).collect();
         let (mut started, mut failed) = (0u32, Vec::new());
         for chunk in pending.chunks(CONCURRENT_STARTS) {
             let outcomes: Vec<(String, Result<bool, String>)> = stream::iter(chunk.iter().cloned())

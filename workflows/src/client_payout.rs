@@ -46,19 +46,17 @@ use crate::{
         PayoutCompletion, PayoutFailure, PayoutGroup, PayoutLeg, PayoutLedger, PayoutParts, ReopenedPayout, TransferOrder,
     },
     domain::{split_into_exchanges, ExchangePair, ExchangeStatus, RangeVerdict, Stablecoin},
-    steps::{
-        root_cause, step_options, step_retry_policy, wait_until_confirmed, wait_until_final, TransferEnd, TransferWait, STEP_GIVE_UP,
-        STEP_TIMEOUT,
-    },
+    payout_steps::{exchange_step, Ledger},
+    steps::{root_cause, step_options, wait_until_confirmed, wait_until_final, TransferEnd, TransferWait},
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use temporalio_common::{data_converters::TemporalDeserializable, error::ApplicationFailure, ActivityDefinition};
+use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ActivityExecutionError, ChildWorkflowOptions, LocalActivityOptions, ParentClosePolicy, SyncWorkflowContext, WorkflowCancellationToken,
-    WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination,
+    ChildWorkflowOptions, ParentClosePolicy, SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult,
+    WorkflowTermination,
 };
 
 /// The largest single exchange, in USDT.
@@ -363,64 +361,6 @@ fn report(ctx: &mut WorkflowContext<ClientPayoutWorkflow>, batch_id: Option<&str
         s.state.batch_id = batch_id.map(str::to_owned);
         s.state.details = details;
     });
-}
-
-/// How the `db.*` steps run: local activities, or (in runs from before [`LOCAL_LEDGER_PATCH`])
-/// regular ones. Either way they run even while the workflow is being cancelled: a claim that
-/// happened must be recorded as failed, and a payout whose exchanges all finished as paid.
-#[derive(Clone, Copy)]
-struct Ledger {
-    local: bool,
-}
-
-impl Ledger {
-    async fn step<AD>(
-        self,
-        ctx: &WorkflowContext<ClientPayoutWorkflow>,
-        activity: AD,
-        input: AD::Input,
-    ) -> Result<AD::Output, ActivityExecutionError>
-    where
-        AD: ActivityDefinition,
-        AD::Output: TemporalDeserializable,
-    {
-        if !self.local {
-            let mut options = step_options();
-            options.cancellation_token = Some(WorkflowCancellationToken::new());
-            return ctx.execute_activity(activity, input, options).await;
-        }
-        let options = LocalActivityOptions::builder()
-            .start_to_close_timeout(STEP_TIMEOUT)
-            .retry_policy(step_retry_policy())
-            .cancellation_token(WorkflowCancellationToken::new())
-            .build();
-        ctx.execute_local_activity(activity, input, options).await
-    }
-}
-
-/// The payout's ChangeNow calls (the range, the exchange's creation) run as local activities
-/// from this patch on: each is one short, idempotent HTTP call, and as a regular activity each
-/// cost a workflow task of its own, which bounded how many payouts a worker paid per second.
-const LOCAL_EXCHANGE_STEPS_PATCH: &str = "payout-exchange-steps-local";
-
-async fn exchange_step<AD>(
-    ctx: &WorkflowContext<ClientPayoutWorkflow>,
-    activity: AD,
-    input: AD::Input,
-) -> Result<AD::Output, ActivityExecutionError>
-where
-    AD: ActivityDefinition,
-    AD::Output: TemporalDeserializable,
-{
-    if !ctx.patched(LOCAL_EXCHANGE_STEPS_PATCH) {
-        return ctx.execute_activity(activity, input, step_options()).await;
-    }
-    let options = LocalActivityOptions::builder()
-        .start_to_close_timeout(STEP_TIMEOUT)
-        .schedule_to_close_timeout(STEP_GIVE_UP)
-        .retry_policy(step_retry_policy())
-        .build();
-    ctx.execute_local_activity(activity, input, options).await
 }
 
 /// One attempt: `Ok(Err(stop))` when the batch must be marked failed.

@@ -15,6 +15,7 @@ pub mod micro_batch_conversion;
 pub mod outbox_watch;
 pub mod payment_processing;
 pub mod payout_starts;
+mod payout_steps;
 pub mod steps;
 pub mod threshold_payout_sweep;
 
