@@ -13,6 +13,15 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 load_env() {
   [ -f "$ROOT/.env" ] || { cp "$ROOT/.env.example" "$ROOT/.env"; say "created .env from .env.example"; }
+  # A .env made before a variable was added lacks it: take the new ones from .env.example, leave
+  # every value already set alone.
+  local name line
+  while IFS= read -r line; do
+    name="${line%%=*}"
+    if ! grep -q "^${name}=" "$ROOT/.env"; then
+      printf '%s\n' "$line" >>"$ROOT/.env"; say "added $name to .env (from .env.example)"
+    fi
+  done < <(grep -E '^[A-Z_][A-Z0-9_]*=' "$ROOT/.env.example")
   set -a; . "$ROOT/.env"; set +a
 }
 

@@ -50,6 +50,11 @@ pub struct Config {
     pub changenow_api_url: Option<Secret>,
     pub changenow_api_key: Option<Secret>,
     pub nowpayments_ipn_secret: Secret,
+    /// `NOWPAYMENTS_API_URL` (default `https://api.nowpayments.io`; locally the sandbox): where a
+    /// payment's record is read before it is routed.
+    pub nowpayments_api_url: String,
+    /// `NOWPAYMENTS_API_KEY`: the worker needs it to verify payments.
+    pub nowpayments_api_key: Option<Secret>,
     pub platform_fee: PlatformFee,
     pub http_addr: SocketAddr,
     /// Blocks a transfer needs (its own included) before it counts: `ETH_CONFIRMATIONS`,
@@ -186,6 +191,15 @@ impl Config {
             changenow_api_url: get("CHANGENOW_API_URL").map(Secret::new),
             changenow_api_key: get("CHANGENOW_API_KEY").map(Secret::new),
             nowpayments_ipn_secret: Secret::new(required("NOWPAYMENTS_IPN_SECRET")?),
+            nowpayments_api_url: {
+                let url = parsed("NOWPAYMENTS_API_URL", "https://api.nowpayments.io")?;
+                url::Url::parse(url.trim())
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| invalid("NOWPAYMENTS_API_URL", format!("'{url}' is not an http(s) URL")))?;
+                url.trim().trim_end_matches('/').to_owned()
+            },
+            nowpayments_api_key: get("NOWPAYMENTS_API_KEY").map(Secret::new),
             platform_fee,
             http_addr,
             eth_confirmations,

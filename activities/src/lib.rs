@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod ethereum;
 pub mod metrics;
+pub mod nowpayments;
 pub mod payout_starts;
 pub mod polling;
 pub mod reconciliation;

@@ -10,6 +10,9 @@ use std::{net::SocketAddr, str::FromStr, time::Duration};
 /// anvil's second dev account (public knowledge; local chains only): the simulator's treasury.
 pub const ANVIL_TREASURY_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 
+/// The sandbox's NOWPayments API key when `NOWPAYMENTS_API_KEY` is not set (as in .env.example).
+pub const LOCAL_NOWPAYMENTS_API_KEY: &str = "local-nowpayments-key";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorConfigError {
     #[error("environment variable {0} is required but not set (see .env.example)")]
@@ -26,6 +29,8 @@ pub struct SimulatorConfig {
     /// The test USDC, the alternative settlement stablecoin (`USDC_CONTRACT`).
     pub usdc_contract: Option<Address>,
     pub api_key: String,
+    /// `NOWPAYMENTS_API_KEY`: what the NOWPayments face expects in `x-api-key`.
+    pub nowpayments_api_key: String,
     /// Time between two statuses of an exchange.
     pub step_delay: Duration,
     pub market: Market,
@@ -51,6 +56,7 @@ impl SimulatorConfig {
             usdt_contract,
             usdc_contract: None,
             api_key: api_key.to_owned(),
+            nowpayments_api_key: LOCAL_NOWPAYMENTS_API_KEY.to_owned(),
             step_delay: Duration::from_millis(200),
             market: Market::default(),
         }
@@ -108,6 +114,7 @@ impl SimulatorConfig {
             usdt_contract,
             usdc_contract,
             api_key: required("CHANGENOW_API_KEY")?,
+            nowpayments_api_key: get("NOWPAYMENTS_API_KEY").unwrap_or_else(|| LOCAL_NOWPAYMENTS_API_KEY.to_owned()),
             step_delay: Duration::from_millis(step_ms),
             market,
         };

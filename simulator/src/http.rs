@@ -40,6 +40,7 @@ pub fn router(simulator: Arc<Simulator>) -> Router {
         .route("/sim/market", get(show_market).post(set_market))
         .route("/sim/prices", post(set_prices))
         .route("/", get(overview))
+        .merge(crate::nowpayments_http::router())
         .with_state(simulator)
 }
 

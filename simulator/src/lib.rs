@@ -1,4 +1,5 @@
-//! A ChangeNow simulator: ChangeNow's v2 HTTP API (range, estimated amount, create exchange,
+//! The sandbox of the outside services. NOWPayments: the payment records its API confirms
+//! payments with ([`nowpayments`]). ChangeNow: its v2 HTTP API (range, estimated amount, create exchange,
 //! status by id) over a real local chain. Each exchange gets a fresh pay-in address; the
 //! simulator watches the chain for the deposit, walks the documented statuses, and pays out of
 //! its own funded treasury (ETH and the local USDT on chain; other coins with a simulated hash).
@@ -15,6 +16,8 @@ pub mod exchange;
 pub mod faults;
 mod http;
 pub mod market;
+pub mod nowpayments;
+mod nowpayments_http;
 
 use alloy::primitives::Address;
 use chain::Chain;
@@ -41,6 +44,8 @@ pub struct Simulator {
     /// Starts as the configured market; `POST /sim/market` and `/sim/prices` change it at run
     /// time (a minimum raised mid-batch, a stablecoin off its peg).
     market: Mutex<market::Market>,
+    /// The NOWPayments face: the payment records it answers with, and its faults.
+    nowpayments: Mutex<nowpayments::NowPayments>,
 }
 
 impl Simulator {
@@ -48,6 +53,10 @@ impl Simulator {
     /// field assignment, so what is there is still whole.
     fn exchanges_lock(&self) -> MutexGuard<'_, BTreeMap<String, Exchange>> {
         self.exchanges.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn nowpayments_lock(&self) -> MutexGuard<'_, nowpayments::NowPayments> {
+        self.nowpayments.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn faults_lock(&self) -> MutexGuard<'_, Faults> {
@@ -124,6 +133,7 @@ pub async fn spawn(config: SimulatorConfig, listen: SocketAddr) -> anyhow::Resul
         exchanges: Mutex::new(BTreeMap::new()),
         faults: Mutex::new(Faults::default()),
         market: Mutex::new(config.market.clone()),
+        nowpayments: Mutex::new(nowpayments::NowPayments::default()),
         config,
     });
     let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -69,16 +69,10 @@ pub fn parse_ipn(body: &Value, raw_body: &str) -> Result<IncomingIpn, IpnError> 
     })
 }
 
-/// `PGP-{user_id}|{client_id}`: the Telegram user and the channel (client) paid for.
+/// `PGP-{user_id}|{client_id}`: the Telegram user and the channel (client) paid for (the rule
+/// lives beside payment verification, which reads NOWPayments' own order id the same way).
 pub fn parse_order_id(order_id: &str) -> Result<(i64, String), IpnError> {
-    let bad = |reason: &str| invalid("order_id", format!("'{order_id}' {reason}; expected PGP-{{user_id}}|{{client_id}}"));
-    let rest = order_id.strip_prefix("PGP-").ok_or_else(|| bad("lacks the PGP- prefix"))?;
-    let (user, client) = rest.split_once('|').ok_or_else(|| bad("lacks the '|' separator"))?;
-    let user_id = user.parse::<i64>().map_err(|_| bad("has a non-numeric user id"))?;
-    if client.is_empty() || client.contains('|') || client.chars().any(char::is_whitespace) {
-        return Err(bad("has an invalid client id"));
-    }
-    Ok((user_id, client.to_owned()))
+    workflows::domain::payment_verification::parse_order_id(order_id).map_err(|reason| invalid("order_id", reason))
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> IpnError {

@@ -233,7 +233,8 @@ enum PaymentCommand {
 
 #[derive(Subcommand)]
 enum IpnCommand {
-    /// Send a correctly signed `finished` IPN for a client to the local webhook.
+    /// Make the sandbox's NOWPayments know a test payment, then send its correctly signed IPN to
+    /// the local webhook (the engine confirms every payment with NOWPayments before paying it).
     SendTest {
         #[arg(long, allow_hyphen_values = true)]
         client_id: String,
@@ -496,6 +497,13 @@ async fn run() -> anyhow::Result<()> {
             let payment_id = payment_id.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
             let ipn = TestIpn { payment_id, user_id, client_id, status, price_usd: amount_usd, outcome_eth };
             let url = url.unwrap_or_else(|| format!("http://{}/webhooks/nowpayments", config.http_addr));
+            // The engine pays only what NOWPayments confirms: the sandbox must know the payment.
+            cli::test_ipn::make_known(&config.nowpayments_api_url, &ipn).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "the sandbox's NOWPayments at NOWPAYMENTS_API_URL did not take the test payment ({e}); \
+                     only the sandbox confirms test payments (is `make up` running?)"
+                )
+            })?;
             let (code, answer) = cli::test_ipn::send(&url, &ipn, config.nowpayments_ipn_secret.expose())
                 .await
                 .with_context(|| format!("cannot reach the webhook at {url} (is `make up` running?)"))?;

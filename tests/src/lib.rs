@@ -138,6 +138,9 @@ impl TestApp {
         config.eth_rpc_url = Some(Secret::new(chain.anvil.url.clone()));
         config.changenow_api_url = Some(Secret::new(chain.changenow_url()));
         config.changenow_api_key = Some(Secret::new(api_key));
+        // The sandbox's NOWPayments: every payment is confirmed there before it is routed.
+        config.nowpayments_api_url = chain.changenow_url();
+        config.nowpayments_api_key = Some(Secret::new(changenow_simulator::config::LOCAL_NOWPAYMENTS_API_KEY));
         config.usdt_contract = Some(chain.usdt.to_checksum(None));
         config.usdc_contract = Some(chain.usdc.to_checksum(None));
         config.host_wallet_private_key = Some(Secret::new(chain::HOT_WALLET_KEY));
@@ -298,6 +301,8 @@ impl TestApp {
             ("CHANGENOW_API_URL".into(), secret(&c.changenow_api_url)),
             ("CHANGENOW_API_KEY".into(), secret(&c.changenow_api_key)),
             ("NOWPAYMENTS_IPN_SECRET".into(), c.nowpayments_ipn_secret.expose().to_owned()),
+            ("NOWPAYMENTS_API_URL".into(), c.nowpayments_api_url.clone()),
+            ("NOWPAYMENTS_API_KEY".into(), secret(&c.nowpayments_api_key)),
             ("TRANSFER_STUCK_AFTER_SECS".into(), c.transfer_stuck_after.as_secs().to_string()),
             // Set empty so .env's values (the stack worker's metrics port, its receiver) do not apply.
             ("METRICS_ADDR".into(), c.metrics_addr.map(|a| a.to_string()).unwrap_or_default()),
@@ -316,10 +321,29 @@ impl TestApp {
             .expect("cannot start the worker binary")
     }
 
-    /// Sends a correctly signed IPN; returns the status and the JSON answer.
+    /// Makes the sandbox's NOWPayments know the payment as the IPN describes it, then sends the
+    /// correctly signed IPN; returns the status and the JSON answer.
     pub async fn send_ipn(&self, ipn: &TestIpn) -> (u16, Value) {
+        self.nowpayments_knows(&ipn.body()).await;
+        self.send_ipn_only(ipn).await
+    }
+
+    /// Sends a correctly signed IPN without telling NOWPayments anything (a lying or replayed IPN).
+    pub async fn send_ipn_only(&self, ipn: &TestIpn) -> (u16, Value) {
         let (body, signature) = test_ipn::signed(ipn, self.secret().expose());
         self.post(body, Some(signature)).await
+    }
+
+    /// `POST /sim/nowpayments/payments`: NOWPayments' own record of a payment, as its API answers.
+    pub async fn nowpayments_knows(&self, record: &Value) {
+        let response = self
+            .http
+            .post(format!("{}/sim/nowpayments/payments", self.chain.changenow_url()))
+            .json(record)
+            .send()
+            .await
+            .expect("sandbox unreachable");
+        assert!(response.status().is_success(), "the sandbox refused the record: {}", response.status());
     }
 
     /// Sends any body with any signature header.

@@ -143,6 +143,7 @@ async fn an_ipn_signed_in_the_api_references_form_is_accepted() {
     let (status, _) = app.post(tampered.to_string(), Some(key_list.clone())).await;
     assert_eq!(status, 401, "the key-list form still covers every top-level field");
 
+    app.nowpayments_knows(&body).await;
     let (status, answer) = app.post(body.to_string(), Some(key_list)).await;
     assert_eq!(status, 200, "{answer}");
     assert!(app.wait_for_status(payment_id, "accumulated", PROCESSED_WITHIN).await);
@@ -355,6 +356,7 @@ async fn a_payment_not_priced_in_usd_fails_its_workflow_and_routes_nothing() {
     let payment_id = fresh_payment_id();
     let mut body = test_ipn(payment_id, "-100888", dec!(25), dec!(0.01)).body();
     body["price_currency"] = json!("eur");
+    app.nowpayments_knows(&body).await;
     let sig = signature::sign(app.secret().expose(), &body);
     let (status, _) = app.post(body.to_string(), Some(sig)).await;
     assert_eq!(status, 200, "recorded like any IPN");

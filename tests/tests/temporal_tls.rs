@@ -190,7 +190,9 @@ async fn the_worker_and_the_webhook_process_a_payment_through_mtls_and_strangers
     assert_eq!(ready.status().as_u16(), 200, "the webhook reaches Temporal through mTLS: {}", ready.text().await.unwrap_or_default());
 
     let payment_id = fresh_payment_id();
-    let (body, signature) = signing::signed(&test_ipn(payment_id, "-101701", dec!(30), dec!(0.015)), app.secret().expose());
+    let ipn = test_ipn(payment_id, "-101701", dec!(30), dec!(0.015));
+    app.nowpayments_knows(&ipn.body()).await;
+    let (body, signature) = signing::signed(&ipn, app.secret().expose());
     let answer = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{http_port}/webhooks/nowpayments"))
         .header("content-type", "application/json")

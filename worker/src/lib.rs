@@ -52,6 +52,7 @@ pub struct PayoutServices {
     pub pool: PgPool,
     pub hot_wallet: Arc<HotWallet>,
     pub changenow: ChangeNowClient,
+    pub nowpayments: activities::nowpayments::NowPaymentsClient,
     pub usdt_contract: Option<alloy::primitives::Address>,
     pub usdc_contract: Option<alloy::primitives::Address>,
     pub fault_kill_after_broadcast: bool,
@@ -67,6 +68,7 @@ impl PayoutServices {
         let key = Config::required(&config.host_wallet_private_key, "HOST_WALLET_PRIVATE_KEY")?;
         let changenow_url = Config::required(&config.changenow_api_url, "CHANGENOW_API_URL")?;
         let changenow_key = Config::required(&config.changenow_api_key, "CHANGENOW_API_KEY")?;
+        let nowpayments_key = Config::required(&config.nowpayments_api_key, "NOWPAYMENTS_API_KEY")?;
         let usdt_contract = token_address(config.usdt_contract.as_deref(), "USDT_CONTRACT")?;
         let usdc_contract = token_address(config.usdc_contract.as_deref(), "USDC_CONTRACT")?;
         let settings = OutboxSettings {
@@ -78,10 +80,17 @@ impl PayoutServices {
         let hot_wallet = Arc::new(HotWallet::connect(pool.clone(), rpc_url, key, settings).await?);
         let changenow = ChangeNowClient::new(changenow_url, changenow_key, CHANGENOW_TIMEOUT)
             .map_err(|e| WorkerError::Setup(e.to_string()))?;
+        let nowpayments = activities::nowpayments::NowPaymentsClient::new(
+            &config.nowpayments_api_url,
+            nowpayments_key,
+            activities::nowpayments::REQUEST_TIMEOUT,
+        )
+        .map_err(|e| WorkerError::Setup(e.to_string()))?;
         Ok(Self {
             pool,
             hot_wallet,
             changenow,
+            nowpayments,
             usdt_contract,
             usdc_contract,
             fault_kill_after_broadcast: config.fault_kill_after_broadcast,
@@ -191,6 +200,8 @@ pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<Work
         .and_then(|o| o.register_workflow::<DailyReconciliationWorkflow>())
         .map_err(|e| WorkerError::Setup(e.to_string()))?
         .register_activities(PaymentLedgerActivities::new(services.pool.clone()))
+        .register_activities(activities::db::payment_verification::PaymentVerificationActivities::new(services.pool.clone()))
+        .register_activities(activities::nowpayments::NowPaymentsActivities::new(services.nowpayments.clone()))
         .register_activities(InstantPayoutLedgerActivities::new(services.pool.clone()))
         .register_activities(ConversionLedgerActivities::new(services.pool.clone()))
         .register_activities(PayoutLedgerActivities::new(services.pool.clone()))

@@ -5,7 +5,13 @@
 //! so one payment can never have two workflows.
 //!
 //! Steps:
-//! 1. `db.begin_payment_processing`: `received -> processing`; read the payment and its client.
+//! 1. Verify with NOWPayments: `nowpayments.get_payment` reads NOWPayments' own record of the
+//!    payment (the IPN is only the trigger: a leaked IPN secret must not decide what is paid);
+//!    `db.begin_verified_payment_processing` holds the stored IPN against it, keeps the record's
+//!    facts, and takes a payment NOWPayments confirms as `finished` `received -> processing`. A
+//!    record still in progress is asked again every 30 s for an hour; anything NOWPayments does
+//!    not confirm ends `unverified` with an alert and fails the workflow (nothing is paid).
+//!    NOWPayments unreachable: the read is retried with backoff for as long as it takes.
 //! 2. Take the platform fee (pure, [`PlatformFee::split`]); the percentage travels in the
 //!    input, so the history records the fee that was in force when the payment arrived.
 //! 3. Route by the client's strategy:
@@ -23,7 +29,10 @@
 //! close to that of a workflow with a single activity.
 
 use crate::{
-    activity_definitions::{PaymentLedger, RoutedPayment, RoutingReceipt},
+    activity_definitions::{
+        NowPayments, PaymentLedger, PaymentVerification, PaymentVerificationLedger, RoutedPayment, RoutingReceipt,
+        VerifiedPayment,
+    },
     domain::{FeeSplit, PayoutStrategy, PlatformFee, PRICE_CURRENCY, SETTLEMENT_CURRENCY},
     instant_payout::{instant_payout_workflow_id, InstantPayoutInput, InstantPayoutOutcome, InstantPayoutWorkflow},
 };
@@ -35,6 +44,12 @@ use temporalio_sdk::{ChildWorkflowOptions, LocalActivityOptions, ParentClosePoli
 
 /// Runs recorded before this patch routed instant payments without starting the child.
 const INSTANT_PAYOUT_CHILD_PATCH: &str = "instant-payout-child";
+/// Runs recorded before this patch routed on the IPN's word, without asking NOWPayments.
+const NOWPAYMENTS_VERIFICATION_PATCH: &str = "nowpayments-verification";
+/// A record still in progress (`confirming`, `sending`, ...) is asked again this often ...
+const VERIFY_AGAIN_AFTER: Duration = Duration::from_secs(30);
+/// ... this many times (an hour), then the payment is left `unverified` for an operator.
+const VERIFY_AT_MOST: u32 = 120;
 
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,13 +78,33 @@ impl PaymentWorkflow {
         ctx: &mut WorkflowContext<Self>,
         input: PaymentWorkflowInput,
     ) -> WorkflowResult<PaymentWorkflowOutcome> {
-        let payment = ctx
-            .execute_local_activity(
-                PaymentLedger::begin_payment_processing,
-                input.payment_id,
-                ledger_step_options(),
-            )
-            .await?;
+        let payment = if ctx.patched(NOWPAYMENTS_VERIFICATION_PATCH) {
+            let mut looks = 0;
+            loop {
+                looks += 1;
+                let lookup =
+                    ctx.execute_local_activity(NowPayments::get_payment, input.payment_id, nowpayments_options()).await?;
+                let verification =
+                    PaymentVerification { payment_id: input.payment_id, lookup, stop_waiting: looks >= VERIFY_AT_MOST };
+                let verdict = ctx
+                    .execute_local_activity(
+                        PaymentVerificationLedger::begin_verified_payment_processing,
+                        verification,
+                        ledger_step_options(),
+                    )
+                    .await?;
+                match verdict {
+                    VerifiedPayment::Confirmed(payment) => break payment,
+                    VerifiedPayment::StillInProgress { .. } => {
+                        ctx.timer(VERIFY_AGAIN_AFTER).await;
+                    }
+                    VerifiedPayment::Refused { reason } => return Err(ApplicationFailure::non_retryable(reason).into()),
+                }
+            }
+        } else {
+            ctx.execute_local_activity(PaymentLedger::begin_payment_processing, input.payment_id, ledger_step_options())
+                .await?
+        };
 
         if !payment.price_currency.eq_ignore_ascii_case(PRICE_CURRENCY) {
             return Err(ApplicationFailure::non_retryable(format!(
@@ -148,6 +183,22 @@ fn ledger_step_options() -> LocalActivityOptions {
             RetryPolicy::builder()
                 .initial_interval(Duration::from_millis(200))
                 .maximum_interval(Duration::from_secs(30))
+                .build(),
+        )
+        .build()
+}
+
+/// NOWPayments away, slow or rate-limiting: asked again with backoff, without end (nothing is
+/// paid meanwhile, and nothing is lost: the payment waits `received`). Each request is bounded
+/// by the client's own timeout, below this attempt's.
+fn nowpayments_options() -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(Duration::from_secs(20))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_millis(500))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(60))
                 .build(),
         )
         .build()

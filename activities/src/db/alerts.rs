@@ -37,6 +37,10 @@ pub enum AlertKind {
     DailyDigest,
     /// The ledger and the chain or ChangeNow disagree (`starter reconcile`, the daily schedule).
     ReconciliationDifference,
+    /// A signed IPN for a payment NOWPayments does not confirm as finished: never paid.
+    PaymentUnverified,
+    /// NOWPayments' record of a payment differs from its IPN: the record's facts were used.
+    PaymentMismatch,
 }
 
 impl AlertKind {
@@ -58,6 +62,8 @@ impl AlertKind {
             Self::OverThresholdQuerySlow => "over_threshold_query_slow",
             Self::DailyDigest => "daily_digest",
             Self::ReconciliationDifference => "reconciliation_difference",
+            Self::PaymentUnverified => "payment_unverified",
+            Self::PaymentMismatch => "payment_mismatch",
         }
     }
 
@@ -71,7 +77,9 @@ impl AlertKind {
             | Self::TransferUnconfirmed
             | Self::StablecoinDepeg
             | Self::HotWalletLow
-            | Self::ReconciliationDifference => Severity::Critical,
+            | Self::ReconciliationDifference
+            | Self::PaymentUnverified
+            | Self::PaymentMismatch => Severity::Critical,
             Self::UnroutableIpn
             | Self::WorkflowOverdue
             | Self::TransferFeeCeiling

@@ -13,6 +13,7 @@ pub mod conversion_ledger;
 pub mod instant_payout_ledger;
 pub mod ledger_gauges;
 pub mod payment_ledger;
+pub mod payment_verification;
 pub mod operator_dashboard;
 pub mod operator_lists;
 pub mod payout_approval;

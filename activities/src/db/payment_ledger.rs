@@ -47,7 +47,7 @@ impl LedgerError {
         }
     }
 
-    fn into_activity_error(self) -> ActivityError {
+    pub(crate) fn into_activity_error(self) -> ActivityError {
         ActivityError::application(if self.is_retryable() {
             ApplicationFailure::new(self)
         } else {
@@ -109,6 +109,17 @@ async fn begin_payment_processing(pool: &PgPool, payment_id: i64) -> Result<Paym
     .bind(PAYABLE_IPN_STATUS)
     .execute(&mut *tx)
     .await?;
+    let payment = payment_for_processing(&mut tx, payment_id).await?;
+    tx.commit().await?;
+    Ok(payment)
+}
+
+/// The payment with its client's payout settings, once it is `finished` at NOWPayments (as
+/// stored: verified, or from the IPN for runs that predate verification).
+pub(crate) async fn payment_for_processing(
+    tx: &mut Transaction<'_, Postgres>,
+    payment_id: i64,
+) -> Result<PaymentForProcessing, LedgerError> {
     let row = sqlx::query(
         "SELECT p.payment_id, p.client_id, p.user_id, p.payment_status, p.status, p.price_amount,
                 p.price_currency, p.outcome_amount, p.outcome_currency,
@@ -118,10 +129,9 @@ async fn begin_payment_processing(pool: &PgPool, payment_id: i64) -> Result<Paym
          WHERE p.payment_id = $1",
     )
     .bind(payment_id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or(LedgerError::UnknownPayment(payment_id))?;
-    tx.commit().await?;
 
     let payment_status: String = row.try_get("payment_status")?;
     if payment_status != PAYABLE_IPN_STATUS {

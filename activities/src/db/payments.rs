@@ -159,6 +159,9 @@ pub struct PaymentView {
     pub processed_at: Option<DateTime<Utc>>,
     pub accumulation_id: Option<i64>,
     pub conversion_status: Option<String>,
+    /// When NOWPayments' record was read, and why the payment is not paid if it is `unverified`.
+    pub verified_at: Option<DateTime<Utc>>,
+    pub unverified_reason: Option<String>,
 }
 
 pub async fn find(pool: &PgPool, payment_id: i64) -> Result<Option<PaymentView>, sqlx::Error> {
@@ -194,6 +197,8 @@ pub async fn find(pool: &PgPool, payment_id: i64) -> Result<Option<PaymentView>,
         processed_at: row.try_get("processed_at")?,
         accumulation_id: row.try_get("accumulation_id")?,
         conversion_status: row.try_get("conversion_status")?,
+        verified_at: row.try_get("verified_at")?,
+        unverified_reason: row.try_get("unverified_reason")?,
     }))
 }
 

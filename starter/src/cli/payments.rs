@@ -10,7 +10,8 @@ pub fn describe(p: &PaymentView) -> String {
         "payment {id}\n  order:        {order} (user {user}, client {client})\n  NOWPayments:  {np_status}, {ipns} IPN(s)\n  \
          processing:   {status}\n  price:        {price} {price_cur}\n  outcome:      {outcome} {outcome_cur}\n  \
          fee:          {fee_pct}% = {fee_usd} USD\n  net:          {net_usd} USD / {net_eth} ETH\n  \
-         accumulation: {acc} ({conv})\n  workflow:     {wf} (started {started})\n  received:     {received}",
+         accumulation: {acc} ({conv})\n  workflow:     {wf} (started {started})\n  received:     {received}\n  \
+         verified:     {verified}{unverified}",
         id = p.payment_id,
         order = p.order_id,
         user = p.user_id,
@@ -31,6 +32,8 @@ pub fn describe(p: &PaymentView) -> String {
         wf = payment_workflow_id(p.payment_id),
         started = opt(p.workflow_started_at.map(|t| t.to_string())),
         received = p.received_at,
+        verified = opt(p.verified_at.map(|t| format!("with NOWPayments at {t}"))),
+        unverified = p.unverified_reason.as_ref().map(|r| format!("\n  not paid:     {r}")).unwrap_or_default(),
     )
 }
 

@@ -45,6 +45,17 @@ pub fn signed(ipn: &TestIpn, secret: &str) -> (String, String) {
     (body.to_string(), signature::sign(secret, &body))
 }
 
+/// Makes the sandbox's NOWPayments (`nowpayments_url`) know the payment as the IPN describes it,
+/// so the engine's check with NOWPayments confirms it. Only the sandbox has this control.
+pub async fn make_known(nowpayments_url: &str, ipn: &TestIpn) -> Result<(), String> {
+    let url = format!("{}/sim/nowpayments/payments", nowpayments_url.trim_end_matches('/'));
+    let response = reqwest::Client::new().post(&url).json(&ipn.body()).send().await.map_err(|e| e.without_url().to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("{} answered {}", nowpayments_url, response.status()));
+    }
+    Ok(())
+}
+
 /// Sends the IPN to `url` and returns the webhook's status and answer.
 pub async fn send(url: &str, ipn: &TestIpn, secret: &str) -> Result<(u16, String), reqwest::Error> {
     let (body, sig) = signed(ipn, secret);

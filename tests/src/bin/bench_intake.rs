@@ -55,6 +55,13 @@ async fn main() -> anyhow::Result<()> {
     let ids: Vec<i64> = (0..args.payments as i64).map(|i| run * 100_000 + i).collect();
     let interval = Duration::from_micros(1_000_000 / args.rate.max(1));
 
+    // The engine confirms each payment with NOWPayments: the sandbox must know them first.
+    for &id in &ids {
+        let ipn = test_ipn(id, &client_id, Decimal::new(2500, 2), Decimal::new(1, 2));
+        payout_starter::cli::test_ipn::make_known(&config.nowpayments_api_url, &ipn)
+            .await
+            .map_err(|e| anyhow::anyhow!("the sandbox's NOWPayments did not take payment {id}: {e}"))?;
+    }
     println!("intake: {} IPNs at {} req/s, concurrency {}, webhook {url}", args.payments, args.rate, args.concurrency);
     let started = Instant::now();
     let latencies: Vec<Duration> = stream::iter(ids.iter().enumerate())

@@ -173,6 +173,8 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<SoakReport> {
             ("CHANGENOW_API_URL".into(), changenow_url.clone()),
             ("CHANGENOW_API_KEY".into(), CHANGENOW_API_KEY.into()),
             ("NOWPAYMENTS_IPN_SECRET".into(), IPN_SECRET.into()),
+            ("NOWPAYMENTS_API_URL".into(), changenow_url.clone()),
+            ("NOWPAYMENTS_API_KEY".into(), changenow_simulator::config::LOCAL_NOWPAYMENTS_API_KEY.into()),
             ("PLATFORM_FEE_PERCENT".into(), "3".into()),
             ("ETH_CONFIRMATIONS".into(), "1".into()),
             ("TRANSFER_STUCK_AFTER_SECS".into(), options.transfer_stuck_after_secs.to_string()),
@@ -239,7 +241,9 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<SoakReport> {
                 let client_id = clients[payment.client].client_id.clone();
                 tasks.push(tokio::spawn(async move {
                     tokio::time::sleep_until(at.into()).await;
-                    traffic::deliver(&http, &stack.webhook_url, IPN_SECRET, &payment, &client_id, &counts, Duration::from_secs(180)).await
+                    let sandbox = stack.chain.changenow_url();
+                    let to = traffic::Destination { webhook_url: &stack.webhook_url, sandbox_url: &sandbox, secret: IPN_SECRET };
+                    traffic::deliver(&http, &to, &payment, &client_id, &counts, Duration::from_secs(180)).await
                 }));
             }
             let mut undelivered = 0;

@@ -122,17 +122,41 @@ pub struct SendCounts {
     pub resends: AtomicU64,
 }
 
-/// Delivers one payment's IPNs in their order; each is resent until the webhook answers
-/// (at most `give_up`). Returns false if one was never answered with 200.
+/// Where a payment's IPNs go, and the sandbox's NOWPayments that confirms them.
+pub struct Destination<'a> {
+    pub webhook_url: &'a str,
+    pub sandbox_url: &'a str,
+    pub secret: &'a str,
+}
+
+/// Makes the sandbox's NOWPayments know the payment as it ends (finished, if any IPN says so:
+/// a late `confirming` never undoes it there either), then delivers the payment's IPNs in their
+/// order; each is resent until the webhook answers (at most `give_up`). Returns false if one was
+/// never answered with 200.
 pub async fn deliver(
     http: &reqwest::Client,
-    url: &str,
-    secret: &str,
+    to: &Destination<'_>,
     payment: &SoakPayment,
     client_id: &str,
     counts: &Arc<SendCounts>,
     give_up: Duration,
 ) -> bool {
+    let (url, secret) = (to.webhook_url, to.secret);
+    let final_status = if payment.statuses.contains(&"finished") { "finished" } else { payment.statuses.last().copied().unwrap_or("waiting") };
+    let record = TestIpn {
+        payment_id: payment.payment_id,
+        user_id: 6271402111,
+        client_id: client_id.to_owned(),
+        status: final_status.to_owned(),
+        price_usd: payment.price_usd,
+        outcome_eth: payment.outcome_eth,
+    }
+    .body();
+    let known = http.post(format!("{}/sim/nowpayments/payments", to.sandbox_url)).json(&record).send().await;
+    if !known.is_ok_and(|r| r.status().is_success()) {
+        tracing::warn!(payment_id = payment.payment_id, "the sandbox's NOWPayments did not take the record");
+        return false;
+    }
     let mut all_accepted = true;
     for status in &payment.statuses {
         let ipn = TestIpn {

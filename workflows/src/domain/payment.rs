@@ -59,6 +59,7 @@ impl fmt::Display for PayoutStrategy {
 /// ```text
 /// Received -> Processing -> Accumulated            (threshold client)
 ///                        -> AwaitingInstantPayout  (instant client; hand-off to the payout)
+/// Received -> Unverified                           (NOWPayments does not confirm it: never paid)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -71,6 +72,9 @@ pub enum PaymentStatus {
     Accumulated,
     /// The net amount waits for the instant payout workflow.
     AwaitingInstantPayout,
+    /// NOWPayments' own record does not confirm a finished payment (unknown to it, another
+    /// status, an order for an unregistered client): never paid, alerted, `unverified_reason` says why.
+    Unverified,
 }
 
 impl PaymentStatus {
@@ -80,6 +84,7 @@ impl PaymentStatus {
             Self::Processing => "processing",
             Self::Accumulated => "accumulated",
             Self::AwaitingInstantPayout => "awaiting_instant_payout",
+            Self::Unverified => "unverified",
         }
     }
 
@@ -92,6 +97,7 @@ impl PaymentStatus {
                 | (Processing, Processing)
                 | (Processing, Accumulated)
                 | (Processing, AwaitingInstantPayout)
+                | (Received, Unverified)
         )
     }
 
@@ -107,7 +113,7 @@ impl PaymentStatus {
 impl FromStr for PaymentStatus {
     type Err = UnknownVariant;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::Received, Self::Processing, Self::Accumulated, Self::AwaitingInstantPayout]
+        [Self::Received, Self::Processing, Self::Accumulated, Self::AwaitingInstantPayout, Self::Unverified]
             .into_iter()
             .find(|status| status.as_str() == s)
             .ok_or_else(|| UnknownVariant { kind: "payment status", value: s.to_owned() })
@@ -131,6 +137,7 @@ mod tests {
             PaymentStatus::Processing,
             PaymentStatus::Accumulated,
             PaymentStatus::AwaitingInstantPayout,
+            PaymentStatus::Unverified,
         ] {
             assert_eq!(status.as_str().parse::<PaymentStatus>(), Ok(status));
         }
@@ -148,5 +155,8 @@ mod tests {
         assert!(!Received.can_move_to(Accumulated), "routing must go through processing");
         assert!(!Accumulated.can_move_to(Processing));
         assert!(!AwaitingInstantPayout.can_move_to(Accumulated));
+        assert!(Received.can_move_to(Unverified));
+        assert!(!Unverified.can_move_to(Processing), "nothing unverified is ever processed");
+        assert!(!Processing.can_move_to(Unverified), "a payment taken on NOWPayments' word stays taken");
     }
 }
