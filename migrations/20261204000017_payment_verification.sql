@@ -8,10 +8,9 @@ ALTER TABLE payments ADD CONSTRAINT payments_routed_has_fee CHECK (
     status IN ('received', 'processing', 'unverified') OR (net_amount_usd IS NOT NULL AND net_amount_eth IS NOT NULL)
 );
 
--- NOWPayments' record as read when the payment was verified, and when.
+-- The facts of NOWPayments' record the payment was judged on, and when it was read.
 ALTER TABLE payments ADD COLUMN nowpayments_record JSONB;
 ALTER TABLE payments ADD COLUMN verified_at TIMESTAMPTZ;
 -- Why a payment is unverified, in words an operator acts on.
 ALTER TABLE payments ADD COLUMN unverified_reason TEXT;
 ALTER TABLE payments ADD CONSTRAINT payments_unverified_has_reason CHECK (status <> 'unverified' OR unverified_reason IS NOT NULL);
--- Routed payments were verified (older rows predate verification and keep NULL).

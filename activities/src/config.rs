@@ -431,8 +431,21 @@ mod tests {
 
     #[test]
     fn secrets_stay_out_of_debug_output() {
-        let config = Config::from_lookup(lookup(MINIMAL)).unwrap();
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("NOWPAYMENTS_API_KEY", "np-k3y"));
+        let config = Config::from_lookup(lookup(&pairs)).unwrap();
         let printed = format!("{config:?}");
-        assert!(!printed.contains("s3cret") && !printed.contains("postgres://"), "{printed}");
+        assert!(!printed.contains("s3cret") && !printed.contains("postgres://") && !printed.contains("np-k3y"), "{printed}");
+        let client = crate::nowpayments::NowPaymentsClient::new(&config.nowpayments_api_url, "np-k3y", Duration::from_secs(1)).unwrap();
+        assert!(!format!("{client:?}").contains("np-k3y"));
+    }
+
+    #[test]
+    fn nowpayments_defaults_to_its_api_and_refuses_a_non_url() {
+        assert_eq!(Config::from_lookup(lookup(MINIMAL)).unwrap().nowpayments_api_url, "https://api.nowpayments.io");
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("NOWPAYMENTS_API_URL", "api.nowpayments.io"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("NOWPAYMENTS_API_URL"), "{err}");
     }
 }

@@ -229,6 +229,10 @@ enum PaymentCommand {
     /// Process a signed IPN that was kept as unroutable (its client did not exist), once the
     /// client exists: store it as a payment and start its workflow, as the webhook would.
     Route { payment_id: i64 },
+    /// Ask NOWPayments again about a payment left unverified (it did not know the payment yet,
+    /// its record was not finished in time, or it named a client registered since): a new run of
+    /// its workflow verifies it from the start.
+    Verify { payment_id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -467,6 +471,23 @@ async fn run() -> anyhow::Result<()> {
                     Some(kept) => println!("{}", cli::payments::describe_unroutable(&kept)),
                     None => bail!("payment {payment_id} is not stored"),
                 },
+            }
+            Ok(())
+        }
+        Command::Payment(PaymentCommand::Verify { payment_id }) => {
+            let pool = pool(&config).await?;
+            let temporal = TemporalGateway::new(
+                &config.temporal_address,
+                &config.temporal_namespace,
+                &config.temporal_task_queue,
+                config.platform_fee,
+            )
+            .with_security(config.temporal_security.clone());
+            let started = cli::verify_payment::verify_again(&pool, &temporal, payment_id).await?;
+            let id = workflows::payment_workflow_id(payment_id);
+            match started {
+                payout_starter::temporal_gateway::Started::Now => println!("payment {payment_id}: verifying with NOWPayments again in a new run of {id}"),
+                payout_starter::temporal_gateway::Started::AlreadyExisted => println!("payment {payment_id}: {id} is already running"),
             }
             Ok(())
         }

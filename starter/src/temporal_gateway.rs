@@ -100,9 +100,24 @@ impl TemporalGateway {
     /// Starts `payment-{payment_id}` at most once, ever: a closed workflow's id is never reused,
     /// so a late duplicate IPN cannot pay a payment twice.
     pub async fn start_payment_workflow(&self, payment_id: i64, client_id: &str) -> Result<Started, StartError> {
+        self.start_payment_run(payment_id, client_id, WorkflowIdReusePolicy::RejectDuplicate).await
+    }
+
+    /// A new run of `payment-{payment_id}` only if every earlier run failed (a payment NOWPayments
+    /// did not confirm): a run that completed, and so routed the payment, is never run again.
+    pub async fn restart_failed_payment_workflow(&self, payment_id: i64, client_id: &str) -> Result<Started, StartError> {
+        self.start_payment_run(payment_id, client_id, WorkflowIdReusePolicy::AllowDuplicateFailedOnly).await
+    }
+
+    async fn start_payment_run(
+        &self,
+        payment_id: i64,
+        client_id: &str,
+        reuse: WorkflowIdReusePolicy,
+    ) -> Result<Started, StartError> {
         let client = self.client().await?;
         let options = WorkflowStartOptions::new(self.task_queue.clone(), payment_workflow_id(payment_id))
-            .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+            .id_reuse_policy(reuse)
             .search_attributes(SearchAttributes::new([
                 search_attributes::CLIENT_ID.value_set(client_id.to_owned()),
                 search_attributes::PAYMENT_ID.value_set(payment_id.to_string()),

@@ -149,3 +149,35 @@ async fn the_sandbox_answers_as_nowpayments_does() {
     let body: serde_json::Value = unknown.json().await.unwrap();
     assert_eq!((body["statusCode"].as_u64(), body["status"].as_bool()), (Some(404), Some(false)));
 }
+
+#[tokio::test]
+async fn an_unverified_payment_is_verified_again_by_an_operator_and_paid_once() {
+    use payout_starter::{cli::verify_payment::verify_again, temporal_gateway::TemporalGateway};
+    let app = TestApp::spawn().await;
+    app.add_client("-100906", PayoutStrategy::Threshold).await;
+    let payment_id = fresh_payment_id();
+    // The IPN arrives before NOWPayments' API knows the payment (a leaked secret racing it, or
+    // an account mix-up since fixed): unverified.
+    app.send_ipn_only(&test_ipn(payment_id, "-100906", dec!(40), dec!(0.0133))).await;
+    assert!(app.wait_for_status(payment_id, "unverified", PROCESSED_WITHIN).await);
+    let gateway = TemporalGateway::new(&app.temporal_address, &app.config.temporal_namespace, &app.task_queue, app.config.platform_fee);
+    let accumulated = verify_again(&app.pool, &gateway, payment_id).await;
+    assert!(accumulated.is_ok(), "{accumulated:?}");
+    // Still unknown: unverified again, with a new alert.
+    assert!(app.wait_for_status(payment_id, "unverified", PROCESSED_WITHIN).await);
+
+    app.nowpayments_knows(&test_ipn(payment_id, "-100906", dec!(40), dec!(0.0133)).body()).await;
+    verify_again(&app.pool, &gateway, payment_id).await.expect("a second verify");
+    assert!(app.wait_for_status(payment_id, "accumulated", PROCESSED_WITHIN).await);
+    assert_eq!(net_of_row(&app, payment_id).await, Some((dec!(38.80), dec!(0.012901))));
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM alerts WHERE subject = $1 AND acknowledged_at IS NULL")
+        .bind(format!("payment {payment_id}"))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(open, 0, "the verify settled the payment's alerts");
+
+    let again = verify_again(&app.pool, &gateway, payment_id).await;
+    assert!(again.is_err_and(|e| e.to_string().contains("only unverified payments")), "a routed payment is never run again");
+    assert_eq!(app.accumulation_rows(payment_id).await, 1);
+}

@@ -201,7 +201,7 @@ pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<Work
         .map_err(|e| WorkerError::Setup(e.to_string()))?
         .register_activities(PaymentLedgerActivities::new(services.pool.clone()))
         .register_activities(activities::db::payment_verification::PaymentVerificationActivities::new(services.pool.clone()))
-        .register_activities(activities::nowpayments::NowPaymentsActivities::new(services.nowpayments.clone()))
+        .register_activities(activities::nowpayments::NowPaymentsActivities::new(services.nowpayments.clone(), services.pool.clone()))
         .register_activities(InstantPayoutLedgerActivities::new(services.pool.clone()))
         .register_activities(ConversionLedgerActivities::new(services.pool.clone()))
         .register_activities(PayoutLedgerActivities::new(services.pool.clone()))

@@ -9,9 +9,11 @@
 //!    payment (the IPN is only the trigger: a leaked IPN secret must not decide what is paid);
 //!    `db.begin_verified_payment_processing` holds the stored IPN against it, keeps the record's
 //!    facts, and takes a payment NOWPayments confirms as `finished` `received -> processing`. A
-//!    record still in progress is asked again every 30 s for an hour; anything NOWPayments does
-//!    not confirm ends `unverified` with an alert and fails the workflow (nothing is paid).
-//!    NOWPayments unreachable: the read is retried with backoff for as long as it takes.
+//!    record still in progress is asked again (every 30 s, then every 10 min, for three days);
+//!    anything NOWPayments does not confirm ends `unverified` with an alert and fails the
+//!    workflow (nothing is paid; `starter payment verify` asks again in a new run).
+//!    NOWPayments unreachable: the read is a regular activity retried by the server with backoff
+//!    for as long as it takes (the history does not grow meanwhile), alerted after a few tries.
 //! 2. Take the platform fee (pure, [`PlatformFee::split`]); the percentage travels in the
 //!    input, so the history records the fee that was in force when the payment arrived.
 //! 3. Route by the client's strategy:
@@ -33,23 +35,22 @@ use crate::{
         NowPayments, PaymentLedger, PaymentVerification, PaymentVerificationLedger, RoutedPayment, RoutingReceipt,
         VerifiedPayment,
     },
-    domain::{FeeSplit, PayoutStrategy, PlatformFee, PRICE_CURRENCY, SETTLEMENT_CURRENCY},
+    domain::{payment_verification::ask_again_after, FeeSplit, PayoutStrategy, PlatformFee, PRICE_CURRENCY, SETTLEMENT_CURRENCY},
     instant_payout::{instant_payout_workflow_id, InstantPayoutInput, InstantPayoutOutcome, InstantPayoutWorkflow},
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use temporalio_common::{error::ApplicationFailure, RetryPolicy};
+use temporalio_common::{error::ApplicationFailure, ActivityCloseTimeouts, RetryPolicy};
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{ChildWorkflowOptions, LocalActivityOptions, ParentClosePolicy, WorkflowContext, WorkflowResult};
+use temporalio_sdk::{
+    ActivityOptions, ChildWorkflowOptions, LocalActivityOptions, ParentClosePolicy, WorkflowContext,
+    WorkflowResult,
+};
 
 /// Runs recorded before this patch routed instant payments without starting the child.
 const INSTANT_PAYOUT_CHILD_PATCH: &str = "instant-payout-child";
 /// Runs recorded before this patch routed on the IPN's word, without asking NOWPayments.
 const NOWPAYMENTS_VERIFICATION_PATCH: &str = "nowpayments-verification";
-/// A record still in progress (`confirming`, `sending`, ...) is asked again this often ...
-const VERIFY_AGAIN_AFTER: Duration = Duration::from_secs(30);
-/// ... this many times (an hour), then the payment is left `unverified` for an operator.
-const VERIFY_AT_MOST: u32 = 120;
 
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,10 +83,9 @@ impl PaymentWorkflow {
             let mut looks = 0;
             loop {
                 looks += 1;
-                let lookup =
-                    ctx.execute_local_activity(NowPayments::get_payment, input.payment_id, nowpayments_options()).await?;
-                let verification =
-                    PaymentVerification { payment_id: input.payment_id, lookup, stop_waiting: looks >= VERIFY_AT_MOST };
+                let lookup = ctx.execute_activity(NowPayments::get_payment, input.payment_id, nowpayments_options()).await?;
+                let ask_again = ask_again_after(looks);
+                let verification = PaymentVerification { payment_id: input.payment_id, lookup, stop_waiting: ask_again.is_none() };
                 let verdict = ctx
                     .execute_local_activity(
                         PaymentVerificationLedger::begin_verified_payment_processing,
@@ -96,7 +96,7 @@ impl PaymentWorkflow {
                 match verdict {
                     VerifiedPayment::Confirmed(payment) => break payment,
                     VerifiedPayment::StillInProgress { .. } => {
-                        ctx.timer(VERIFY_AGAIN_AFTER).await;
+                        ctx.timer(ask_again.unwrap_or(Duration::from_secs(600))).await;
                     }
                     VerifiedPayment::Refused { reason } => return Err(ApplicationFailure::non_retryable(reason).into()),
                 }
@@ -189,16 +189,16 @@ fn ledger_step_options() -> LocalActivityOptions {
 }
 
 /// NOWPayments away, slow or rate-limiting: asked again with backoff, without end (nothing is
-/// paid meanwhile, and nothing is lost: the payment waits `received`). Each request is bounded
-/// by the client's own timeout, below this attempt's.
-fn nowpayments_options() -> LocalActivityOptions {
-    LocalActivityOptions::builder()
-        .start_to_close_timeout(Duration::from_secs(20))
+/// paid meanwhile, and nothing is lost: the payment waits `received`). A regular activity, not a
+/// local one: the server keeps retrying it without the history growing, however long the
+/// outage. Each request is bounded by the client's own timeout, below this attempt's.
+fn nowpayments_options() -> ActivityOptions {
+    ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::StartToClose(Duration::from_secs(20)))
         .retry_policy(
             RetryPolicy::builder()
-                .initial_interval(Duration::from_millis(500))
+                .initial_interval(Duration::from_secs(1))
                 .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(60))
+                .maximum_interval(Duration::from_secs(300))
                 .build(),
         )
         .build()

@@ -41,6 +41,8 @@ pub enum AlertKind {
     PaymentUnverified,
     /// NOWPayments' record of a payment differs from its IPN: the record's facts were used.
     PaymentMismatch,
+    /// NOWPayments' API has not answered a payment's record for several tries: payments wait.
+    NowPaymentsUnreachable,
 }
 
 impl AlertKind {
@@ -64,6 +66,7 @@ impl AlertKind {
             Self::ReconciliationDifference => "reconciliation_difference",
             Self::PaymentUnverified => "payment_unverified",
             Self::PaymentMismatch => "payment_mismatch",
+            Self::NowPaymentsUnreachable => "nowpayments_unreachable",
         }
     }
 
@@ -79,7 +82,8 @@ impl AlertKind {
             | Self::HotWalletLow
             | Self::ReconciliationDifference
             | Self::PaymentUnverified
-            | Self::PaymentMismatch => Severity::Critical,
+            | Self::PaymentMismatch
+            | Self::NowPaymentsUnreachable => Severity::Critical,
             Self::UnroutableIpn
             | Self::WorkflowOverdue
             | Self::TransferFeeCeiling
@@ -155,6 +159,16 @@ pub async fn raise_unless_open(tx: &mut Transaction<'_, Postgres>, alert: &NewAl
                HAVING count(*) FILTER (WHERE acknowledged_at IS NULL) = 0
                ON CONFLICT (dedupe_key) DO NOTHING";
     insert(tx, sql, alert).await
+}
+
+/// Acknowledges the open alert of a condition raised with [`raise_unless_open`], in the
+/// transaction that settled it, so the condition found again raises a new one.
+pub async fn settle_condition(tx: &mut Transaction<'_, Postgres>, dedupe_key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE alerts SET acknowledged_at = now() WHERE starts_with(dedupe_key, $1 || '#') AND acknowledged_at IS NULL")
+        .bind(dedupe_key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Acknowledges the alert raised under `dedupe_key`, in the transaction that settled what it was

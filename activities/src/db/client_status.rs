@@ -93,7 +93,7 @@ pub async fn totals(pool: &PgPool, client_id: &str) -> Result<ClientTotals, sqlx
 pub async fn recent_payments(pool: &PgPool, client_id: &str) -> Result<Vec<RecentPayment>, sqlx::Error> {
     sqlx::query_as(
         "SELECT payment_id, price_amount, net_amount_usd, status, received_at FROM payments
-         WHERE client_id = $1 ORDER BY received_at DESC, payment_id DESC LIMIT $2",
+         WHERE client_id = $1 AND status <> 'unverified' ORDER BY received_at DESC, payment_id DESC LIMIT $2",
     )
     .bind(client_id)
     .bind(RECENT)

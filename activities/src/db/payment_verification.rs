@@ -7,7 +7,7 @@ use super::{
     alerts::{self, AlertKind, NewAlert},
     payment_ledger::{payment_for_processing, LedgerError},
 };
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::sync::Arc;
 use temporalio_macros::activities;
@@ -17,7 +17,7 @@ use workflows::{
     activity_definitions::{BeginVerifiedPaymentProcessing, PaymentVerification, RecordLookup, VerifiedPayment},
     domain::{
         payment_verification::{describe, differences, parse_order_id},
-        PaymentFacts, PaymentStatus, RecordProgress,
+        PaymentFacts, PaymentStatus, RecordProgress, PRICE_CURRENCY, SETTLEMENT_CURRENCY,
     },
 };
 
@@ -83,8 +83,12 @@ pub async fn begin_verified_payment_processing(
     };
     let ipn_client: String = row.try_get("client_id")?;
 
+    let as_stored;
     let record = match &verification.lookup {
-        RecordLookup::Found(record) => record,
+        RecordLookup::Found(record) => {
+            as_stored = rounded_as_stored(record);
+            &as_stored
+        }
         RecordLookup::Unknown => {
             let reason = format!(
                 "NOWPayments does not know payment {payment_id} (its API answered 404), yet a correctly signed IPN \
@@ -120,6 +124,21 @@ pub async fn begin_verified_payment_processing(
             );
             return refuse(tx, payment_id, AlertKind::PaymentMismatch, &reason, Some(record)).await;
         }
+    }
+    let payable_outcome = record.outcome_currency.as_deref() == Some(SETTLEMENT_CURRENCY)
+        && record.outcome_amount.is_some_and(|amount| amount > Decimal::ZERO);
+    let sane_price = !record.price_amount.is_sign_negative() && record.price_amount < Decimal::from(10_000_000_000_000_i64);
+    if record.price_currency != PRICE_CURRENCY || !payable_outcome || !sane_price {
+        let reason = format!(
+            "payment {payment_id}: NOWPayments' record is priced {} {} and settled {} {}; the engine pays only \
+             payments priced in {PRICE_CURRENCY} and settled in {SETTLEMENT_CURRENCY}. Nothing was paid. See \
+             `starter payment show {payment_id}`.",
+            record.price_amount,
+            record.price_currency,
+            record.outcome_amount.map(|a| a.to_string()).unwrap_or_else(|| "nothing".into()),
+            record.outcome_currency.as_deref().unwrap_or("-"),
+        );
+        return refuse(tx, payment_id, AlertKind::PaymentUnverified, &reason, Some(record)).await;
     }
     let (user_id, client_id) = match parse_order_id(&record.order_id) {
         Ok(order) => order,
@@ -185,6 +204,18 @@ pub async fn begin_verified_payment_processing(
     Ok(VerifiedPayment::Confirmed(payment))
 }
 
+/// The record at the scale the `payments` columns keep (price 8 decimals, outcome 18), rounded as
+/// Postgres rounds (half away from zero): the stored IPN went through the same rounding, so equal
+/// facts compare equal.
+fn rounded_as_stored(record: &PaymentFacts) -> PaymentFacts {
+    let round = |d: Decimal, dp: u32| d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero).normalize();
+    PaymentFacts {
+        price_amount: round(record.price_amount, 8),
+        outcome_amount: record.outcome_amount.map(|d| round(d, 18)),
+        ..record.clone()
+    }
+}
+
 /// `received -> unverified` with the reason and its alert, in one transaction.
 async fn refuse(
     mut tx: Transaction<'_, Postgres>,
@@ -204,7 +235,9 @@ async fn refuse(
     .bind(record.map(sqlx::types::Json))
     .execute(&mut *tx)
     .await?;
-    alerts::raise(
+    // A condition rather than an event: an operator's `starter payment verify` settles it, and a
+    // new refusal after that raises a new alert.
+    alerts::raise_unless_open(
         &mut tx,
         &NewAlert {
             dedupe_key: format!("{}:{payment_id}", kind.as_str()),

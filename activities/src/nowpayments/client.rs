@@ -1,7 +1,9 @@
 //! The HTTP client for NOWPayments' payment record.
 //!
-//! Every failure but an unreadable answer is worth another try: an outage, a rate limit, a slow
-//! answer, even a refused API key (an operator fixes the configuration; the payment waits).
+//! Every failure is worth another try: an outage, a rate limit, a slow answer, a refused API key
+//! (an operator fixes the configuration), even a 2xx that is not a record (a proxy's page, a
+//! field that changed shape): guessing would refuse a real payment for good. The payment waits
+//! `received` meanwhile, and the activity alerts after a few tries.
 
 use super::api::{payment_url, ErrorBody, PaymentRecord, API_KEY_HEADER};
 use reqwest::StatusCode;
@@ -20,15 +22,8 @@ pub enum NowPaymentsError {
     Unavailable { status: u16, body: String },
     #[error("NOWPayments did not answer: {0}")]
     Transport(String),
-    /// A 2xx that is not a payment record: asking again would get the same.
     #[error("NOWPayments answered something that is not a payment record: {0}")]
     BadResponse(String),
-}
-
-impl NowPaymentsError {
-    pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::BadResponse(_))
-    }
 }
 
 #[derive(Clone)]
@@ -47,7 +42,9 @@ impl std::fmt::Debug for NowPaymentsClient {
 
 impl NowPaymentsClient {
     pub fn new(base_url: &str, api_key: &str, timeout: Duration) -> Result<Self, NowPaymentsError> {
+        // No redirects: the API key header would follow them to wherever they point.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .build()
@@ -94,12 +91,10 @@ mod tests {
     fn only_nowpayments_own_not_found_means_unknown() {
         let not_found = r#"{"status":false,"statusCode":404,"code":"NOT_FOUND","message":"Payment not found"}"#;
         assert!(matches!(classify(StatusCode::NOT_FOUND, not_found), Ok(None)));
-        let proxy = classify(StatusCode::NOT_FOUND, "<html>404</html>").unwrap_err();
-        assert!(proxy.is_retryable(), "a proxy's 404 is an outage, not an unknown payment");
-        assert!(classify(StatusCode::UNAUTHORIZED, "").unwrap_err().is_retryable());
-        assert!(classify(StatusCode::SERVICE_UNAVAILABLE, "").unwrap_err().is_retryable());
+        let proxy = classify(StatusCode::NOT_FOUND, "<html>404</html>");
+        assert!(matches!(proxy, Err(NowPaymentsError::Unavailable { status: 404, .. })), "a proxy's 404 is an outage, not an unknown payment");
+        assert!(matches!(classify(StatusCode::UNAUTHORIZED, ""), Err(NowPaymentsError::Unauthorized { status: 401 })));
         assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS, ""), Err(NowPaymentsError::RateLimited)));
-        let garbled = classify(StatusCode::OK, "{}").unwrap_err();
-        assert!(!garbled.is_retryable());
+        assert!(matches!(classify(StatusCode::OK, "{}"), Err(NowPaymentsError::BadResponse(_))));
     }
 }

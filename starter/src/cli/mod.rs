@@ -9,3 +9,4 @@ pub mod route_payment;
 pub mod schedules;
 pub mod test_ipn;
 pub mod threshold;
+pub mod verify_payment;

@@ -60,6 +60,7 @@ impl fmt::Display for PayoutStrategy {
 /// Received -> Processing -> Accumulated            (threshold client)
 ///                        -> AwaitingInstantPayout  (instant client; hand-off to the payout)
 /// Received -> Unverified                           (NOWPayments does not confirm it: never paid)
+/// Unverified -> Received                           (an operator's `starter payment verify`: ask again)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -98,6 +99,7 @@ impl PaymentStatus {
                 | (Processing, Accumulated)
                 | (Processing, AwaitingInstantPayout)
                 | (Received, Unverified)
+                | (Unverified, Received)
         )
     }
 

@@ -100,6 +100,24 @@ pub fn parse_order_id(order_id: &str) -> Result<(i64, String), String> {
     Ok((user_id, client.to_owned()))
 }
 
+/// When to ask NOWPayments again about a record still in progress, after `looks` looks; `None`:
+/// stop waiting (the payment is left `unverified` for an operator's `starter payment verify`).
+/// Every 30 s for the first hour (a payment normally finishes within minutes), then every 10
+/// minutes until three days have passed: a slow chain still gets paid, and the history stays a
+/// few thousand events.
+pub fn ask_again_after(looks: u32) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    const QUICK_LOOKS: u32 = 120; // the first hour, at 30 s
+    const SLOW_LOOKS: u32 = 426; // the next 71 hours, at 10 min
+    if looks <= QUICK_LOOKS {
+        Some(Duration::from_secs(30))
+    } else if looks <= QUICK_LOOKS + SLOW_LOOKS {
+        Some(Duration::from_secs(600))
+    } else {
+        None
+    }
+}
+
 /// The differences in one line, for alerts and logs.
 pub fn describe(differences: &[Difference]) -> String {
     differences.iter().map(Difference::to_string).collect::<Vec<_>>().join("; ")
@@ -145,6 +163,18 @@ mod tests {
         let mut missing = facts();
         missing.outcome_amount = None;
         assert_eq!(differences(&facts(), &missing)[0].field, "outcome_amount");
+    }
+
+    #[test]
+    fn a_slow_payment_is_asked_about_for_three_days_in_a_small_history() {
+        let (mut waited, mut looks) = (std::time::Duration::ZERO, 1);
+        while let Some(pause) = ask_again_after(looks) {
+            waited += pause;
+            looks += 1;
+        }
+        assert_eq!(waited.as_secs(), 72 * 3600);
+        // About 8 history events per look (activity, ledger step, timer); Temporal's limit is ~51k.
+        assert!(looks * 8 < 10_000, "{looks} looks");
     }
 
     #[test]
