@@ -60,7 +60,9 @@ load_env
 if [ "$with_services_only" = "--services-only" ]; then exit 0; fi
 
 # --- ChangeNow simulator, worker and webhook ----------------------------------------------
-(cd "$ROOT" && start_bg changenow-simulator "$BIN/changenow-simulator" serve)
+# NOWPayments' records outlive a restart of the sandbox (a fresh chain keeps them too: reset
+# .state to forget them).
+(cd "$ROOT" && SIMULATOR_STATE_FILE="${SIMULATOR_STATE_FILE:-$STATE/sandbox-state.json}" start_bg changenow-simulator "$BIN/changenow-simulator" serve)
 wait_for "ChangeNow simulator" 30 curl -sf "$CHANGENOW_API_URL/sim/faults"
 
 (cd "$ROOT" && start_bg worker "$BIN/worker")

@@ -6,14 +6,17 @@
 use alloy::{
     consensus::Transaction as _,
     network::{EthereumWallet, TransactionBuilder, TransactionResponse as _},
-    primitives::{Address, U256},
+    eips::BlockNumberOrTag,
+    primitives::{Address, TxHash, U256},
     providers::{DynProvider, Provider, ProviderBuilder, RootProvider},
     rpc::types::TransactionRequest,
     signers::local::PrivateKeySigner,
 };
-use activities::ethereum::{erc20_transfer_calldata, ERC20_TRANSFER_SELECTOR};
+use crate::treasury_fees::{nonce_taken, refused_for_fee, treasury_fees};
+use activities::ethereum::{erc20_transfer_calldata, fee_bump::GasFees, ERC20_TRANSFER_SELECTOR};
 use rust_decimal::Decimal;
-use std::{collections::HashSet, str::FromStr};
+use std::{collections::HashSet, str::FromStr, time::Duration};
+use tracing::warn;
 use workflows::domain::{from_base_units, to_base_units, ChainAsset};
 
 
@@ -44,7 +47,16 @@ pub struct Chain {
     treasury_address: Address,
     usdt: Option<Address>,
     usdc: Option<Address>,
+    /// One treasury transaction at a time, so each takes the next nonce.
+    sending: tokio::sync::Mutex<()>,
 }
+
+/// How long an attempt may stay unmined before it is re-signed with more.
+const STUCK_AFTER: Duration = Duration::from_secs(12);
+/// Refusals of a transfer none of whose attempts the node took before it is given up (and
+/// tried again by the lifecycle). Once an attempt is in the pool it is never given up: a later
+/// transfer at the next nonce could otherwise pay twice what the lifecycle counts as failed.
+const MAX_REFUSALS: u32 = 10;
 
 impl Chain {
     pub async fn connect(rpc_url: &str, treasury_key: &str, usdt: Option<Address>) -> Result<Self, ChainError> {
@@ -55,7 +67,7 @@ impl Chain {
         let reader = RootProvider::new_http(url.clone());
         reader.get_chain_id().await.map_err(rpc)?;
         let treasury = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url).erased();
-        Ok(Self { reader, treasury, treasury_address, usdt, usdc: None })
+        Ok(Self { reader, treasury, treasury_address, usdt, usdc: None, sending: tokio::sync::Mutex::new(()) })
     }
 
     /// The test USDC (`USDC_CONTRACT`), paid and watched like USDT.
@@ -129,12 +141,80 @@ impl Chain {
             }
             other => return Ok(format!("simulated-{other}-payout-{}", uuid::Uuid::new_v4().simple())),
         };
-        let pending = self.treasury.send_transaction(request).await.map_err(rpc)?;
-        let receipt = pending.get_receipt().await.map_err(rpc)?;
-        if !receipt.status() {
-            return Err(ChainError::Rpc(format!("treasury transaction {} reverted", receipt.transaction_hash)));
+        self.send(request).await
+    }
+
+    /// Sends one treasury transaction and waits until it is mined, as the engine's outbox does:
+    /// the nonce is taken explicitly (one transfer at a time), fees follow the next base fee, and
+    /// an attempt the node refuses for its fee, or that is not mined within [`STUCK_AFTER`], is
+    /// re-signed at the same nonce with fees that meet the base fee. A refusal thus never leaves
+    /// a nonce gap behind it.
+    async fn send(&self, request: TransactionRequest) -> Result<String, ChainError> {
+        let _turn = self.sending.lock().await;
+        let from = self.treasury_address;
+        let nonce = self.reader.get_transaction_count(from).pending().await.map_err(rpc)?;
+        let gas = self.reader.estimate_gas(request.clone().with_from(from)).await.map_err(rpc)?;
+        let mut previous: Option<GasFees> = None;
+        let mut sent: Vec<TxHash> = Vec::new();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if let Some(hash) = self.mined(&sent).await? {
+                return Ok(hash);
+            }
+            let base_fee = self.next_base_fee().await?;
+            let fees = treasury_fees(base_fee, previous);
+            let tx = request
+                .clone()
+                .with_nonce(nonce)
+                .with_gas_limit(gas)
+                .with_max_fee_per_gas(fees.max_fee)
+                .with_max_priority_fee_per_gas(fees.priority);
+            match self.treasury.send_transaction(tx).await {
+                Ok(pending) => {
+                    let hash = *pending.tx_hash();
+                    sent.push(hash);
+                    previous = Some(fees);
+                    match pending.with_timeout(Some(STUCK_AFTER)).get_receipt().await {
+                        Ok(receipt) if receipt.status() => return Ok(receipt.transaction_hash.to_string()),
+                        Ok(receipt) => return Err(ChainError::Rpc(format!("treasury transaction {} reverted", receipt.transaction_hash))),
+                        Err(e) => warn!(nonce, attempt, tx_hash = %hash, base_fee, max_fee = fees.max_fee, error = %e, "treasury transaction not mined; re-signing with more"),
+                    }
+                }
+                Err(e) if refused_for_fee(&e.to_string()) => {
+                    warn!(nonce, attempt, base_fee, max_fee = fees.max_fee, error = %e, "treasury transaction refused for its fee; re-signing at the same nonce");
+                    // Nothing holds the nonce yet: giving up leaves no gap behind.
+                    if sent.is_empty() && attempt >= MAX_REFUSALS {
+                        return Err(ChainError::Rpc(format!("treasury transaction refused {attempt} times for its fee: {e}")));
+                    }
+                    previous = Some(fees);
+                }
+                // An earlier attempt got the nonce: its receipt is looked up on the next round.
+                Err(e) if nonce_taken(&e.to_string()) && !sent.is_empty() => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(rpc(e)),
+            }
         }
-        Ok(receipt.transaction_hash.to_string())
+    }
+
+    /// The hash of whichever attempt was mined, if one was (a reverted one is an error).
+    async fn mined(&self, sent: &[TxHash]) -> Result<Option<String>, ChainError> {
+        for hash in sent {
+            if let Some(receipt) = self.reader.get_transaction_receipt(*hash).await.map_err(rpc)? {
+                if !receipt.status() {
+                    return Err(ChainError::Rpc(format!("treasury transaction {hash} reverted")));
+                }
+                return Ok(Some(hash.to_string()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The base fee the next block charges (what `anvil_setNextBlockBaseFeePerGas` sets).
+    async fn next_base_fee(&self) -> Result<u128, ChainError> {
+        let history = self.reader.get_fee_history(1, BlockNumberOrTag::Latest, &[]).await.map_err(rpc)?;
+        history.next_block_base_fee().ok_or_else(|| ChainError::Rpc("the node reports no base fee (not an EIP-1559 chain)".into()))
     }
 }
 

@@ -13,6 +13,13 @@ pub const ANVIL_TREASURY_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86da
 /// The sandbox's NOWPayments API key when `NOWPAYMENTS_API_KEY` is not set (as in .env.example).
 pub const LOCAL_NOWPAYMENTS_API_KEY: &str = "local-nowpayments-key";
 
+/// The IPN secret when `NOWPAYMENTS_IPN_SECRET` is not set (as in .env.example).
+pub const LOCAL_IPN_SECRET: &str = "local-ipn-secret";
+
+/// anvil's first dev account: the hot wallet of a local chain, where NOWPayments' outcomes go
+/// unless told otherwise.
+pub const ANVIL_HOT_WALLET: Address = alloy::primitives::address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorConfigError {
     #[error("environment variable {0} is required but not set (see .env.example)")]
@@ -31,6 +38,14 @@ pub struct SimulatorConfig {
     pub api_key: String,
     /// `NOWPAYMENTS_API_KEY`: what the NOWPayments face expects in `x-api-key`.
     pub nowpayments_api_key: String,
+    /// `NOWPAYMENTS_IPN_SECRET`: what the IPNs are signed with.
+    pub nowpayments_ipn_secret: String,
+    /// `NOWPAYMENTS_OUTCOME_ADDRESS` (default: the address of `HOST_WALLET_PRIVATE_KEY`): where
+    /// a finished payment's outcome is forwarded, as NOWPayments pays out to the merchant.
+    pub nowpayments_outcome_address: Address,
+    /// `SIMULATOR_STATE_FILE`: where NOWPayments' records are kept across restarts (none: in
+    /// memory only).
+    pub state_file: Option<std::path::PathBuf>,
     /// Time between two statuses of an exchange.
     pub step_delay: Duration,
     pub market: Market,
@@ -41,6 +56,7 @@ impl std::fmt::Debug for SimulatorConfig {
         f.debug_struct("SimulatorConfig")
             .field("usdt_contract", &self.usdt_contract)
             .field("usdc_contract", &self.usdc_contract)
+            .field("nowpayments_outcome_address", &self.nowpayments_outcome_address)
             .field("step_delay", &self.step_delay)
             .field("market", &self.market)
             .finish_non_exhaustive()
@@ -57,6 +73,9 @@ impl SimulatorConfig {
             usdc_contract: None,
             api_key: api_key.to_owned(),
             nowpayments_api_key: LOCAL_NOWPAYMENTS_API_KEY.to_owned(),
+            nowpayments_ipn_secret: LOCAL_IPN_SECRET.to_owned(),
+            nowpayments_outcome_address: ANVIL_HOT_WALLET,
+            state_file: None,
             step_delay: Duration::from_millis(200),
             market: Market::default(),
         }
@@ -90,6 +109,15 @@ impl SimulatorConfig {
             .parse()
             .map_err(|e| Invalid { name: "SIMULATOR_STEP_DELAY_MS", reason: format!("{e}") })?;
 
+        let outcome_address = match (get("NOWPAYMENTS_OUTCOME_ADDRESS"), get("HOST_WALLET_PRIVATE_KEY")) {
+            (Some(text), _) => Address::from_str(text.trim())
+                .map_err(|_| Invalid { name: "NOWPAYMENTS_OUTCOME_ADDRESS", reason: format!("'{text}' is not an address") })?,
+            (None, Some(key)) => alloy::signers::local::PrivateKeySigner::from_str(key.trim())
+                .map_err(|_| Invalid { name: "HOST_WALLET_PRIVATE_KEY", reason: "not a valid secp256k1 key".into() })?
+                .address(),
+            (None, None) => ANVIL_HOT_WALLET,
+        };
+
         let mut market = Market::default();
         market.fee_percent = decimal("SIMULATOR_FEE_PERCENT", "0.5")?;
         market.min_usd = decimal("SIMULATOR_MIN_USD", "5")?;
@@ -115,6 +143,9 @@ impl SimulatorConfig {
             usdc_contract,
             api_key: required("CHANGENOW_API_KEY")?,
             nowpayments_api_key: get("NOWPAYMENTS_API_KEY").unwrap_or_else(|| LOCAL_NOWPAYMENTS_API_KEY.to_owned()),
+            nowpayments_ipn_secret: get("NOWPAYMENTS_IPN_SECRET").unwrap_or_else(|| LOCAL_IPN_SECRET.to_owned()),
+            nowpayments_outcome_address: outcome_address,
+            state_file: get("SIMULATOR_STATE_FILE").map(|p| std::path::PathBuf::from(p.trim())),
             step_delay: Duration::from_millis(step_ms),
             market,
         };

@@ -189,7 +189,7 @@ async fn create_exchange(State(sim): Shared, headers: HeaderMap, body: axum::bod
 
 /// A fresh address nobody holds a key for: deposits to it stay there, as ChangeNow's would
 /// from our point of view.
-fn uuid_bytes20() -> [u8; 20] {
+pub(crate) fn uuid_bytes20() -> [u8; 20] {
     let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let mut out = [0u8; 20];
     out[..16].copy_from_slice(a.as_bytes());

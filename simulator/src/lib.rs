@@ -6,7 +6,8 @@
 //! Failures can be injected (see [`faults`]) so every unhappy path can be driven on purpose.
 //!
 //! It is part of the product for local development and demos (`make up` starts it), and the
-//! integration tests run it in-process. Exchanges live in memory: restarting the simulator
+//! integration tests run it in-process. NOWPayments' payments made with `POST /v1/payment` are
+//! paid on the same chain ([`nowpayments_flow`]). Exchanges live in memory: restarting the simulator
 //! forgets them, as a fresh ChangeNow account would.
 
 pub mod chain;
@@ -15,9 +16,14 @@ pub mod config;
 pub mod exchange;
 pub mod faults;
 mod http;
+mod ipn;
 pub mod market;
 pub mod nowpayments;
+pub mod nowpayments_flow;
 mod nowpayments_http;
+mod nowpayments_lifecycle;
+pub mod state_file;
+pub mod treasury_fees;
 
 use alloy::primitives::Address;
 use chain::Chain;
@@ -46,6 +52,8 @@ pub struct Simulator {
     market: Mutex<market::Market>,
     /// The NOWPayments face: the payment records it answers with, and its faults.
     nowpayments: Mutex<nowpayments::NowPayments>,
+    /// Delivers NOWPayments' IPNs of the payments created here.
+    ipns: ipn::IpnSender,
 }
 
 impl Simulator {
@@ -77,11 +85,10 @@ impl Simulator {
     }
 
     fn watched_addresses(&self) -> HashSet<Address> {
-        self.exchanges_lock()
-            .values()
-            .filter(|x| x.amount_from.is_none())
-            .map(|x| x.payin_address)
-            .collect()
+        let mut watched: HashSet<Address> =
+            self.exchanges_lock().values().filter(|x| x.amount_from.is_none()).map(|x| x.payin_address).collect();
+        watched.extend(self.nowpayments_watched());
+        watched
     }
 
     /// Moves every exchange whose step is due; returns the chain actions to carry out.
@@ -127,13 +134,19 @@ impl Drop for RunningSimulator {
 pub async fn spawn(config: SimulatorConfig, listen: SocketAddr) -> anyhow::Result<RunningSimulator> {
     let chain = Chain::connect(&config.rpc_url, &config.treasury_key, config.usdt_contract).await?.with_usdc(config.usdc_contract);
     let first_block = chain.latest_block().await?;
+    let nowpayments = match &config.state_file {
+        Some(path) => state_file::load(path)?.map(state_file::SavedState::into_nowpayments).unwrap_or_default(),
+        None => nowpayments::NowPayments::default(),
+    };
+    info!(records = nowpayments.records.len(), state_file = ?config.state_file, "NOWPayments records loaded");
     info!(treasury = %chain.treasury_address(), first_block, "ChangeNow simulator connected to the chain");
     let simulator = Arc::new(Simulator {
         chain,
         exchanges: Mutex::new(BTreeMap::new()),
         faults: Mutex::new(Faults::default()),
         market: Mutex::new(config.market.clone()),
-        nowpayments: Mutex::new(nowpayments::NowPayments::default()),
+        nowpayments: Mutex::new(nowpayments),
+        ipns: ipn::IpnSender::new(&config.nowpayments_ipn_secret),
         config,
     });
     let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -171,6 +184,7 @@ async fn run_lifecycle(simulator: Arc<Simulator>) {
                 }
             }
         }
+        simulator.forward_nowpayments().await;
         tokio::time::sleep(TICK).await;
     }
 }
@@ -202,6 +216,8 @@ async fn watch_chain(simulator: Arc<Simulator>, first_block: u64) {
 }
 
 fn record_deposits(simulator: &Simulator, deposits: Vec<chain::Deposit>) {
+    // NOWPayments' pay addresses first, so the two locks are never held together.
+    let deposits: Vec<_> = deposits.into_iter().filter(|d| !simulator.nowpayments_deposit(d)).collect();
     let mut exchanges = simulator.exchanges_lock();
     for deposit in deposits {
         let Some(x) = exchanges.values_mut().find(|x| x.payin_address == deposit.to && x.amount_from.is_none()) else {

@@ -77,10 +77,13 @@ impl Faults {
     }
 }
 
-/// What NOWPayments knows: records by payment id.
+/// What NOWPayments knows: records by payment id, and for the payments created through
+/// `POST /v1/payment`, their pay address and callback.
 #[derive(Debug, Default)]
 pub struct NowPayments {
     pub records: BTreeMap<i64, PaymentRecord>,
+    pub flows: BTreeMap<i64, crate::nowpayments_flow::Flow>,
+    pub last_payment_id: i64,
     pub faults: Faults,
 }
 

@@ -1,10 +1,13 @@
-//! NOWPayments' HTTP face in the sandbox: `GET /v1/payment/{id}` and the `/sim/nowpayments/*`
+//! NOWPayments' HTTP face in the sandbox: `POST /v1/payment`, `GET /v1/payment/{id}` and the `/sim/nowpayments/*`
 //! controls (see [`crate::nowpayments`]).
 
 use crate::{
+    http::uuid_bytes20,
     nowpayments::{error, injected, FaultRequest, Faults},
+    nowpayments_flow::{self as flow, CreatePayment},
     Simulator,
 };
+use alloy::primitives::Address;
 use activities::nowpayments::api::{PaymentRecord, API_KEY_HEADER, PAYMENT_PATH};
 use axum::{
     extract::{Path, State},
@@ -20,6 +23,7 @@ type Shared = State<Arc<Simulator>>;
 
 pub fn router() -> Router<Arc<Simulator>> {
     Router::new()
+        .route(PAYMENT_PATH, post(create_payment))
         .route(&format!("{PAYMENT_PATH}/{{payment_id}}"), get(payment))
         .route("/sim/nowpayments/payments", post(know_payment).get(list_payments))
         .route("/sim/nowpayments/faults", post(set_faults))
@@ -58,6 +62,36 @@ async fn payment(State(sim): Shared, headers: HeaderMap, Path(payment_id): Path<
     }
 }
 
+/// NOWPayments' create-payment call: a fresh pay address on the local chain and the record of
+/// a `waiting` payment priced at the market's ETH price.
+async fn create_payment(State(sim): Shared, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Err(refused) = gate(&sim, &headers).await {
+        return refused;
+    }
+    let request: CreatePayment = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "INVALID_REQUEST_PARAMS", &e.to_string()),
+    };
+    let pay_address = Address::from_slice(&uuid_bytes20());
+    let eth_usd = sim.market().price("eth").ok();
+    let record = {
+        let mut state = sim.nowpayments_lock();
+        let payment_id = flow::next_payment_id(state.last_payment_id);
+        let record = match flow::new_record(payment_id, &request, pay_address, eth_usd) {
+            Ok(record) => record,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "INVALID_REQUEST_PARAMS", &e.to_string()),
+        };
+        state.last_payment_id = payment_id;
+        state.records.insert(payment_id, record.clone());
+        let ipn_callback_url = request.ipn_callback_url.clone();
+        state.flows.insert(payment_id, flow::Flow { pay_address, ipn_callback_url, forward_due: None, forwarding: false });
+        record
+    };
+    info!(payment_id = record.payment_id, %pay_address, pay_amount = ?record.pay_amount, order_id = ?record.order_id, "NOWPayments: payment created");
+    sim.nowpayments_changed();
+    (StatusCode::CREATED, Json(record)).into_response()
+}
+
 /// Makes NOWPayments know a payment (the JSON `GET /v1/payment/{id}` returns), without a chain
 /// deposit: replaces an earlier record of the same payment.
 async fn know_payment(State(sim): Shared, body: axum::body::Bytes) -> Response {
@@ -67,6 +101,7 @@ async fn know_payment(State(sim): Shared, body: axum::body::Bytes) -> Response {
     };
     info!(payment_id = record.payment_id, payment_status = %record.payment_status, "NOWPayments: payment known");
     sim.nowpayments_lock().records.insert(record.payment_id, record.clone());
+    sim.nowpayments_changed();
     (StatusCode::CREATED, Json(record)).into_response()
 }
 

@@ -9,15 +9,15 @@ use rust_decimal::Decimal;
 const REPLACEMENT_BUMP_PER_MILLE: u128 = 1_250;
 
 /// `value * 1.25`, rounded up, so the bump is never below the required minimum.
-pub(super) fn bump(value: u128) -> u128 {
+pub fn bump(value: u128) -> u128 {
     value.saturating_mul(REPLACEMENT_BUMP_PER_MILLE).div_ceil(1_000)
 }
 
 /// What an attempt offers per gas, in wei.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct GasFees {
-    pub(super) max_fee: u128,
-    pub(super) priority: u128,
+pub struct GasFees {
+    pub max_fee: u128,
+    pub priority: u128,
 }
 
 impl GasFees {
@@ -29,7 +29,7 @@ impl GasFees {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum FeeBump {
+pub enum FeeBump {
     Replace(GasFees),
     /// No replacement within the ceiling would get in; `wanted` is the max fee it would need.
     AtCeiling { wanted: u128 },
@@ -42,7 +42,7 @@ pub(super) enum FeeBump {
 /// The cap alone is no reason to give up (a max fee is only a limit: a block charges its base fee
 /// plus the tip), but a capped replacement that nodes would refuse, or that is still below the
 /// base fee, is pointless: then the ceiling is reached.
-pub(super) fn fee_bump(stuck: GasFees, estimate: GasFees, base_fee: u128, ceiling: u128) -> FeeBump {
+pub fn fee_bump(stuck: GasFees, estimate: GasFees, base_fee: u128, ceiling: u128) -> FeeBump {
     let priority = bump(stuck.priority).max(estimate.priority);
     let headroom = base_fee.saturating_mul(2).saturating_add(priority);
     let wanted = GasFees { max_fee: bump(stuck.max_fee).max(estimate.max_fee).max(headroom), priority };

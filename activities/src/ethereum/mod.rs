@@ -18,7 +18,8 @@
 pub mod activities;
 mod chain_audit;
 pub mod dev_accounts;
-mod fee_bump;
+/// Public so the sandbox's treasury follows the same fee rules.
+pub mod fee_bump;
 mod intent_watch;
 mod outbox;
 

@@ -4,6 +4,7 @@
 
 pub mod activities;
 pub mod api;
+pub mod signature;
 mod client;
 
 pub use activities::NowPaymentsActivities;

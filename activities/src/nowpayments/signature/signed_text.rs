@@ -84,7 +84,7 @@ mod tests {
 
     /// As the webhook reads a body.
     fn parse(text: &str) -> Value {
-        crate::ipn::parse_json(text.as_bytes()).unwrap()
+        serde_json::from_slice(text.as_bytes()).unwrap()
     }
 
     #[test]
