@@ -4,14 +4,15 @@
 
 use alloy::primitives::{Address, U256};
 use integration_tests::{
-    accumulate, chain::HOT_WALLET, conversion_result, only_batch, run_conversion, start_conversion, TestApp,
+    accumulate, chain::HOT_WALLET, conversion_result, fresh_payment_id, only_batch, run_conversion, start_conversion,
+    test_ipn, TestApp,
 };
 use payout_starter::cli::threshold;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-use std::{os::unix::process::ExitStatusExt, str::FromStr};
+use std::{os::unix::process::ExitStatusExt, str::FromStr, time::Duration};
 use workflows::{
-    domain::{from_base_units, split_proportionally, ChainAsset},
+    domain::{from_base_units, split_proportionally, to_base_units, ChainAsset, PayoutStrategy},
     micro_batch_conversion::BatchConverted, MicroBatchConversionInput, MicroBatchConversionOutcome,
 };
 
@@ -19,10 +20,10 @@ async fn hot_wallet_usdt(app: &TestApp) -> U256 {
     app.chain.usdt_balance(Address::from_str(HOT_WALLET).unwrap()).await
 }
 
-/// Every row of `batch_id`, in id order: (net USD, USDT share).
+/// Every row of `batch_id`, in id order: (the ETH it brought, its USDT share).
 async fn shares(app: &TestApp, batch_id: &str) -> Vec<(Decimal, Decimal)> {
     sqlx::query_as(
-        "SELECT net_amount_usd, accumulated_amount_usdt FROM payout_accumulation
+        "SELECT accumulated_eth, accumulated_amount_usdt FROM payout_accumulation
          WHERE batch_conversion_id = $1::uuid AND conversion_status = 'completed' ORDER BY id",
     )
     .bind(batch_id)
@@ -68,7 +69,7 @@ async fn a_pool_over_the_threshold_is_converted_once_and_split_exactly() {
     let rows = shares(&app, &batch_id).await;
     assert_eq!(rows.len(), 4);
     assert_eq!(rows.iter().map(|(_, s)| *s).sum::<Decimal>(), on_chain, "shares sum exactly to the USDT received");
-    let weights: Vec<Decimal> = rows.iter().map(|(usd, _)| *usd).collect();
+    let weights: Vec<Decimal> = rows.iter().map(|(eth, _)| *eth).collect();
     let expected = split_proportionally(on_chain, &weights, 6).unwrap();
     assert_eq!(rows.iter().map(|(_, s)| *s).collect::<Vec<_>>(), expected);
     let status: String =
@@ -78,6 +79,58 @@ async fn a_pool_over_the_threshold_is_converted_once_and_split_exactly() {
             .await
             .unwrap();
     assert_eq!(status, "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_usdt_is_split_by_the_eth_each_row_brought_not_by_its_usd_value() {
+    let app = TestApp::spawn().await;
+    app.add_client("-100810", PayoutStrategy::Threshold).await;
+    // Above the ~230 USDT converted, so no payout starts and moves the USDT being measured.
+    sqlx::query("UPDATE clients SET payout_threshold_usd = 500 WHERE client_id = '-100810'").execute(&app.pool).await.unwrap();
+    // Two payments of the same price whose ETH differs (the ETH price moved between them): the
+    // same 97.00 USD net each, but 0.0291 and 0.0485 ETH net (3 % fee taken from each).
+    for outcome_eth in [dec!(0.03), dec!(0.05)] {
+        let payment_id = fresh_payment_id();
+        let (status, _) = app.send_ipn(&test_ipn(payment_id, "-100810", dec!(100), outcome_eth)).await;
+        assert_eq!(status, 200);
+        assert!(app.wait_for_status(payment_id, "accumulated", Duration::from_secs(90)).await, "payment {payment_id}");
+    }
+    let usdt_before = hot_wallet_usdt(&app).await;
+
+    let BatchConverted { batch_id, rows, usdt_received, .. } = only_batch(run_conversion(&app, "by-eth").await.unwrap());
+    assert_eq!(rows, 2);
+    let on_chain = hot_wallet_usdt(&app).await - usdt_before;
+    assert_eq!(usdt_received, from_base_units(u128::try_from(on_chain).unwrap(), ChainAsset::Usdt).unwrap());
+
+    let rows: Vec<(Decimal, Decimal, Decimal)> = sqlx::query_as(
+        "SELECT net_amount_usd, accumulated_eth, accumulated_amount_usdt FROM payout_accumulation
+         WHERE batch_conversion_id = $1::uuid AND conversion_status = 'completed' ORDER BY id",
+    )
+    .bind(&batch_id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let [(usd_a, eth_a, usdt_a), (usd_b, eth_b, usdt_b)] = rows[..] else { panic!("two rows expected: {rows:?}") };
+    assert_eq!((usd_a, usd_b), (dec!(97), dec!(97)), "the same USD value each");
+    assert_eq!((eth_a, eth_b), (dec!(0.0291), dec!(0.0485)), "different ETH each");
+
+    // In USDT base units: the first row gets its exact ETH proportion rounded down, the last
+    // the rest; 0.0291 : 0.0485 = 291 : 485 of 776.
+    let total = to_base_units(usdt_received, ChainAsset::Usdt).unwrap();
+    let first = total * 291 / 776;
+    assert_eq!(to_base_units(usdt_a, ChainAsset::Usdt).unwrap(), first, "first row: {usdt_a} of {usdt_received} USDT");
+    assert_eq!(to_base_units(usdt_b, ChainAsset::Usdt).unwrap(), total - first, "last row: {usdt_b} of {usdt_received} USDT");
+    assert_eq!(usdt_a + usdt_b, usdt_received, "shares sum exactly to the USDT received");
+    assert!(usdt_b > usdt_a, "the row that brought more ETH gets more USDT: {usdt_a} vs {usdt_b}");
+
+    // What thresholds and pages count stays the USD value.
+    let total_usd: Decimal =
+        sqlx::query_scalar("SELECT total_eth_usd FROM batch_conversions WHERE batch_conversion_id = $1::uuid")
+            .bind(&batch_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(total_usd, dec!(194));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +253,7 @@ async fn a_pool_larger_than_a_batch_converts_in_bounded_batches_each_split_exact
     for batch in &batches {
         let rows = shares(&app, &batch.batch_id).await;
         assert_eq!(rows.iter().map(|(_, s)| *s).sum::<Decimal>(), batch.usdt_received, "batch {} is exact", batch.batch_id);
-        let weights: Vec<Decimal> = rows.iter().map(|(usd, _)| *usd).collect();
+        let weights: Vec<Decimal> = rows.iter().map(|(eth, _)| *eth).collect();
         assert_eq!(rows.iter().map(|(_, s)| *s).collect::<Vec<_>>(), split_proportionally(batch.usdt_received, &weights, 6).unwrap());
         let (first, last): (i64, i64) = sqlx::query_as(
             "SELECT min(id), max(id) FROM payout_accumulation WHERE batch_conversion_id = $1::uuid",

@@ -22,7 +22,7 @@
 //!    cancelled at its nonce fails the batch, and its rows return to the pool.
 //! 4. The USDT actually received is read from the hot wallet's on-chain USDT transfer
 //!    (`ethereum.find_incoming_transfer` of the payout hash), not taken on ChangeNow's word.
-//! 5. `db.complete_conversion` splits it over the rows by USD value (the pure
+//! 5. `db.complete_conversion` splits it over the rows by the ETH each brought (the pure
 //!    [`crate::domain::split_proportionally`]: rounded down to USDT's 6 decimals, the rest to the
 //!    last row) and records the shares.
 //! 6. Every payout group now over its client's threshold gets a `ClientPayoutWorkflow` started

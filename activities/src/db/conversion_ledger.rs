@@ -304,7 +304,8 @@ pub async fn complete_late(pool: &PgPool, batch: &ConvertedBatch) -> Result<(), 
     complete(pool, batch, "failed").await
 }
 
-/// Splits and records a batch that is `from` (or already `completed`: nothing to do).
+/// Splits and records a batch that is `from` (or already `completed`: nothing to do): the USDT
+/// received over its rows by the ETH each brought.
 async fn complete(pool: &PgPool, batch: &ConvertedBatch, from: &'static str) -> Result<(), ConversionLedgerError> {
     let batch_id = parse_batch_id(&batch.batch_id)?;
     let mut tx = pool.begin().await?;
@@ -315,8 +316,10 @@ async fn complete(pool: &PgPool, batch: &ConvertedBatch, from: &'static str) -> 
             return Err(ConversionLedgerError::InvalidTransition { batch_id, status: other.to_owned(), wanted: "completed" })
         }
     }
+    // Each row's share is weighted by the ETH it brought (`accumulated_eth`): the USDT came from
+    // that ETH. Its USD value (priced at payment time) is what thresholds count, not what is split.
     let rows: Vec<(i64, Decimal)> = sqlx::query_as(
-        "SELECT id, net_amount_usd FROM payout_accumulation
+        "SELECT id, accumulated_eth FROM payout_accumulation
          WHERE batch_conversion_id = $1 AND conversion_status = 'swapping' ORDER BY id",
     )
     .bind(batch_id)
@@ -331,7 +334,7 @@ async fn complete(pool: &PgPool, batch: &ConvertedBatch, from: &'static str) -> 
         let problem = format!("{} rows are swapping but the batch claimed {expected}", rows.len());
         return Err(ConversionLedgerError::Inconsistent { batch_id, problem });
     }
-    let weights: Vec<Decimal> = rows.iter().map(|(_, usd)| *usd).collect();
+    let weights: Vec<Decimal> = rows.iter().map(|(_, eth)| *eth).collect();
     let amounts = split_proportionally(batch.usdt_received, &weights, ChainAsset::Usdt.decimals())
         .map_err(|e| ConversionLedgerError::Inconsistent { batch_id, problem: format!("cannot split: {e}") })?;
     let sum: Decimal = amounts.iter().sum();
@@ -382,7 +385,8 @@ async fn complete(pool: &PgPool, batch: &ConvertedBatch, from: &'static str) -> 
     })?;
     batch_outcomes::record(&mut tx, BatchKind::Conversion, batch_id, Outcome::Completed).await?;
     tx.commit().await?;
-    info!(batch_id = %batch_id, rows = ids.len(), usdt = %batch.usdt_received, "micro-batch converted and split");
+    info!(batch_id = %batch_id, rows = ids.len(), usdt = %batch.usdt_received, weighted_by = "accumulated_eth",
+        "micro-batch converted and split");
     Ok(())
 }
 

@@ -436,6 +436,7 @@ pub async fn run_all(pool: &PgPool, chain: &TestChain, start: &ChainStart, expec
             _ => {}
         }
     }
+    v.extend(super::split_check::shares_follow_eth(pool).await?);
     let misplaced: Vec<(i64, String, Option<String>)> = sqlx::query_as(
         "SELECT a.id, a.conversion_status, b.conversion_status FROM payout_accumulation a
            LEFT JOIN batch_conversions b USING (batch_conversion_id)

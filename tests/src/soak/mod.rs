@@ -6,7 +6,7 @@
 //! - [`parts`]: the processes it kills (Postgres, Temporal, workers, webhook);
 //! - [`plan`]: the seeded fault plan; [`faults`]: carrying it out;
 //! - [`traffic`]: clients, payments and the IPN sender;
-//! - [`checks`]: the invariants; [`report`]: the table.
+//! - [`checks`]: the invariants ([`split_check`]: each conversion's shares by ETH); [`report`]: the table.
 
 pub mod checks;
 pub mod faults;
@@ -14,6 +14,7 @@ pub mod parts;
 pub mod plan;
 pub mod report;
 pub mod rng;
+pub mod split_check;
 pub mod traffic;
 
 use crate::{chain::{self, TestChain}, free_port};

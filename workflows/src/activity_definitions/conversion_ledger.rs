@@ -119,7 +119,7 @@ impl ConversionLedger {
         unimplemented!()
     }
 
-    /// Splits the USDT received over the batch's rows in proportion to their USD value
+    /// Splits the USDT received over the batch's rows in proportion to the ETH each brought
     /// (rounded down to USDT's 6 decimals, the rest to the last row; exact), rows `completed`
     /// with their shares, the batch `completed`. Idempotent.
     #[activity(name = "db.complete_conversion")]

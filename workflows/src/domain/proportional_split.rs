@@ -1,5 +1,7 @@
 //! The exact proportional split of one amount over many rows: the USDT a micro-batch received,
-//! shared over its payments in proportion to their USD value.
+//! shared over its payments in proportion to the ETH each brought (`accumulated_eth`, seed 002's
+//! formula). The USDT came from that ETH, so a row's share is what its ETH fetched, whatever its
+//! USD price was at payment time; the USD value is what thresholds count, not what is split.
 //!
 //! Rule: every share but the last is its exact proportion **rounded down** to the stored
 //! precision; the last row gets the rest. So the shares always sum to the total exactly, no
@@ -107,6 +109,33 @@ mod tests {
         assert_eq!(huge.iter().sum::<Decimal>(), dec!(1000000000000.000001));
     }
 
+    #[test]
+    fn equal_usd_but_different_eth_is_split_by_the_eth() {
+        // Two 100 USD payments, 3 % fee: 97 USD net each, but 0.0291 and 0.0485 ETH net because
+        // the ETH price moved between them. The ETH is what was exchanged, 291 : 485.
+        let eth = [dec!(0.029100000000000000), dec!(0.048500000000000000)];
+        let shares = split_proportionally(dec!(232.8), &eth, USDT).unwrap();
+        assert_eq!(shares, vec![dec!(87.3), dec!(145.5)]);
+        // Rounding down, the rest to the last: 1 USDT over 291 : 485 is 0.375 (exact) : 0.625.
+        let shares = split_proportionally(dec!(1.000001), &eth, USDT).unwrap();
+        assert_eq!(shares, vec![dec!(0.375000), dec!(0.625001)]); // 0.375000375 rounds down
+    }
+
+    #[test]
+    fn wei_sized_weights_split_exactly() {
+        // One wei beside a thousand ETH: its exact share is far below one USDT unit, so nothing.
+        let shares = split_proportionally(dec!(3000000), &[dec!(0.000000000000000001), dec!(1000)], USDT).unwrap();
+        assert_eq!(shares, vec![dec!(0), dec!(3000000)]);
+        // A row that brought no ETH gets no USDT; the others share all of it.
+        let shares = split_proportionally(dec!(100), &[dec!(0.0291), dec!(0), dec!(0.0485)], USDT).unwrap();
+        assert_eq!(shares, vec![dec!(37.5), dec!(0), dec!(62.5)]);
+        // 18-decimal amounts that differ only in their last wei.
+        let eth = [dec!(0.323333333333333333), dec!(0.323333333333333334), dec!(0.323333333333333333)];
+        let shares = split_proportionally(dec!(2910), &eth, USDT).unwrap();
+        assert_eq!(shares.iter().sum::<Decimal>(), dec!(2910));
+        assert_eq!(shares, vec![dec!(969.999999), dec!(970), dec!(970.000001)]);
+    }
+
     fn amount(max_units: u64, decimals: u32) -> impl Strategy<Value = Decimal> {
         (0..=max_units).prop_map(move |u| Decimal::new(u as i64, decimals))
     }
@@ -149,6 +178,37 @@ mod tests {
             // Scaling every weight by the same factor (USD vs cents) changes nothing.
             let scaled: Vec<Decimal> = weights.iter().map(|w| *w * dec!(100)).collect();
             prop_assert_eq!(once, split_proportionally(total, &scaled, USDT).unwrap());
+        }
+
+        #[test]
+        fn eth_weights_in_wei_give_each_row_its_exact_proportion_rounded_down(
+            total_units in 0..=10u128.pow(18), // up to 10^12 USDT
+            weights_wei in prop::collection::vec(0..=10u128.pow(24), 1..200), // up to 10^6 ETH a row
+        ) {
+            prop_assume!(weights_wei.iter().any(|w| *w != 0));
+            let total = Decimal::from_i128_with_scale(total_units as i128, USDT);
+            let eth: Vec<Decimal> = weights_wei.iter().map(|w| Decimal::from_i128_with_scale(*w as i128, 18)).collect();
+            let shares = split_proportionally(total, &eth, USDT).unwrap();
+            prop_assert_eq!(shares.iter().sum::<Decimal>(), total);
+            // Checked in integers: share_i = floor(total * wei_i / sum of wei), the last the rest.
+            let wei_sum = weights_wei.iter().fold(U256::ZERO, |s, w| s + U256::from(*w));
+            let mut floors = U256::ZERO;
+            for (i, (share, wei)) in shares.iter().zip(&weights_wei).enumerate() {
+                prop_assert!(share.scale() <= USDT && !(share.is_sign_negative() && !share.is_zero()));
+                let units = to_units(*share, USDT).unwrap();
+                let floor = U256::from(total_units) * U256::from(*wei) / wei_sum;
+                floors += floor;
+                if i + 1 < shares.len() {
+                    prop_assert_eq!(units, floor, "row {}", i);
+                } else {
+                    // The rest: its own floor plus what rounding took from every row, each < 1 unit.
+                    prop_assert!(units >= floor && units - floor < U256::from(shares.len()), "last row {} vs {}", units, floor);
+                }
+            }
+            prop_assert!(U256::from(total_units) - floors < U256::from(shares.len()));
+            // The same ETH as whole wei, or in ETH: the same split.
+            let as_wei: Vec<Decimal> = weights_wei.iter().map(|w| Decimal::from_i128_with_scale(*w as i128, 0)).collect();
+            prop_assert_eq!(shares, split_proportionally(total, &as_wei, USDT).unwrap());
         }
 
         #[test]
