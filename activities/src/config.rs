@@ -77,6 +77,10 @@ pub struct Config {
     /// `PAYOUT_APPROVAL_ABOVE_USD`: payout batches above it wait for an operator (unset: off).
     /// Stored in `settings` when the worker starts; changed at run time from the settings API.
     pub payout_approval_above_usd: Option<Decimal>,
+    /// `CLIENT_DAILY_PAYOUT_LIMIT_USD`: any payout (instant or batch) that would take one client's
+    /// payouts of the last 24 h above it waits for an operator's approval (empty: off). Stored in
+    /// `settings` when the worker starts, as the approval amount is.
+    pub client_daily_payout_limit_usd: Option<Decimal>,
     /// How much one worker process takes on at once (`WORKER_*`); see [`WorkerTuning`].
     pub worker_tuning: WorkerTuning,
     /// `METRICS_ADDR`: where the worker serves `/metrics` (its own and the Temporal SDK's); unset: none.
@@ -244,15 +248,8 @@ impl Config {
                         .ok_or_else(|| invalid("ALERT_WEBHOOK_URL", format!("'{text}' is not an http(s) URL")))?,
                 ),
             },
-            payout_approval_above_usd: match get("PAYOUT_APPROVAL_ABOVE_USD").filter(|v| !v.trim().is_empty()) {
-                None => None,
-                Some(text) => Some(
-                    Decimal::from_str(text.trim())
-                        .ok()
-                        .filter(|usd| *usd > Decimal::ZERO)
-                        .ok_or_else(|| invalid("PAYOUT_APPROVAL_ABOVE_USD", format!("'{text}' is not a positive USD amount")))?,
-                ),
-            },
+            payout_approval_above_usd: positive_usd(&get, "PAYOUT_APPROVAL_ABOVE_USD")?,
+            client_daily_payout_limit_usd: positive_usd(&get, "CLIENT_DAILY_PAYOUT_LIMIT_USD")?,
         })
     }
 
@@ -260,6 +257,18 @@ impl Config {
     /// webhook does not), with an error that names it.
     pub fn required<'a>(value: &'a Option<Secret>, name: &'static str) -> Result<&'a str, ConfigError> {
         value.as_ref().map(Secret::expose).ok_or(ConfigError::Missing(name))
+    }
+}
+
+/// An optional positive USD amount; unset or empty: `None` (off).
+fn positive_usd(get: &impl Fn(&'static str) -> Option<String>, name: &'static str) -> Result<Option<Decimal>, ConfigError> {
+    match get(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(text) => Decimal::from_str(text.trim())
+            .ok()
+            .filter(|usd| *usd > Decimal::ZERO)
+            .map(Some)
+            .ok_or_else(|| invalid(name, format!("'{text}' is not a positive USD amount"))),
     }
 }
 
@@ -412,6 +421,22 @@ mod tests {
         pairs.pop();
         pairs.push(("PLATFORM_FEE_PERCENT", "three"));
         assert!(Config::from_lookup(lookup(&pairs)).is_err());
+    }
+
+    #[test]
+    fn the_daily_payout_limit_is_off_when_empty_and_refused_when_not_a_positive_amount() {
+        let with = |value: &'static str| {
+            let mut pairs = MINIMAL.to_vec();
+            pairs.push(("CLIENT_DAILY_PAYOUT_LIMIT_USD", value));
+            Config::from_lookup(lookup(&pairs))
+        };
+        assert_eq!(Config::from_lookup(lookup(MINIMAL)).unwrap().client_daily_payout_limit_usd, None);
+        assert_eq!(with("").unwrap().client_daily_payout_limit_usd, None);
+        assert_eq!(with(" 2500.50 ").unwrap().client_daily_payout_limit_usd, Some(Decimal::new(250050, 2)));
+        for bad in ["0", "-10", "lots"] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains("CLIENT_DAILY_PAYOUT_LIMIT_USD"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -52,6 +52,10 @@ enum Command {
     /// cancel on the batch's ClientPayoutWorkflow).
     #[command(subcommand)]
     Batch(BatchCommand),
+    /// Instant payouts: approve or reject one awaiting approval (the `approve` and `reject`
+    /// signals to its InstantPayoutWorkflow, as the Temporal UI sends them).
+    #[command(subcommand)]
+    InstantPayout(InstantPayoutCommand),
     /// Alerts raised for an operator (failed batches, stopped payouts).
     #[command(subcommand)]
     Alerts(AlertsCommand),
@@ -97,6 +101,18 @@ enum BatchCommand {
     /// Reject a payout batch awaiting approval: it ends `rejected`, its rows are released.
     Reject {
         batch_id: uuid::Uuid,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum InstantPayoutCommand {
+    /// Approve an instant payout awaiting approval: it is sent.
+    Approve { payment_id: i64 },
+    /// Reject an instant payout awaiting approval: it ends `rejected`; nothing is sent.
+    Reject {
+        payment_id: i64,
         #[arg(long)]
         reason: String,
     },
@@ -338,6 +354,7 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Batch(command) => batch_command(&config, command).await,
+        Command::InstantPayout(command) => instant_payout_command(&config, command).await,
         Command::Stablecoin(StablecoinCommand::Show) => {
             let pool = pool(&config).await?;
             let coin = db::conversion_ledger::settlement_coin(&pool).await?;
@@ -613,6 +630,25 @@ async fn batch_command(config: &Config, command: BatchCommand) -> anyhow::Result
             }
             CancelOutcome::NotRunning { workflow_id } => println!("{workflow_id} is not running; nothing to cancel"),
         },
+    }
+    Ok(())
+}
+
+async fn instant_payout_command(config: &Config, command: InstantPayoutCommand) -> anyhow::Result<()> {
+    use cli::{instant_payouts, payout_batches::Approval};
+    let pool = pool(config).await?;
+    let temporal = payout_worker::connect_temporal_as_configured(config, Duration::from_secs(10)).await?;
+    let (payment_id, approval) = match command {
+        InstantPayoutCommand::Approve { payment_id } => (payment_id, Approval::Approve),
+        InstantPayoutCommand::Reject { reason, .. } if reason.trim().is_empty() => bail!("a rejection needs a reason (--reason)"),
+        InstantPayoutCommand::Reject { payment_id, reason } => (payment_id, Approval::Reject { reason: reason.trim().to_owned() }),
+    };
+    let approved = approval == Approval::Approve;
+    let workflow_id = instant_payouts::decide(&pool, &temporal, &config.temporal_task_queue, payment_id, approval).await?;
+    if approved {
+        println!("sent `approve` to {workflow_id}: the instant payout of payment {payment_id} is sent");
+    } else {
+        println!("sent `reject` to {workflow_id}: the instant payout of payment {payment_id} ends rejected; nothing is sent");
     }
     Ok(())
 }

@@ -273,6 +273,8 @@ async fn the_openapi_document_describes_every_api_route() {
         ("/api/v1/payout-batches/{batch_id}/approve", "post"),
         ("/api/v1/payout-batches/{batch_id}/reject", "post"),
         ("/api/v1/clients/{client_id}/payout-now", "post"),
+        ("/api/v1/instant-payouts/{payment_id}/approve", "post"),
+        ("/api/v1/instant-payouts/{payment_id}/reject", "post"),
         ("/api/v1/conversions", "get"),
         ("/api/v1/alerts", "get"),
         ("/api/v1/alerts/{alert_id}/ack", "post"),

@@ -27,7 +27,11 @@ async fn run() -> anyhow::Result<()> {
     // at run time stands.
     let configured = config.payout_approval_above_usd;
     if db::payout_approval::apply_configured_amount(&pool, configured).await.context("cannot store PAYOUT_APPROVAL_ABOVE_USD")? {
-        info!(usd = ?configured, "PAYOUT_APPROVAL_ABOVE_USD applied: payout batches above it wait for an operator's approval");
+        info!(usd = ?configured, "PAYOUT_APPROVAL_ABOVE_USD applied: payouts above it wait for an operator's approval");
+    }
+    let daily = config.client_daily_payout_limit_usd;
+    if db::payout_limits::apply_configured_daily_limit(&pool, daily).await.context("cannot store CLIENT_DAILY_PAYOUT_LIMIT_USD")? {
+        info!(usd = ?daily, "CLIENT_DAILY_PAYOUT_LIMIT_USD applied: a payout taking a client's last 24 h above it waits for approval");
     }
     let services = PayoutServices::connect(&config, pool).await?;
     let client = connect_temporal_as_configured(&config, Duration::from_secs(10)).await?;

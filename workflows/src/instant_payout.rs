@@ -9,11 +9,19 @@
 //!    is **held** (reason recorded, alert logged) and the workflow ends: nothing is sent, and an
 //!    operator decides. A payment below ChangeNow's minimum can never be swapped alone, so
 //!    failing or retrying would not help, and silently dropping it would lose the client's money.
-//! 3. `changenow.create_exchange` (once per payment, stored and reused on retry) to the client's
+//! 3. `db.gate_instant_payout`, the limits (DESIGN.md, "Trust" -> "Limits"): a payout above the
+//!    approval amount, or one that would take the client's payouts of the last 24 h above
+//!    `CLIENT_DAILY_PAYOUT_LIMIT_USD`, is held `awaiting_approval` with a `payout_awaiting_approval`
+//!    alert, and the run waits, without a time limit, for an operator's `approve` (the payment id)
+//!    or `reject` (`{"payment_id", "reason"}`) signal: from `POST /api/v1/instant-payouts/{id}/approve|reject`,
+//!    `starter instant-payout approve|reject` or the Temporal UI, all the same signal. Approved, it
+//!    goes on; rejected (or the run cancelled meanwhile), it ends `rejected` with the reason and
+//!    nothing is sent: the ETH stays in the hot wallet. The first decision stands.
+//! 4. `changenow.create_exchange` (once per payment, stored and reused on retry) to the client's
 //!    wallet. A refused request (invalid address) fails fast: recorded as `failed`, nothing sent.
-//! 4. `ethereum.send_transfer`: the payment's net ETH to the pay-in address, through the outbox
+//! 5. `ethereum.send_transfer`: the payment's net ETH to the pay-in address, through the outbox
 //!    (signed and stored once, then broadcast); `ethereum.check_transfer` until confirmed.
-//! 5. Poll `changenow.exchange_progress` with workflow timers (2 s, backing off to 1 min) until
+//! 6. Poll `changenow.exchange_progress` with workflow timers (2 s, backing off to 1 min) until
 //!    a final status:
 //!    `finished` -> `completed` with the amount received and the payout hash; `failed` ->
 //!    `failed`; `refunded` -> the refund is looked up on chain and recorded -> `refunded`. An
@@ -27,7 +35,7 @@
 
 use crate::{
     activity_definitions::{
-        ChangeNow, ClientPayoutProfile, Ethereum, ExchangeOrder, IncomingTransferQuery, InstantPayoutLedger,
+        ChangeNow, ClientPayoutProfile, Ethereum, ExchangeOrder, IncomingTransferQuery, InstantPayoutGate, InstantPayoutLedger,
         InstantPayoutOpening, InstantPayoutStep, InstantPayoutTransition, TransferOrder,
     },
     domain::{ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict, SETTLEMENT_CURRENCY},
@@ -37,7 +45,11 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{WorkflowContext, WorkflowResult};
+use temporalio_sdk::{SyncWorkflowContext, WorkflowCancellationToken, WorkflowContext, WorkflowResult, WorkflowTermination};
+
+/// The limits gate (the approval amount and the client's daily limit) was added while instant
+/// payouts could be in flight: runs that passed this point before it send without asking.
+const LIMITS_PATCH: &str = "instant-payout-limits";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstantPayoutInput {
@@ -62,6 +74,18 @@ pub enum InstantPayoutOutcome {
     Held {
         reason: String,
     },
+    /// An operator rejected the payout held for approval; nothing was sent.
+    Rejected {
+        reason: String,
+    },
+}
+
+/// The `reject` signal's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstantRejection {
+    pub payment_id: i64,
+    #[serde(default)]
+    pub reason: String,
 }
 
 pub fn instant_payout_workflow_id(payment_id: i64) -> String {
@@ -70,7 +94,26 @@ pub fn instant_payout_workflow_id(payment_id: i64) -> String {
 
 #[workflow]
 #[derive(Default)]
-pub struct InstantPayoutWorkflow;
+pub struct InstantPayoutWorkflow {
+    /// The operator's decision on the payout held for approval: the payment it names, and the
+    /// rejection's reason.
+    decision: Option<(i64, Result<(), String>)>,
+}
+
+impl InstantPayoutWorkflow {
+    /// The first decision on a payment stands: approving after rejecting (or the reverse) changes
+    /// nothing.
+    fn decide(&mut self, payment_id: i64, decision: Result<(), String>) {
+        if self.decision.as_ref().is_some_and(|(decided, _)| *decided == payment_id) {
+            return;
+        }
+        self.decision = Some((payment_id, decision));
+    }
+
+    fn decision_on(&self, payment_id: i64) -> Option<Result<(), String>> {
+        self.decision.as_ref().filter(|(decided, _)| *decided == payment_id).map(|(_, decision)| decision.clone())
+    }
+}
 
 #[workflow_methods]
 impl InstantPayoutWorkflow {
@@ -102,6 +145,14 @@ impl InstantPayoutWorkflow {
         if let Some(reason) = hold_reason {
             record(ctx, input.payment_id, InstantPayoutStep::Held { reason: reason.clone() }).await?;
             return Ok(InstantPayoutOutcome::Held { reason });
+        }
+        if ctx.patched(LIMITS_PATCH) {
+            if let Err(reason) = pass_the_limits(ctx, input.payment_id).await? {
+                if ctx.cancellation_token().is_cancelled() {
+                    return Err(WorkflowTermination::cancelled());
+                }
+                return Ok(InstantPayoutOutcome::Rejected { reason });
+            }
         }
 
         let order = ExchangeOrder {
@@ -187,6 +238,56 @@ impl InstantPayoutWorkflow {
             }
         }
     }
+
+    /// An operator approves the payout (its payment id) this run holds for approval.
+    #[signal(name = "approve")]
+    pub fn approve(&mut self, _ctx: &mut SyncWorkflowContext<Self>, payment_id: i64) {
+        self.decide(payment_id, Ok(()));
+    }
+
+    /// An operator rejects the payout this run holds for approval: it ends `rejected`, unsent.
+    #[signal(name = "reject")]
+    pub fn reject(&mut self, _ctx: &mut SyncWorkflowContext<Self>, rejection: InstantRejection) {
+        let reason = if rejection.reason.trim().is_empty() { "no reason given".to_owned() } else { rejection.reason.trim().to_owned() };
+        self.decide(rejection.payment_id, Err(reason));
+    }
+}
+
+/// `db.gate_instant_payout`, then, when the payout is held, the wait for an operator's decision
+/// and its record. `Ok(Err(reason))`: rejected, nothing may be sent.
+async fn pass_the_limits(ctx: &mut WorkflowContext<InstantPayoutWorkflow>, payment_id: i64) -> WorkflowResult<Result<(), String>> {
+    let reason = match ctx.execute_activity(InstantPayoutLedger::gate_instant_payout, payment_id, step_options()).await? {
+        InstantPayoutGate::Clear => return Ok(Ok(())),
+        // Rejected in an earlier run of this payout.
+        InstantPayoutGate::Rejected { reason } => return Ok(Err(reason)),
+        InstantPayoutGate::AwaitingApproval { reason } => reason,
+    };
+    ctx.set_current_details(format!("payment {payment_id} awaits approval ({reason}); waiting for `approve` or `reject`"));
+    let cancellation = ctx.cancellation_token();
+    temporalio_sdk::workflows::select! {
+        _ = ctx.wait_condition(|s: &InstantPayoutWorkflow| s.decision_on(payment_id).is_some()) => {}
+        _ = cancellation.cancelled() => {}
+    };
+    let decision = if ctx.cancellation_token().is_cancelled() {
+        let why = ctx.cancellation_token().reason().unwrap_or_default();
+        Err(format!("the run was cancelled while waiting for approval{}{why}", if why.is_empty() { "" } else { ": " }))
+    } else {
+        ctx.state(|s| s.decision_on(payment_id)).unwrap_or(Ok(())).map_err(|reason| format!("rejected by an operator: {reason}"))
+    };
+    let step = match &decision {
+        Ok(()) => InstantPayoutStep::Approved,
+        Err(reason) => InstantPayoutStep::Rejected { reason: reason.clone() },
+    };
+    // Recorded even while the run is being cancelled: a rejection must be seen.
+    let mut options = step_options();
+    options.cancellation_token = Some(WorkflowCancellationToken::new());
+    let transition = InstantPayoutTransition { payment_id, step };
+    ctx.execute_activity(InstantPayoutLedger::record_instant_payout_step, transition, options).await?;
+    ctx.set_current_details(match &decision {
+        Ok(()) => format!("payment {payment_id} approved"),
+        Err(reason) => format!("payment {payment_id} rejected: {reason}"),
+    });
+    Ok(decision)
 }
 
 async fn record(ctx: &mut WorkflowContext<InstantPayoutWorkflow>, payment_id: i64, step: InstantPayoutStep) -> WorkflowResult<()> {

@@ -1,11 +1,15 @@
 //! `db.*` activities of `InstantPayoutWorkflow`: the `instant_payouts` row and its state
-//! machine ([`InstantPayoutStatus`]). Each is one transaction, idempotent on the payment id.
+//! machine ([`InstantPayoutStatus`]), and its limits gate ([`payout_limits`](super::payout_limits)).
+//! Each is one transaction, idempotent on the payment id.
 //!
 //! Retryable: the database away. Non-retryable: an unknown payment, a forbidden transition.
 
-use super::alerts::{self, AlertKind, NewAlert};
+use super::{
+    alerts::{self, AlertKind, NewAlert},
+    payout_limits,
+};
 use rust_decimal::Decimal;
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 use std::sync::Arc;
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
@@ -13,7 +17,8 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::{error, info, warn};
 use workflows::{
     activity_definitions::{
-        InstantPayoutOpening, InstantPayoutStep, InstantPayoutTransition, OpenInstantPayout, RecordInstantPayoutStep,
+        GateInstantPayout, InstantPayoutGate, InstantPayoutOpening, InstantPayoutStep, InstantPayoutTransition, OpenInstantPayout,
+        RecordInstantPayoutStep,
     },
     domain::{InstantPayoutStatus, UnknownVariant},
 };
@@ -58,6 +63,18 @@ impl InstantPayoutLedgerActivities {
         opening: InstantPayoutOpening,
     ) -> Result<InstantPayoutStatus, ActivityError> {
         open(&self.pool, &opening).await.map_err(InstantPayoutLedgerError::into_activity_error)
+    }
+
+    #[activity(definition = GateInstantPayout)]
+    pub async fn gate_instant_payout(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        payment_id: i64,
+    ) -> Result<InstantPayoutGate, ActivityError> {
+        payout_limits::gate_instant_payout(&self.pool, payment_id).await.map_err(|e| {
+            let retryable = e.is_retryable();
+            ActivityError::application(if retryable { ApplicationFailure::new(e) } else { ApplicationFailure::non_retryable(e) })
+        })
     }
 
     #[activity(definition = RecordInstantPayoutStep)]
@@ -127,6 +144,16 @@ async fn apply(pool: &PgPool, transition: &InstantPayoutTransition) -> Result<In
     .bind(columns.reason)
     .execute(&mut *tx)
     .await?;
+    if matches!(transition.step, InstantPayoutStep::Approved) {
+        // Cleared: it counts towards the client's day from now on, and is never held again.
+        sqlx::query("UPDATE instant_payouts SET approved_at = now(), cleared_at = now() WHERE payment_id = $1")
+            .bind(payment_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if matches!(transition.step, InstantPayoutStep::Approved | InstantPayoutStep::Rejected { .. }) {
+        alerts::settle(&mut tx, &payout_limits::instant_approval_alert_key(payment_id)).await?;
+    }
     if matches!(target, InstantPayoutStatus::Held | InstantPayoutStatus::Failed | InstantPayoutStatus::Refunded) {
         let message = format!("instant payout {}: {}", target.as_str(), columns.reason.unwrap_or("no reason recorded"));
         let alert = NewAlert {
@@ -143,6 +170,8 @@ async fn apply(pool: &PgPool, transition: &InstantPayoutTransition) -> Result<In
         InstantPayoutStatus::Failed | InstantPayoutStatus::Refunded => {
             error!(payment_id, status = target.as_str(), reason = columns.reason, alert = true, "instant payout did not complete")
         }
+        InstantPayoutStatus::Rejected => info!(payment_id, reason = columns.reason, "instant payout rejected; nothing is sent"),
+        _ if matches!(transition.step, InstantPayoutStep::Approved) => info!(payment_id, "instant payout approved"),
         _ => info!(payment_id, status = target.as_str(), "instant payout advanced"),
     }
     Ok(target)
@@ -170,9 +199,10 @@ impl<'a> StepColumns<'a> {
                 payout_hash: payout_hash.as_deref(),
                 ..Self::default()
             },
-            InstantPayoutStep::Held { reason } | InstantPayoutStep::Failed { reason } => {
+            InstantPayoutStep::Held { reason } | InstantPayoutStep::Failed { reason } | InstantPayoutStep::Rejected { reason } => {
                 Self { reason: Some(reason), ..Self::default() }
             }
+            InstantPayoutStep::Approved => Self::default(),
             InstantPayoutStep::Refunded { reason, refund_hash, refund_amount } => Self {
                 refund_hash: refund_hash.as_deref(),
                 refund_amount: *refund_amount,
@@ -181,4 +211,43 @@ impl<'a> StepColumns<'a> {
             },
         }
     }
+}
+
+/// An instant payout as operators act on it, with what a new run of it starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstantPayoutSummary {
+    pub payment_id: i64,
+    pub client_id: String,
+    pub status: String,
+    pub amount_eth: Decimal,
+    pub payout_currency: String,
+    pub payout_network: String,
+    pub wallet_address: String,
+    pub threshold_usd: Decimal,
+    pub reason: Option<String>,
+}
+
+pub async fn find(pool: &PgPool, payment_id: i64) -> Result<Option<InstantPayoutSummary>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT i.payment_id, i.client_id, i.status, i.amount_eth, i.payout_currency, i.payout_network, i.wallet_address,
+                i.reason, c.payout_threshold_usd
+         FROM instant_payouts i JOIN clients c USING (client_id) WHERE i.payment_id = $1",
+    )
+    .bind(payment_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| {
+        Ok(InstantPayoutSummary {
+            payment_id: row.try_get("payment_id")?,
+            client_id: row.try_get("client_id")?,
+            status: row.try_get("status")?,
+            amount_eth: row.try_get::<Decimal, _>("amount_eth")?.normalize(),
+            payout_currency: row.try_get("payout_currency")?,
+            payout_network: row.try_get("payout_network")?,
+            wallet_address: row.try_get("wallet_address")?,
+            threshold_usd: row.try_get("payout_threshold_usd")?,
+            reason: row.try_get("reason")?,
+        })
+    })
+    .transpose()
 }

@@ -18,6 +18,7 @@ pub mod operator_dashboard;
 pub mod operator_lists;
 pub mod payout_approval;
 pub mod payout_ledger;
+pub mod payout_limits;
 pub mod payments;
 pub mod settings;
 pub mod unroutable_ipns;

@@ -1,20 +1,19 @@
 //! The approval gate of payouts (BTCPay's AwaitingApproval): a new payout batch above
-//! `settings.payout_approval_above_usd` is claimed `awaiting_approval`, with one alert, and its run
-//! waits for an operator's `approve` or `reject` (the admin console, the API, `starter batch
-//! approve|reject` or the Temporal UI: the same signal). `db.record_payout_approval` records the
-//! answer: approved -> `processing`; rejected -> `rejected` with the reason and the rows released.
+//! `settings.payout_approval_above_usd` (or over its client's daily limit, see
+//! [`payout_limits`](super::payout_limits), which holds it) is claimed `awaiting_approval`, with one
+//! alert, and its run waits for an operator's `approve` or `reject` (the admin console, the API,
+//! `starter batch approve|reject` or the Temporal UI: the same signal). `db.record_payout_approval`
+//! records the answer: approved -> `processing`; rejected -> `rejected` with the reason and the
+//! rows released. Instant payouts above the amount wait the same way (`db.gate_instant_payout`).
 
-use super::{
-    alerts::{self, AlertKind, NewAlert},
-    batch_outcomes::{self, BatchKind, Outcome},
-};
+use super::batch_outcomes::{self, BatchKind, Outcome};
 use rust_decimal::Decimal;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use std::{str::FromStr, sync::Arc};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use tracing::{info, warn};
+use tracing::info;
 use uuid::Uuid;
 use workflows::activity_definitions::{ApprovalDecision, RecordPayoutApproval};
 
@@ -35,7 +34,7 @@ pub enum PayoutApprovalError {
     Database(#[from] sqlx::Error),
 }
 
-fn approval_alert_key(batch_id: Uuid) -> String {
+pub(crate) fn approval_alert_key(batch_id: Uuid) -> String {
     format!("payout-awaiting-approval:{batch_id}")
 }
 
@@ -53,77 +52,11 @@ pub async fn set_approval_amount(pool: &PgPool, usd: Option<Decimal>) -> Result<
     }
 }
 
-/// The last value the environment (`PAYOUT_APPROVAL_ABOVE_USD`) gave, or `off`.
-const CONFIGURED_SETTING: &str = "payout_approval_above_usd_configured";
-
 /// At worker start: applies `PAYOUT_APPROVAL_ABOVE_USD` only when it differs from what the
 /// environment gave last time, so an amount an operator changed at run time survives restarts
 /// while a changed environment still takes effect. Returns whether it applied.
 pub async fn apply_configured_amount(pool: &PgPool, configured: Option<Decimal>) -> Result<bool, sqlx::Error> {
-    let text = configured.map_or_else(|| "off".to_owned(), |usd| format!("{usd:.2}"));
-    let mut tx = pool.begin().await?;
-    // Several workers starting at once apply it once.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(CONFIGURED_SETTING).execute(&mut *tx).await?;
-    let last: Option<String> =
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(CONFIGURED_SETTING).fetch_optional(&mut *tx).await?;
-    // Never set by the environment and still unset: leave what operators chose alone.
-    let applies = last.as_deref() != Some(text.as_str()) && !(last.is_none() && configured.is_none());
-    if applies {
-        match configured {
-            Some(usd) => {
-                sqlx::query(
-                    "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, now())
-                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-                )
-                .bind(APPROVAL_SETTING)
-                .bind(format!("{usd:.2}"))
-                .execute(&mut *tx)
-                .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM settings WHERE key = $1").bind(APPROVAL_SETTING).execute(&mut *tx).await?;
-            }
-        }
-    }
-    sqlx::query(
-        "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, now())
-         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-    )
-    .bind(CONFIGURED_SETTING)
-    .bind(&text)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(applies)
-}
-
-/// In the claim's transaction: holds the new batch for approval when its total is above the
-/// approval amount, with one alert. Returns whether it did.
-pub async fn hold_if_above(
-    tx: &mut Transaction<'_, Postgres>,
-    batch_id: Uuid,
-    client_id: &str,
-    total_usdt: Decimal,
-) -> Result<bool, PayoutApprovalError> {
-    let Some(limit) = approval_amount(&mut **tx).await? else { return Ok(false) };
-    if total_usdt <= limit {
-        return Ok(false);
-    }
-    sqlx::query("UPDATE payout_batches SET status = 'awaiting_approval' WHERE batch_id = $1").bind(batch_id).execute(&mut **tx).await?;
-    let message = format!(
-        "payout batch {batch_id} of client {client_id} is {total_usdt} USDT, above the approval amount of {limit} USD; \
-         nothing is sent until an operator approves it (admin console, `starter batch approve {batch_id}`, or the \
-         `approve` signal in the Temporal UI) or rejects it (its rows are then released)"
-    );
-    let alert = NewAlert {
-        dedupe_key: approval_alert_key(batch_id),
-        kind: AlertKind::PayoutAwaitingApproval,
-        subject: batch_id.to_string(),
-        message: &message,
-    };
-    alerts::raise(tx, &alert).await?;
-    warn!(batch_id = %batch_id, client_id, usdt = %total_usdt, limit = %limit, alert = true, "payout batch awaits approval");
-    Ok(true)
+    super::settings::apply_configured_amount(pool, APPROVAL_SETTING, configured).await
 }
 
 /// See `db.record_payout_approval`.
@@ -164,7 +97,7 @@ pub async fn record(pool: &PgPool, decision: &ApprovalDecision) -> Result<(), Pa
         ("processing" | "completed" | "failed", true) | ("rejected", false) => {}
         (other, _) => return Err(PayoutApprovalError::NotAwaiting { batch_id, status: other.to_owned() }),
     }
-    alerts::settle(&mut tx, &approval_alert_key(batch_id)).await?;
+    super::alerts::settle(&mut tx, &approval_alert_key(batch_id)).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -320,10 +320,13 @@ async fn claim_next(pool: &PgPool, group: &PayoutGroup) -> Result<Option<Claimed
         // Dropping the transaction removes the empty batch; its sequence number is not used up.
         return Ok(None);
     };
-    let awaiting_approval = super::payout_approval::hold_if_above(&mut tx, parse(&batch_id)?, &group.client_id, claimed.total_usdt)
+    let awaiting_approval = super::payout_limits::hold_batch_if_over(&mut tx, parse(&batch_id)?, &group.client_id, claimed.total_usdt)
         .await
         .map_err(|e| match e {
-            super::payout_approval::PayoutApprovalError::Database(e) => PayoutLedgerError::Database(e),
+            super::payout_limits::PayoutLimitError::Database(e)
+            | super::payout_limits::PayoutLimitError::Approval(super::payout_approval::PayoutApprovalError::Database(e)) => {
+                PayoutLedgerError::Database(e)
+            }
             other => PayoutLedgerError::Setting(other.to_string()),
         })?;
     tx.commit().await?;

@@ -388,6 +388,8 @@ async fn check_batches(pool: &PgPool, window: Duration, report: &mut Reconciliat
 }
 
 async fn check_coverage(pool: &PgPool, sources: &Sources<'_>, report: &mut ReconciliationReport) -> Result<(), ReconcileError> {
+    // A rejected instant payout's ETH stays in the hot wallet, still the client's until an
+    // operator settles it another way: the wallet must cover it.
     let eth: (Decimal, Decimal) = sqlx::query_as(
         "SELECT
            (SELECT COALESCE(sum(a.accumulated_eth), 0) FROM payout_accumulation a
@@ -395,7 +397,7 @@ async fn check_coverage(pool: &PgPool, sources: &Sources<'_>, report: &mut Recon
                 SELECT 1 FROM transfer_intents i
                 WHERE i.purpose_key = 'conversion-' || a.batch_conversion_id AND i.status = 'confirmed'))
          + (SELECT COALESCE(sum(p.amount_eth), 0) FROM instant_payouts p
-            WHERE p.status IN ('pending', 'held', 'exchange_created') AND NOT EXISTS (
+            WHERE p.status IN ('pending', 'awaiting_approval', 'held', 'exchange_created', 'rejected') AND NOT EXISTS (
                 SELECT 1 FROM transfer_intents i WHERE i.purpose_key = 'instant-payout-' || p.payment_id AND i.status = 'confirmed')),
            (SELECT COALESCE(sum(fee_amount_eth), 0) FROM payments WHERE fee_amount_eth IS NOT NULL)",
     )

@@ -114,7 +114,7 @@ pub struct ClientStatus {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InstantPayoutView {
     pub payment_id: i64,
-    /// `pending`, `held`, `exchange_created`, `sent`, `completed`, `failed` or `refunded`.
+    /// `pending`, `awaiting_approval`, `held`, `exchange_created`, `sent`, `completed`, `failed`, `refunded` or `rejected`.
     pub status: String,
     #[schema(value_type = String)]
     pub amount_eth: Decimal,

@@ -8,6 +8,7 @@ mod auth;
 pub mod clients;
 mod error;
 mod extract;
+pub mod instant_payouts;
 pub mod openapi;
 pub mod operators;
 mod rate_limit;
@@ -89,6 +90,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/payout-batches/{batch_id}/cancel", post(operators::cancel_payout_batch))
         .route("/api/v1/payout-batches/{batch_id}/approve", post(operators::approve_payout_batch))
         .route("/api/v1/payout-batches/{batch_id}/reject", post(operators::reject_payout_batch))
+        .route("/api/v1/instant-payouts/{payment_id}/approve", post(instant_payouts::approve_instant_payout))
+        .route("/api/v1/instant-payouts/{payment_id}/reject", post(instant_payouts::reject_instant_payout))
         .route("/api/v1/clients/{client_id}/payout-now", post(operators::payout_now))
         .route("/api/v1/conversions", get(operators::list_conversions))
         .route("/api/v1/alerts", get(operators::list_alerts))

@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document of every `/api/v1` route, generated from the handlers' annotations.
 
-use super::{clients, operators, ErrorBody};
+use super::{clients, instant_payouts, operators, ErrorBody};
 use axum::Json;
 use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -14,6 +14,7 @@ use utoipa::{
         clients::register, clients::status, clients::change,
         operators::list_payout_batches, operators::retry_payout_batch, operators::cancel_payout_batch,
         operators::approve_payout_batch, operators::reject_payout_batch, operators::payout_now,
+        instant_payouts::approve_instant_payout, instant_payouts::reject_instant_payout,
         operators::list_conversions, operators::list_alerts, operators::ack_alert,
         operators::get_settings, operators::put_settings,
     ),

@@ -82,7 +82,7 @@ pub struct ActionOutcome {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectRequest {
-    /// Recorded as the batch's reason; required.
+    /// Recorded as the payout's reason; required.
     pub reason: String,
 }
 

@@ -3,6 +3,7 @@
 pub mod clients;
 pub mod conversions;
 pub mod early_payout;
+pub mod instant_payouts;
 pub mod payments;
 pub mod payout_batches;
 pub mod route_payment;

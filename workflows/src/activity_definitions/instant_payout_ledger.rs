@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
 
-pub use self::instant_payout_ledger::{OpenInstantPayout, RecordInstantPayoutStep};
+pub use self::instant_payout_ledger::{GateInstantPayout, OpenInstantPayout, RecordInstantPayoutStep};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstantPayoutOpening {
@@ -32,6 +32,10 @@ pub enum InstantPayoutStep {
     Completed { amount_received: Decimal, payout_hash: Option<String> },
     Failed { reason: String },
     Refunded { reason: String, refund_hash: Option<String>, refund_amount: Option<Decimal> },
+    /// An operator approved the payout held for approval: back to `pending`, never held again.
+    Approved,
+    /// An operator rejected it (or its run was cancelled while it waited): nothing is sent.
+    Rejected { reason: String },
 }
 
 impl InstantPayoutStep {
@@ -43,6 +47,8 @@ impl InstantPayoutStep {
             Self::Completed { .. } => InstantPayoutStatus::Completed,
             Self::Failed { .. } => InstantPayoutStatus::Failed,
             Self::Refunded { .. } => InstantPayoutStatus::Refunded,
+            Self::Approved => InstantPayoutStatus::Pending,
+            Self::Rejected { .. } => InstantPayoutStatus::Rejected,
         }
     }
 }
@@ -53,6 +59,18 @@ pub struct InstantPayoutTransition {
     pub step: InstantPayoutStep,
 }
 
+/// What the limits say about an instant payout before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "gate")]
+pub enum InstantPayoutGate {
+    /// Within the limits, or approved: send it.
+    Clear,
+    /// Held `awaiting_approval` (now or by an earlier run), and why.
+    AwaitingApproval { reason: String },
+    /// An operator rejected it in an earlier run.
+    Rejected { reason: String },
+}
+
 pub struct InstantPayoutLedger;
 
 #[activity_definitions]
@@ -60,6 +78,14 @@ impl InstantPayoutLedger {
     /// Inserts the `pending` row once; returns the row's current status.
     #[activity(name = "db.open_instant_payout")]
     pub fn open_instant_payout(opening: InstantPayoutOpening) -> Result<InstantPayoutStatus, ActivityError> {
+        unimplemented!()
+    }
+
+    /// The limits (approval amount, the client's daily limit), once per payout: within them the
+    /// payout is cleared; over one it becomes `awaiting_approval` with a `payout_awaiting_approval`
+    /// alert in the same transaction. Asked again, answers from the stored state.
+    #[activity(name = "db.gate_instant_payout")]
+    pub fn gate_instant_payout(payment_id: i64) -> Result<InstantPayoutGate, ActivityError> {
         unimplemented!()
     }
 

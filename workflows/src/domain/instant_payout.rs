@@ -6,10 +6,14 @@
 //!                                    -> Failed | Refunded      (the exchange gave up)
 //! Pending -> Held                      (below ChangeNow's minimum or above its maximum)
 //! Pending | ExchangeCreated -> Failed  (refused before any ETH left the hot wallet)
+//! Pending -> AwaitingApproval -> Pending (approved) | Rejected   (over a limit)
 //! ```
 //!
 //! Held is a deliberate stop, not a failure: the amount is too small (or too large) for one
 //! exchange, nothing was sent, and an operator decides (the reason is recorded and alerted).
+//! AwaitingApproval is the limits' stop (above the approval amount, or over the client's daily
+//! limit): nothing is sent until an operator approves, which puts the payout back to Pending,
+//! marked approved (`approved_at`), so it is never held again; Rejected ends it unsent.
 
 use super::UnknownVariant;
 use rust_decimal::Decimal;
@@ -20,27 +24,40 @@ use std::str::FromStr;
 #[serde(rename_all = "snake_case")]
 pub enum InstantPayoutStatus {
     Pending,
+    AwaitingApproval,
     Held,
     ExchangeCreated,
     Sent,
     Completed,
     Failed,
     Refunded,
+    Rejected,
 }
 
 impl InstantPayoutStatus {
-    pub const ALL: [Self; 7] =
-        [Self::Pending, Self::Held, Self::ExchangeCreated, Self::Sent, Self::Completed, Self::Failed, Self::Refunded];
+    pub const ALL: [Self; 9] = [
+        Self::Pending,
+        Self::AwaitingApproval,
+        Self::Held,
+        Self::ExchangeCreated,
+        Self::Sent,
+        Self::Completed,
+        Self::Failed,
+        Self::Refunded,
+        Self::Rejected,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
+            Self::AwaitingApproval => "awaiting_approval",
             Self::Held => "held",
             Self::ExchangeCreated => "exchange_created",
             Self::Sent => "sent",
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::Refunded => "refunded",
+            Self::Rejected => "rejected",
         }
     }
 
@@ -48,14 +65,15 @@ impl InstantPayoutStatus {
         use InstantPayoutStatus::*;
         matches!(
             (self, next),
-            (Pending, ExchangeCreated | Held | Failed)
+            (Pending, ExchangeCreated | Held | Failed | AwaitingApproval)
+                | (AwaitingApproval, Pending | Rejected)
                 | (ExchangeCreated, Sent | Failed)
                 | (Sent, Completed | Failed | Refunded)
         )
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Held | Self::Completed | Self::Failed | Self::Refunded)
+        matches!(self, Self::Held | Self::Completed | Self::Failed | Self::Refunded | Self::Rejected)
     }
 }
 
@@ -104,6 +122,18 @@ mod tests {
         assert!(Sent.can_move_to(Refunded));
         assert!(Pending.can_move_to(Held));
         assert!(ExchangeCreated.can_move_to(Failed), "a refused exchange fails before sending");
+    }
+
+    #[test]
+    fn a_payout_awaiting_approval_is_approved_back_to_pending_or_rejected_and_never_sent_from_there() {
+        assert!(Pending.can_move_to(AwaitingApproval));
+        assert!(AwaitingApproval.can_move_to(Pending), "approved");
+        assert!(AwaitingApproval.can_move_to(Rejected));
+        for skipped in [ExchangeCreated, Sent, Completed, Held, Failed, Refunded] {
+            assert!(!AwaitingApproval.can_move_to(skipped), "awaiting_approval -> {skipped:?}");
+        }
+        assert!(!Pending.can_move_to(Rejected), "only a payout awaiting approval is rejected");
+        assert!(Rejected.is_final() && !AwaitingApproval.is_final());
     }
 
     #[test]
