@@ -46,6 +46,8 @@ fi
 anvil_ready() { curl -sf -H 'content-type: application/json' \
   -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' "$ETH_RPC_URL"; }
 wait_for "anvil" 30 anvil_ready
+# One database, one chain: refuse a database another chain's outbox wrote to.
+"$ROOT/scripts/check-chain-binding.sh" "$DATABASE_URL" "$ETH_RPC_URL" || exit 1
 
 # --- binaries, migrations ------------------------------------------------------------------
 say "building the worker, the starter and the ChangeNow simulator"

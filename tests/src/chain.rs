@@ -38,6 +38,13 @@ impl Anvil {
         Self::start_with(&["--chain-id", &chain_id.to_string()]).await
     }
 
+    /// Another chain with the same chain id and dev accounts: its genesis block is stamped
+    /// `timestamp`, so its hash differs from every other anvil's (two started in one second
+    /// would share a genesis block).
+    pub async fn start_with_genesis_timestamp(timestamp: u64) -> Self {
+        Self::start_with(&["--timestamp", &timestamp.to_string()]).await
+    }
+
     async fn start_with(extra_args: &[&str]) -> Self {
         // A port handed out by `free_port` can still be taken before anvil binds it (by another
         // test's server or an outgoing connection); anvil then exits at once. Try a few.

@@ -113,7 +113,9 @@ async fn anvil_dev_keys_are_refused_on_a_chain_that_is_not_anvil() {
     // A key of its own is fine there, and the dev keys are fine on anvil itself.
     let own_key = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
     wallet(&pool, &mainnet_like, own_key, settings(1, Duration::from_secs(60), 200)).await;
+    // (A database belongs to one chain: anvil gets its own.)
     let anvil = Anvil::start().await;
+    let (pool, _) = fresh_database(&config()).await;
     for key in ANVIL_DEV_KEYS {
         wallet(&pool, &anvil, key, settings(1, Duration::from_secs(60), 200)).await;
     }

@@ -43,6 +43,8 @@ pub enum AlertKind {
     PaymentMismatch,
     /// NOWPayments' API has not answered a payment's record for several tries: payments wait.
     NowPaymentsUnreachable,
+    /// An open transfer's nonce is ahead of the chain with nothing holding the nonces between.
+    NonceGap,
 }
 
 impl AlertKind {
@@ -67,6 +69,7 @@ impl AlertKind {
             Self::PaymentUnverified => "payment_unverified",
             Self::PaymentMismatch => "payment_mismatch",
             Self::NowPaymentsUnreachable => "nowpayments_unreachable",
+            Self::NonceGap => "nonce_gap",
         }
     }
 
@@ -83,7 +86,8 @@ impl AlertKind {
             | Self::ReconciliationDifference
             | Self::PaymentUnverified
             | Self::PaymentMismatch
-            | Self::NowPaymentsUnreachable => Severity::Critical,
+            | Self::NowPaymentsUnreachable
+            | Self::NonceGap => Severity::Critical,
             Self::UnroutableIpn
             | Self::WorkflowOverdue
             | Self::TransferFeeCeiling

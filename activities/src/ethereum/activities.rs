@@ -50,6 +50,8 @@ impl EthereumActivityError {
             warn!(error = %self, alert = true, "hot wallet step failed for good");
         } else if matches!(self, Self::Wallet(HotWalletError::InsufficientFunds { .. })) {
             warn!(error = %self, alert = true, "hot wallet is short of funds; retrying until it is topped up");
+        } else if matches!(self, Self::Wallet(HotWalletError::ForeignChain { .. })) {
+            warn!(error = %self, alert = true, "ETH_RPC_URL is not this database's chain; nothing signed, retrying");
         }
         ActivityError::application(if retryable { ApplicationFailure::new(self) } else { ApplicationFailure::non_retryable(self) })
     }

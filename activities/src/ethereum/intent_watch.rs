@@ -13,7 +13,8 @@
 //!   land: it is flagged sent-unconfirmed with one alert ([`HotWallet::mark_unconfirmed`]), not
 //!   failed; the alert is settled when the intent ends.
 //! - **The outbox watch** ([`HotWallet::watch_open_transfers`], on the `outbox-watch` schedule)
-//!   checks every open intent until it ends, whether a run still waits for it or not.
+//!   checks every open intent until it ends, whether a run still waits for it or not, and first
+//!   looks for a nonce gap in front of them ([`super::nonce_gap`]).
 
 use super::{
     fee_bump::cancellation_fees,
@@ -128,6 +129,10 @@ impl HotWallet {
     where
         Beat: std::future::Future<Output = ()> + Send,
     {
+        // A gap holds back every intent this pass would look at: say so first.
+        if let Err(e) = self.alert_nonce_gap().await {
+            warn!(error = %e, "outbox watch could not look for a nonce gap");
+        }
         let keys: Vec<String> = sqlx::query_scalar(
             "SELECT i.purpose_key FROM transfer_intents i
              WHERE i.status = 'signed' AND i.chain_id = $1 AND i.from_address = $2

@@ -16,13 +16,17 @@
 //! but anvil's ([`dev_accounts`]).
 
 pub mod activities;
+pub mod chain_binding;
 mod chain_audit;
 pub mod dev_accounts;
 /// Public so the sandbox's treasury follows the same fee rules.
 pub mod fee_bump;
 mod intent_watch;
+mod nonce_gap;
 mod outbox;
 
 pub use activities::EthereumActivities;
 pub use chain_audit::MinedOutgoing;
+pub use chain_binding::ChainIdentity;
+pub use nonce_gap::NonceGap;
 pub use outbox::{balance_of, erc20_transfer_calldata, Asset, ERC20_TRANSFER_SELECTOR, HotWallet, HotWalletError, IncomingState, OutboxSettings, TransferRequest, TransferState};

@@ -7,6 +7,7 @@
 //!   looks for a receipt of every attempt.
 
 use super::{
+    chain_binding::{self, ChainIdentity},
     dev_accounts::{anvil_dev_account, ANVIL_CHAIN_ID},
     fee_bump::{fee_bump, gwei, FeeBump, GasFees},
 };
@@ -45,6 +46,11 @@ pub enum HotWalletError {
          ETH_RPC_URL is chain id {chain_id}, and that key is only allowed on anvil (chain id {ANVIL_CHAIN_ID}): use a key of your own"
     )]
     PublicDevKey { index: usize, address: String, chain_id: u64 },
+    #[error(
+        "this database's outbox belongs to {bound}, but ETH_RPC_URL is {node}: refusing to sign for another chain. \
+         Point ETH_RPC_URL at the chain this database was used with, or DATABASE_URL at a database of its own"
+    )]
+    ForeignChain { bound: String, node: String },
     #[error("ETH_RPC_URL is not a valid URL")]
     BadRpcUrl,
     #[error("'{0}' is not an Ethereum address")]
@@ -69,9 +75,11 @@ pub enum HotWalletError {
 
 impl HotWalletError {
     /// Node and database hiccups are worth retrying, and so is a wallet short of funds (an
-    /// operator can top it up while Temporal retries); the rest would fail the same way again.
+    /// operator can top it up while Temporal retries) or a node that is not this ledger's chain
+    /// (nothing was signed; the transfer goes on once ETH_RPC_URL is right again); the rest would
+    /// fail the same way again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Rpc(_) | Self::Database(_) | Self::InsufficientFunds { .. })
+        matches!(self, Self::Rpc(_) | Self::Database(_) | Self::InsufficientFunds { .. } | Self::ForeignChain { .. })
     }
 }
 
@@ -218,6 +226,8 @@ pub struct HotWallet {
     pub(super) provider: RootProvider,
     signer: PrivateKeySigner,
     chain_id: u64,
+    /// The chain this database is bound to ([`chain_binding`]), checked again before each signing.
+    chain: ChainIdentity,
     pub(super) settings: OutboxSettings,
 }
 
@@ -242,14 +252,27 @@ impl HotWallet {
         let signer = PrivateKeySigner::from_str(private_key.trim()).map_err(|_| HotWalletError::BadKey)?;
         let url = rpc_url.parse().map_err(|_| HotWalletError::BadRpcUrl)?;
         let provider = RootProvider::new_http(url);
-        let chain_id = provider.get_chain_id().await.map_err(rpc)?;
+        let chain = chain_binding::node_identity(&provider).await?;
+        let chain_id = chain.chain_id;
         // Bots sweep these accounts on every public chain within seconds of a deposit.
         if chain_id != ANVIL_CHAIN_ID {
             if let Some(index) = anvil_dev_account(signer.address()) {
                 return Err(HotWalletError::PublicDevKey { index, address: signer.address().to_checksum(None), chain_id });
             }
         }
-        Ok(Self { pool, provider, signer, chain_id, settings })
+        chain_binding::bind_or_verify(&pool, &provider, &chain).await?;
+        Ok(Self { pool, provider, signer, chain_id, chain, settings })
+    }
+
+    /// The chain this wallet's database is bound to.
+    pub fn chain(&self) -> &ChainIdentity {
+        &self.chain
+    }
+
+    /// Refuses to go on when the node behind ETH_RPC_URL is no longer the bound chain (reset, or
+    /// swapped for another): a nonce taken from it would mean nothing on the ledger's chain.
+    async fn ensure_bound_chain(&self) -> Result<(), HotWalletError> {
+        chain_binding::same_chain(&self.chain, &chain_binding::node_identity(&self.provider).await?)
     }
 
     pub fn address(&self) -> Address {
@@ -297,6 +320,7 @@ impl HotWallet {
             return Ok(self.latest_attempt(&request.purpose_key).await?.tx_hash);
         }
 
+        self.ensure_bound_chain().await?;
         let estimate = self.fee_estimate().await?;
         let fees = estimate.capped(self.settings.max_fee_per_gas);
         if fees != estimate {

@@ -1,7 +1,8 @@
 //! The reconciliation: the ledger held against the chain and ChangeNow, by `starter reconcile`
 //! and the daily `reconciliation` schedule.
 //!
-//! Four holdings, each a named [`Check`]:
+//! Five holdings, each a named [`Check`]:
+//! - the outbox's open intents against the chain's nonce (no gap in front of them);
 //! - every outbox intent against its transaction on chain (a confirmed intent moved exactly its
 //!   amount to its recipient; a reverted one reverted; a cancelled one moved nothing; an open one
 //!   is not silently mined);
@@ -45,6 +46,7 @@ pub enum ReconcileError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Check {
+    NonceSequence,
     IntentOnChain,
     ExchangeDeposit,
     BatchOutflow,
@@ -54,6 +56,7 @@ pub enum Check {
 impl Check {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::NonceSequence => "nonce_sequence",
             Self::IntentOnChain => "intent_on_chain",
             Self::ExchangeDeposit => "exchange_deposit",
             Self::BatchOutflow => "batch_outflow",
@@ -114,6 +117,7 @@ pub struct Sources<'a> {
 /// wallet's balances against the whole ledger.
 pub async fn reconcile(pool: &PgPool, sources: &Sources<'_>, window: Duration) -> Result<ReconciliationReport, ReconcileError> {
     let mut report = ReconciliationReport::default();
+    check_nonce_sequence(sources, &mut report).await?;
     check_intents(pool, sources, window, &mut report).await?;
     check_exchanges(pool, sources, window, &mut report).await?;
     check_batches(pool, window, &mut report).await?;
@@ -196,6 +200,17 @@ fn describe(payments: &[(Address, U256)]) -> String {
         return "nothing".to_owned();
     }
     payments.iter().map(|(to, amount)| format!("{amount} base units to {to}")).collect::<Vec<_>>().join(", ")
+}
+
+async fn check_nonce_sequence(sources: &Sources<'_>, report: &mut ReconciliationReport) -> Result<(), ReconcileError> {
+    if let Some(gap) = sources.wallet.nonce_gap().await? {
+        report.differences.push(Difference {
+            check: Check::NonceSequence,
+            subject: format!("nonce {}", gap.chain_next),
+            message: gap.describe(&sources.wallet.address().to_checksum(None)),
+        });
+    }
+    Ok(())
 }
 
 async fn check_intents(pool: &PgPool, sources: &Sources<'_>, window: Duration, report: &mut ReconciliationReport) -> Result<(), ReconcileError> {
