@@ -49,6 +49,9 @@ pub struct Config {
     pub usdc_contract: Option<String>,
     pub changenow_api_url: Option<Secret>,
     pub changenow_api_key: Option<Secret>,
+    /// `CHANGENOW_SENDER_ADDRESSES` (comma-separated): the addresses ChangeNow pays out and refunds
+    /// from. A refund counts only from one of them; empty: no refund is credited automatically.
+    pub changenow_sender_addresses: Vec<String>,
     pub nowpayments_ipn_secret: Secret,
     /// `NOWPAYMENTS_API_URL` (default `https://api.nowpayments.io`; locally the sandbox): where a
     /// payment's record is read before it is routed.
@@ -194,6 +197,7 @@ impl Config {
             usdc_contract: get("USDC_CONTRACT"),
             changenow_api_url: get("CHANGENOW_API_URL").map(Secret::new),
             changenow_api_key: get("CHANGENOW_API_KEY").map(Secret::new),
+            changenow_sender_addresses: ethereum_addresses("CHANGENOW_SENDER_ADDRESSES", get("CHANGENOW_SENDER_ADDRESSES"))?,
             nowpayments_ipn_secret: Secret::new(required("NOWPAYMENTS_IPN_SECRET")?),
             nowpayments_api_url: {
                 let url = parsed("NOWPAYMENTS_API_URL", "https://api.nowpayments.io")?;
@@ -315,6 +319,19 @@ fn gwei_to_wei(text: &str) -> Result<u128, String> {
         return Err(format!("{gwei} gwei must be above zero and a whole number of wei"));
     }
     rust_decimal::prelude::ToPrimitive::to_u128(&wei).ok_or_else(|| format!("{gwei} gwei is too large"))
+}
+
+/// A comma-separated list of `0x` addresses; empty or absent: none.
+fn ethereum_addresses(name: &'static str, text: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let text = text.unwrap_or_default();
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let hex = item.strip_prefix("0x").filter(|h| h.len() == 40 && h.chars().all(|c| c.is_ascii_hexdigit()));
+            hex.map(|_| item.to_owned()).ok_or_else(|| invalid(name, format!("'{item}' is not an Ethereum address")))
+        })
+        .collect()
 }
 
 fn invalid(name: &'static str, reason: impl fmt::Display) -> ConfigError {
@@ -463,6 +480,18 @@ mod tests {
         assert!(!printed.contains("s3cret") && !printed.contains("postgres://") && !printed.contains("np-k3y"), "{printed}");
         let client = crate::nowpayments::NowPaymentsClient::new(&config.nowpayments_api_url, "np-k3y", Duration::from_secs(1)).unwrap();
         assert!(!format!("{client:?}").contains("np-k3y"));
+    }
+
+    #[test]
+    fn changenow_senders_are_a_list_of_addresses() {
+        assert!(Config::from_lookup(lookup(MINIMAL)).unwrap().changenow_sender_addresses.is_empty());
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("CHANGENOW_SENDER_ADDRESSES", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8, 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"));
+        assert_eq!(Config::from_lookup(lookup(&pairs)).unwrap().changenow_sender_addresses.len(), 2);
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("CHANGENOW_SENDER_ADDRESSES", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8,changenow"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
+        assert!(err.contains("CHANGENOW_SENDER_ADDRESSES") && err.contains("'changenow'"), "{err}");
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub struct Exchange {
     pub refund_hash: Option<String>,
     pub refund_amount: Option<Decimal>,
     pub forced_outcome: Option<Outcome>,
+    /// A ChangeNow that reports a refund it never sent: with a forced refund, the exchange ends
+    /// `refunded` naming this transaction, and nothing is sent (`/sim/exchanges/{id}/outcome`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported_refund_hash: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
     #[serde(skip)]
@@ -84,6 +88,7 @@ impl Exchange {
             refund_hash: None,
             refund_amount: None,
             forced_outcome: start.forced_outcome,
+            reported_refund_hash: None,
             created_at: now,
             updated_at: now,
             next_step_at: Instant::now() + step_delay,
@@ -125,6 +130,12 @@ impl Exchange {
                 Some(Outcome::Failed) => self.set_status(ExchangeStatus::Failed, step_delay),
                 Some(outcome @ (Outcome::Refunded | Outcome::RefundedPartially)) => {
                     let amount = refund_of(outcome, self.amount_from?);
+                    if let Some(hash) = self.reported_refund_hash.clone() {
+                        self.refund_hash = Some(hash);
+                        self.refund_amount = Some(amount);
+                        self.set_status(ExchangeStatus::Refunded, step_delay);
+                        return None;
+                    }
                     let to = self.refund_address.clone()?;
                     self.chain_action_pending = true;
                     return Some(ChainAction::Refund {

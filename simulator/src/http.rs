@@ -217,14 +217,21 @@ async fn list_exchanges(State(sim): Shared) -> Json<Vec<Exchange>> {
 }
 
 /// `{"outcome": "failed" | "refunded" | "stall"}`, or `{"outcome": null}` to let the exchange
-/// finish normally again (e.g. a stalled one).
+/// finish normally again (e.g. a stalled one). With `"refund_hash"`, a forced refund is only
+/// reported, naming that transaction, and never sent: a lying ChangeNow.
 #[derive(Debug, Deserialize)]
 struct OutcomeBody {
     outcome: Option<Outcome>,
+    #[serde(default)]
+    refund_hash: Option<String>,
 }
 
 async fn force_outcome(State(sim): Shared, Path(id): Path<String>, Json(body): Json<OutcomeBody>) -> Response {
-    match sim.with_exchange(&id, |x| x.forced_outcome = body.outcome) {
+    let forced = |x: &mut Exchange| {
+        x.forced_outcome = body.outcome;
+        x.reported_refund_hash = body.refund_hash.clone();
+    };
+    match sim.with_exchange(&id, forced) {
         Some(()) => StatusCode::NO_CONTENT.into_response(),
         None => error(StatusCode::NOT_FOUND, "not_found", format!("Exchange {id} not found")),
     }

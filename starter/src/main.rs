@@ -430,6 +430,7 @@ async fn run() -> anyhow::Result<()> {
                 hot_wallet: &services.hot_wallet,
                 usdt_contract,
                 usdc_contract: services.usdc_contract,
+                changenow_senders: &services.changenow_senders,
             };
             match command {
                 ConversionCommand::Resume { batch_id } => match recovery.resume(batch_id).await? {

@@ -233,6 +233,7 @@ impl TestApp {
             hot_wallet: &services.hot_wallet,
             usdt_contract: self.chain.usdt,
             usdc_contract: Some(self.chain.usdc),
+            changenow_senders: &services.changenow_senders,
         }
     }
 

@@ -55,6 +55,8 @@ pub struct PayoutServices {
     pub nowpayments: activities::nowpayments::NowPaymentsClient,
     pub usdt_contract: Option<alloy::primitives::Address>,
     pub usdc_contract: Option<alloy::primitives::Address>,
+    /// `CHANGENOW_SENDER_ADDRESSES`: the only senders whose refunds are credited.
+    pub changenow_senders: Vec<alloy::primitives::Address>,
     pub fault_kill_after_broadcast: bool,
     pub alert_webhook_url: Option<String>,
     /// The worker's own metrics, on the SDK's meter (`None` without `METRICS_ADDR`).
@@ -71,6 +73,11 @@ impl PayoutServices {
         let nowpayments_key = Config::required(&config.nowpayments_api_key, "NOWPAYMENTS_API_KEY")?;
         let usdt_contract = token_address(config.usdt_contract.as_deref(), "USDT_CONTRACT")?;
         let usdc_contract = token_address(config.usdc_contract.as_deref(), "USDC_CONTRACT")?;
+        let changenow_senders = config
+            .changenow_sender_addresses
+            .iter()
+            .map(|text| token_address(Some(text), "CHANGENOW_SENDER_ADDRESSES").map(Option::unwrap_or_default))
+            .collect::<Result<Vec<_>, _>>()?;
         let settings = OutboxSettings {
             confirmations: config.eth_confirmations,
             stuck_after: config.transfer_stuck_after,
@@ -93,6 +100,7 @@ impl PayoutServices {
             nowpayments,
             usdt_contract,
             usdc_contract,
+            changenow_senders,
             fault_kill_after_broadcast: config.fault_kill_after_broadcast,
             alert_webhook_url: config.alert_webhook_url.as_ref().map(|url| url.expose().to_owned()),
             metrics: None,
@@ -220,6 +228,7 @@ pub fn worker_options(task_queue: &str, services: PayoutServices) -> Result<Work
         .register_activities(
             EthereumActivities::new(services.hot_wallet, services.usdt_contract)
                 .with_usdc_contract(services.usdc_contract)
+                .with_changenow_senders(services.changenow_senders)
                 .killing_the_process_after_broadcast(services.fault_kill_after_broadcast),
         )
         .register_activities(activities::payout_starts::PayoutStartActivities)

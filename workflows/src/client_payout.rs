@@ -556,7 +556,8 @@ async fn pay_leg(
             }
             (ExchangeStatus::Refunded, Some(refund_hash)) => {
                 // Only USDT seen back on chain may be sent again.
-                let query = IncomingTransferQuery { tx_hash: refund_hash.clone(), asset: batch.coin.asset() };
+                let query = IncomingTransferQuery { tx_hash: refund_hash.clone(), asset: batch.coin.asset() }
+                    .refund_credited_to(format!("payout_refund:{purpose_key}"), usdt);
                 let back = match ctx.execute_activity(Ethereum::find_incoming_transfer, query, step_options()).await {
                     Ok(back) => back,
                     Err(e) => return Ok(Err(format!("refund {refund_hash} of exchange {} not found: {}", ticket.exchange_id, root_cause(&e)))),

@@ -213,19 +213,19 @@ impl InstantPayoutWorkflow {
                 })
             }
             ExchangeStatus::Refunded => {
-                let refund_amount = match &last.refund_hash {
+                // Counted only from ChangeNow's senders, for the amount sent, and only once.
+                let seen = match &last.refund_hash {
                     Some(tx_hash) => {
-                        let query = IncomingTransferQuery { tx_hash: tx_hash.clone(), asset: ChainAsset::Eth };
-                        let seen = ctx
-                            .execute_activity(Ethereum::find_incoming_transfer, query, step_options())
-                            .await?;
-                        Some(seen.amount)
+                        let query = IncomingTransferQuery { tx_hash: tx_hash.clone(), asset: ChainAsset::Eth }
+                            .refund_credited_to(format!("instant_refund:{}", input.payment_id), input.amount_eth);
+                        Some(ctx.execute_activity(Ethereum::find_incoming_transfer, query, step_options()).await.map_err(|e| root_cause(&e)))
                     }
                     None => None,
                 };
-                let reason = match refund_amount {
-                    Some(amount) => format!("exchange {} was refunded; {amount} ETH came back on chain", ticket.exchange_id),
-                    None => format!("exchange {} was refunded but ChangeNow gave no refund hash", ticket.exchange_id),
+                let (reason, refund_amount) = match seen {
+                    Some(Ok(back)) => (format!("exchange {} was refunded; {} ETH came back on chain", ticket.exchange_id, back.amount), Some(back.amount)),
+                    Some(Err(why)) => (format!("exchange {} was refunded, but its refund does not count: {why}", ticket.exchange_id), None),
+                    None => (format!("exchange {} was refunded but ChangeNow gave no refund hash", ticket.exchange_id), None),
                 };
                 let step = InstantPayoutStep::Refunded { reason: reason.clone(), refund_hash: last.refund_hash, refund_amount };
                 record(ctx, input.payment_id, step).await?;

@@ -275,7 +275,8 @@ async fn convert(
         (ExchangeStatus::Finished, Some(hash), _) => hash.clone(),
         (ExchangeStatus::Refunded, _, Some(refund_hash)) => {
             // Only ETH seen back on chain, in full, returns the rows to the pool.
-            let query = IncomingTransferQuery { tx_hash: refund_hash.clone(), asset: ChainAsset::Eth };
+            let query = IncomingTransferQuery { tx_hash: refund_hash.clone(), asset: ChainAsset::Eth }
+                .refund_credited_to(format!("conversion_refund:{}", batch.batch_id), total_eth);
             let back = ctx
                 .execute_activity(Ethereum::find_incoming_transfer, query, step_options())
                 .await
@@ -289,7 +290,8 @@ async fn convert(
             return Err(BatchFailure::of_exchange(&exchange_id, reason));
         }
     };
-    let query = IncomingTransferQuery { tx_hash: usdt_tx_hash.clone(), asset: batch.coin.asset() };
+    let query = IncomingTransferQuery { tx_hash: usdt_tx_hash.clone(), asset: batch.coin.asset() }
+        .credited_to(format!("conversion:{}", batch.batch_id));
     let received = ctx
         .execute_activity(Ethereum::find_incoming_transfer, query, step_options())
         .await

@@ -1,7 +1,7 @@
 //! The `ethereum.*` activities: the workflows' view of the [`HotWallet`] outbox. Amounts cross
 //! here from `Decimal` to integer base units, exactly or not at all.
 
-use super::{Asset, HotWallet, HotWalletError, IncomingState, TransferRequest, TransferState};
+use super::{Asset, Credit, HotWallet, HotWalletError, IncomingState, Refund, TransferRequest, TransferState};
 use alloy::primitives::{Address, U256};
 use rust_decimal::Decimal;
 use crate::polling::poll_until_final;
@@ -61,12 +61,21 @@ pub struct EthereumActivities {
     wallet: Arc<HotWallet>,
     usdt_contract: Option<Address>,
     usdc_contract: Option<Address>,
+    /// `CHANGENOW_SENDER_ADDRESSES`: the only senders whose refunds count.
+    changenow_senders: Vec<Address>,
     kill_after_broadcast: bool,
 }
 
 impl EthereumActivities {
     pub fn new(wallet: Arc<HotWallet>, usdt_contract: Option<Address>) -> Self {
-        Self { wallet, usdt_contract, usdc_contract: None, kill_after_broadcast: false }
+        Self { wallet, usdt_contract, usdc_contract: None, changenow_senders: Vec::new(), kill_after_broadcast: false }
+    }
+
+    /// The addresses ChangeNow pays out and refunds from (`CHANGENOW_SENDER_ADDRESSES`); without
+    /// them no refund is credited.
+    pub fn with_changenow_senders(mut self, senders: Vec<Address>) -> Self {
+        self.changenow_senders = senders;
+        self
     }
 
     /// The alternative settlement stablecoin's token (`USDC_CONTRACT`).
@@ -112,7 +121,18 @@ impl EthereumActivities {
             None => None,
             Some(text) => Some(Address::from_str(text.trim()).map_err(|_| HotWalletError::BadAddress(text.to_owned()))?),
         };
-        let (amount, block) = match self.wallet.incoming(&query.tx_hash, asset, sender).await? {
+        let state = match &query.credit {
+            None => self.wallet.incoming(&query.tx_hash, asset, sender).await?,
+            Some(credit) => {
+                let refund = match credit.refund_of {
+                    Some(amount) => Some(Refund { senders: &self.changenow_senders, amount: U256::from(to_base_units(amount, query.asset)?) }),
+                    None => None,
+                };
+                let credit = Credit { credited_to: &credit.credited_to, refund };
+                self.wallet.credit_incoming(&query.tx_hash, asset, &credit).await?
+            }
+        };
+        let (amount, block) = match state {
             IncomingState::Confirmed { amount, block } => (amount, block),
             IncomingState::NotMined => return Err(EthereumActivityError::NotMinedYet(query.tx_hash)),
             IncomingState::Unconfirmed { confirmations, required, .. } => {

@@ -17,6 +17,7 @@
 
 pub mod activities;
 pub mod chain_binding;
+mod credits;
 mod chain_audit;
 pub mod dev_accounts;
 /// Public so the sandbox's treasury follows the same fee rules.
@@ -28,5 +29,6 @@ mod outbox;
 pub use activities::EthereumActivities;
 pub use chain_audit::MinedOutgoing;
 pub use chain_binding::ChainIdentity;
+pub use credits::{Credit, Refund};
 pub use nonce_gap::NonceGap;
 pub use outbox::{balance_of, erc20_transfer_calldata, Asset, ERC20_TRANSFER_SELECTOR, HotWallet, HotWalletError, IncomingState, OutboxSettings, TransferRequest, TransferState};

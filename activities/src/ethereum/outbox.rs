@@ -8,14 +8,15 @@
 
 use super::{
     chain_binding::{self, ChainIdentity},
+    credits::IncomingParts,
     dev_accounts::{anvil_dev_account, ANVIL_CHAIN_ID},
     fee_bump::{fee_bump, gwei, FeeBump, GasFees},
 };
 use crate::db::alerts::{self, AlertKind, NewAlert};
 use alloy::{
-    consensus::{Transaction as _, TxEnvelope},
+    consensus::TxEnvelope,
     eips::{eip2718::{Decodable2718, Encodable2718}, BlockNumberOrTag},
-    network::{EthereumWallet, TransactionBuilder, TransactionResponse as _},
+    network::{EthereumWallet, TransactionBuilder},
     primitives::{Address, Bytes, TxHash, U256},
     providers::{Provider, RootProvider},
     rpc::types::TransactionRequest,
@@ -32,7 +33,7 @@ const TOKEN_TRANSFER_GAS: u64 = 100_000;
 /// `transfer(address,uint256)`
 pub const ERC20_TRANSFER_SELECTOR: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 /// `keccak256("Transfer(address,address,uint256)")`
-const ERC20_TRANSFER_EVENT: alloy::primitives::B256 =
+pub(super) const ERC20_TRANSFER_EVENT: alloy::primitives::B256 =
     alloy::primitives::b256!("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef");
 /// `balanceOf(address)`
 const ERC20_BALANCE_OF_SELECTOR: [u8; 4] = [0x70, 0xa0, 0x82, 0x31];
@@ -65,6 +66,10 @@ pub enum HotWalletError {
     UnknownPurpose(String),
     #[error("transfer {purpose_key} was mined in {tx_hash} but reverted; nothing was transferred")]
     Reverted { purpose_key: String, tx_hash: String },
+    #[error("transaction {tx_hash} was already credited to {credited_to}; it cannot count for anything else")]
+    AlreadyCredited { tx_hash: String, credited_to: String },
+    #[error("refund {tx_hash} does not count: {reason}")]
+    RefundNotCounted { tx_hash: String, reason: String },
     #[error("stored transfer data is unreadable: {0}")]
     Corrupt(String),
     #[error("Ethereum node error: {0}")]
@@ -80,6 +85,7 @@ impl HotWalletError {
     /// fail the same way again.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Rpc(_) | Self::Database(_) | Self::InsufficientFunds { .. } | Self::ForeignChain { .. })
+        // AlreadyCredited and RefundNotCounted are answers about the chain: asking again changes nothing.
     }
 }
 
@@ -373,33 +379,17 @@ impl HotWallet {
         asset: Asset,
         expected_sender: Option<Address>,
     ) -> Result<IncomingState, HotWalletError> {
-        let hash = TxHash::from_str(tx_hash).map_err(|_| HotWalletError::BadAddress(tx_hash.to_owned()))?;
-        let Some(receipt) = self.provider.get_transaction_receipt(hash).await.map_err(rpc)? else {
-            return Ok(IncomingState::NotMined);
-        };
-        let block = receipt.block_number.unwrap_or_default();
-        let confirmations = self.confirmations(block).await?;
-        if confirmations < self.settings.confirmations {
-            return Ok(IncomingState::Unconfirmed { block, confirmations, required: self.settings.confirmations });
-        }
-        if !receipt.status() {
-            return Ok(IncomingState::Confirmed { amount: U256::ZERO, block });
-        }
-        let me = self.address();
-        let counts = |from: Address, to: Address| to == me && from != me && expected_sender.is_none_or(|sender| sender == from);
-        let amount = match asset {
-            Asset::Eth => {
-                let tx = self.provider.get_transaction_by_hash(hash).await.map_err(rpc)?;
-                match tx {
-                    Some(tx) if tx.to().is_some_and(|to| counts(tx.from(), to)) => tx.value(),
-                    _ => U256::ZERO,
-                }
+        Ok(match self.incoming_parts(tx_hash, asset).await? {
+            IncomingParts::NotMined => IncomingState::NotMined,
+            IncomingParts::Unconfirmed { block, confirmations, required } => IncomingState::Unconfirmed { block, confirmations, required },
+            IncomingParts::Confirmed { block, parts } => {
+                let amount = parts
+                    .iter()
+                    .filter(|part| expected_sender.is_none_or(|sender| sender == part.from))
+                    .fold(U256::ZERO, |sum, part| sum.saturating_add(part.amount));
+                IncomingState::Confirmed { amount, block }
             }
-            Asset::Erc20(contract) => token_transfers(&receipt, contract)
-                .filter(|(from, to, _)| counts(*from, *to))
-                .fold(U256::ZERO, |sum, (_, _, value)| sum.saturating_add(value)),
-        };
-        Ok(IncomingState::Confirmed { amount, block })
+        })
     }
 
     /// Blocks on top of (and including) `block`.

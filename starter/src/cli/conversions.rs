@@ -4,19 +4,20 @@
 //! Both look at ChangeNow and the chain before touching the ledger: `resume` completes the batch
 //! when its exchange finished late (ChangeNow's `verifying` or `hold` can last days) and the USDT
 //! is seen on chain; `return-rows` returns the rows to the pool only when the refund of the full
-//! amount is seen on chain, unless forced.
+//! amount is seen on chain, unless forced. Both credit what they count once, as the conversion
+//! workflow does: a transaction already counted for something else is refused.
 
 use activities::{
     changenow::ChangeNowClient,
     db::conversion_ledger::{self, FailedBatchView},
-    ethereum::{Asset, HotWallet, IncomingState},
+    ethereum::{Asset, Credit, HotWallet, IncomingState, Refund},
 };
 use alloy::primitives::Address;
 use sqlx::PgPool;
 use uuid::Uuid;
 use workflows::{
     activity_definitions::{ConvertedBatch, SeenRefund},
-    domain::{from_base_units, ChainAsset, ExchangeStatus, Stablecoin},
+    domain::{from_base_units, to_base_units, ChainAsset, ExchangeStatus, Stablecoin},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,8 @@ pub struct Recovery<'a> {
     pub usdt_contract: Address,
     /// `USDC_CONTRACT`, for batches that converted into USDC.
     pub usdc_contract: Option<Address>,
+    /// `CHANGENOW_SENDER_ADDRESSES`: a refund counts only from these.
+    pub changenow_senders: &'a [Address],
 }
 
 impl Recovery<'_> {
@@ -93,9 +96,10 @@ impl Recovery<'_> {
             Stablecoin::Usdt => self.usdt_contract,
             Stablecoin::Usdc => self.usdc_contract.ok_or(ConversionCommandError::NoUsdcContract(batch_id))?,
         };
+        let credited_to = format!("conversion:{batch_id}");
         let seen = self
             .hot_wallet
-            .incoming(&usdt_tx_hash, Asset::Erc20(contract), None)
+            .credit_incoming(&usdt_tx_hash, Asset::Erc20(contract), &Credit { credited_to: &credited_to, refund: None })
             .await
             .map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
         let symbol = coin.asset().symbol();
@@ -120,26 +124,45 @@ impl Recovery<'_> {
     /// chain, or when `force`d. Returns the rows returned and what was found.
     pub async fn return_rows(&self, batch_id: Uuid, force: bool) -> Result<(u64, String), ConversionCommandError> {
         let batch = self.failed_batch(batch_id).await?;
-        let refund = match &batch.cn_api_id {
-            Some(exchange_id) => self.refund_seen(exchange_id).await?,
-            None => None,
+        let (refund, found) = match &batch.cn_api_id {
+            Some(exchange_id) => match self.refund_seen(exchange_id, batch_id, batch.total_eth).await? {
+                Ok(r) => {
+                    let found = format!("refund {} returned {} ETH on chain, the batch's amount", r.tx_hash, r.amount_eth.normalize());
+                    (Some(r), found)
+                }
+                Err(why) => (None, why),
+            },
+            None => (None, "the batch has no exchange".to_owned()),
         };
-        let found = match &refund {
-            Some(r) => format!("refund {} returned {} of {} ETH on chain", r.tx_hash, r.amount_eth.normalize(), batch.total_eth.normalize()),
-            None => format!("no refund of exchange {} is seen on chain", batch.cn_api_id.as_deref().unwrap_or("(none)")),
+        let returned = match conversion_ledger::return_recovered_rows(self.pool, batch_id, refund.as_ref(), force).await {
+            // Say why the refund did not count beside why the rows stay.
+            Err(conversion_ledger::ConversionLedgerError::NotRecovered { batch_id, reason }) => {
+                return Err(conversion_ledger::ConversionLedgerError::NotRecovered { batch_id, reason: format!("{reason} ({found})") }.into())
+            }
+            other => other?,
         };
-        let returned = conversion_ledger::return_recovered_rows(self.pool, batch_id, refund.as_ref(), force).await?;
         Ok((returned, found))
     }
 
-    /// The refund ChangeNow reports for the exchange, with what it paid the hot wallet on chain.
-    async fn refund_seen(&self, exchange_id: &str) -> Result<Option<SeenRefund>, ConversionCommandError> {
+    /// The refund ChangeNow reports for the exchange, credited to the batch when it counts (from
+    /// ChangeNow's senders, for exactly the batch's ETH, not counted for anything else); why not,
+    /// otherwise.
+    async fn refund_seen(&self, exchange_id: &str, batch_id: Uuid, batch_eth: rust_decimal::Decimal) -> Result<Result<SeenRefund, String>, ConversionCommandError> {
         let exchange = self.changenow.exchange_status(exchange_id).await.map_err(|e| ConversionCommandError::ChangeNow(e.to_string()))?;
-        let Some(tx_hash) = exchange.refund_hash else { return Ok(None) };
-        let seen = self.hot_wallet.incoming(&tx_hash, Asset::Eth, None).await.map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
-        let IncomingState::Confirmed { amount: wei, .. } = seen else { return Ok(None) };
+        let Some(tx_hash) = exchange.refund_hash else { return Ok(Err(format!("ChangeNow reports no refund of exchange {exchange_id}"))) };
+        let amount = to_base_units(batch_eth, ChainAsset::Eth).map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
+        let credited_to = format!("conversion_refund:{batch_id}");
+        let credit = Credit { credited_to: &credited_to, refund: Some(Refund { senders: self.changenow_senders, amount: alloy::primitives::U256::from(amount) }) };
+        let seen = match self.hot_wallet.credit_incoming(&tx_hash, Asset::Eth, &credit).await {
+            Ok(seen) => seen,
+            Err(e @ (activities::ethereum::HotWalletError::RefundNotCounted { .. } | activities::ethereum::HotWalletError::AlreadyCredited { .. })) => {
+                return Ok(Err(e.to_string()))
+            }
+            Err(e) => return Err(ConversionCommandError::Chain(e.to_string())),
+        };
+        let IncomingState::Confirmed { amount: wei, .. } = seen else { return Ok(Err(format!("refund {tx_hash} is not confirmed on chain yet"))) };
         let wei = u128::try_from(wei).map_err(|_| ConversionCommandError::Chain(format!("{wei} wei overflow")))?;
         let amount_eth = from_base_units(wei, ChainAsset::Eth).map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
-        Ok(Some(SeenRefund { tx_hash, amount_eth }))
+        Ok(Ok(SeenRefund { tx_hash, amount_eth }))
     }
 }

@@ -95,6 +95,30 @@ impl IncomingTransferQuery {
     pub fn from_sender(self, sender: impl Into<String>) -> IncomingTransferMatch {
         IncomingTransferMatch { expected_sender: Some(sender.into()), ..self.into() }
     }
+
+    /// What the transaction paid the hot wallet, credited once to `credited_to` (see
+    /// [`IncomingCredit`]): another purpose claiming it later is refused.
+    pub fn credited_to(self, credited_to: impl Into<String>) -> IncomingTransferMatch {
+        IncomingTransferMatch { credit: Some(IncomingCredit { credited_to: credited_to.into(), refund_of: None }), ..self.into() }
+    }
+
+    /// A refund of an exchange that was sent `amount`: it counts only from ChangeNow's own
+    /// senders (`CHANGENOW_SENDER_ADDRESSES`) and only for exactly `amount`; credited once to
+    /// `credited_to`.
+    pub fn refund_credited_to(self, credited_to: impl Into<String>, amount: Decimal) -> IncomingTransferMatch {
+        IncomingTransferMatch { credit: Some(IncomingCredit { credited_to: credited_to.into(), refund_of: Some(amount) }), ..self.into() }
+    }
+}
+
+/// What an incoming transfer is credited to, in the table of credited incoming transfers: one
+/// purpose per transfer (`conversion:{batch}`, `conversion_refund:{batch}`,
+/// `payout_refund:{transfer purpose key}`, `instant_refund:{payment id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingCredit {
+    pub credited_to: String,
+    /// A refund: the amount the exchange was sent, which it must return exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_of: Option<Decimal>,
 }
 
 /// The input of `ethereum.find_incoming_transfer`: an [`IncomingTransferQuery`] (which converts
@@ -109,11 +133,15 @@ pub struct IncomingTransferMatch {
     /// recorded before it existed, and left out when `None`, so those payloads stay as they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_sender: Option<String>,
+    /// Credit the transfer once to a purpose (absent from inputs recorded before credits existed:
+    /// those only read). Not combined with `expected_sender`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit: Option<IncomingCredit>,
 }
 
 impl From<IncomingTransferQuery> for IncomingTransferMatch {
     fn from(query: IncomingTransferQuery) -> Self {
-        Self { tx_hash: query.tx_hash, asset: query.asset, expected_sender: None }
+        Self { tx_hash: query.tx_hash, asset: query.asset, expected_sender: None, credit: None }
     }
 }
 
@@ -191,7 +219,7 @@ mod tests {
     fn the_expected_sender_is_optional_on_the_wire() {
         let recorded = r#"{"tx_hash":"0xab","asset":"usdt"}"#;
         let read: IncomingTransferMatch = serde_json::from_str(recorded).unwrap();
-        assert_eq!(read, IncomingTransferMatch { tx_hash: "0xab".into(), asset: ChainAsset::Usdt, expected_sender: None });
+        assert_eq!(read, IncomingTransferMatch { tx_hash: "0xab".into(), asset: ChainAsset::Usdt, expected_sender: None, credit: None });
         assert_eq!(serde_json::to_string(&read).unwrap(), recorded, "payloads without a sender are unchanged");
         let query = IncomingTransferQuery { tx_hash: "0xab".into(), asset: ChainAsset::Usdt };
         assert_eq!(query.from_sender("0x70997970C51812dc3A010C7d01b50e0d17dc79C8").expected_sender.as_deref(), Some("0x70997970C51812dc3A010C7d01b50e0d17dc79C8"));
