@@ -46,8 +46,6 @@ fi
 anvil_ready() { curl -sf -H 'content-type: application/json' \
   -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' "$ETH_RPC_URL"; }
 wait_for "anvil" 30 anvil_ready
-# One database, one chain: refuse a database another chain's outbox wrote to.
-"$ROOT/scripts/check-chain-binding.sh" "$DATABASE_URL" "$ETH_RPC_URL" || exit 1
 
 # --- binaries, migrations ------------------------------------------------------------------
 say "building the worker, the starter and the ChangeNow simulator"
@@ -60,6 +58,11 @@ BIN="$CARGO_TARGET_DIR/debug"
 load_env
 
 if [ "$with_services_only" = "--services-only" ]; then exit 0; fi
+
+# One database, one chain: refuse a database another chain's outbox wrote to (another checkout's
+# stack, or a chain that was reset) before a worker signs anything. The tests only need the
+# services: each test makes a database of its own.
+"$ROOT/scripts/check-chain-binding.sh" "$DATABASE_URL" "$ETH_RPC_URL" || exit 1
 
 # --- ChangeNow simulator, worker and webhook ----------------------------------------------
 # NOWPayments' records outlive a restart of the sandbox (a fresh chain keeps them too: reset
