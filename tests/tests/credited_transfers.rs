@@ -96,9 +96,9 @@ async fn a_refund_from_anyone_but_changenow_or_of_another_amount_counts_for_noth
     assert!(matches!(error, HotWalletError::RefundNotCounted { .. }), "{error}");
     assert!(error.to_string().contains(SOMEONE_ELSE), "names the sender: {error}");
 
-    let short = send_eth(&chain, CHANGENOW, wallet.address(), ETH - 1).await;
-    let error = wallet.credit_incoming(&short, Asset::Eth, &claim).await.unwrap_err();
-    assert!(error.to_string().contains(&format!("was sent {ETH}")), "{error}");
+    let more = send_eth(&chain, CHANGENOW, wallet.address(), ETH + 1).await;
+    let error = wallet.credit_incoming(&more, Asset::Eth, &claim).await.unwrap_err();
+    assert!(error.to_string().contains(&format!("was sent {ETH}")), "more than the exchange was sent: {error}");
 
     let unset = Credit { credited_to: "conversion_refund:a", refund: refund(&[], ETH) };
     let full = send_eth(&chain, CHANGENOW, wallet.address(), ETH).await;
@@ -106,9 +106,16 @@ async fn a_refund_from_anyone_but_changenow_or_of_another_amount_counts_for_noth
     assert!(error.to_string().contains("CHANGENOW_SENDER_ADDRESSES"), "{error}");
     assert!(credits(&pool).await.is_empty(), "nothing credited");
 
+    // Less than was sent is a partial refund: credited as what it is (its caller keeps the rows).
+    let short = send_eth(&chain, CHANGENOW, wallet.address(), ETH - 1).await;
+    let seen = wallet.credit_incoming(&short, Asset::Eth, &claim).await.unwrap();
+    assert!(matches!(seen, IncomingState::Confirmed { amount, .. } if amount == U256::from(ETH - 1)), "{seen:?}");
+    assert_eq!(credits(&pool).await.len(), 1);
+
     // What is not a refund (a conversion's USDT) is credited from whoever paid it.
     let plain = Credit { credited_to: "conversion:a", refund: None };
     assert!(wallet.credit_incoming(&from_someone, Asset::Eth, &plain).await.is_ok());
+    assert_eq!(credits(&pool).await.len(), 2);
 }
 
 #[tokio::test]

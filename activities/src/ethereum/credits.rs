@@ -9,8 +9,9 @@
 //! naming the first; the same purpose asking again gets the same answer.
 //!
 //! A refund counts only when it comes from ChangeNow's own senders (`CHANGENOW_SENDER_ADDRESSES`)
-//! and for exactly the amount the exchange was sent: a refund is what returns rows to the pool or
-//! lets a payout be sent again, so anything less is left to an operator.
+//! and never for more than the exchange was sent: a refund is what returns rows to the pool or
+//! lets a payout be sent again. A partial one is credited as what it is, and its caller keeps the
+//! rows (or the payout) for an operator; only the exchange's full amount returns them.
 
 use super::{
     outbox::{rpc, ERC20_TRANSFER_EVENT},
@@ -165,10 +166,12 @@ fn refund_counts(tx_hash: &str, asset: &str, parts: &mut Vec<IncomingPart>, refu
         parts.iter().filter(|p| !refund.senders.contains(&p.from)).map(|p| p.from.to_checksum(None)).collect();
     parts.retain(|p| refund.senders.contains(&p.from));
     let amount = parts.iter().fold(U256::ZERO, |sum, part| sum.saturating_add(part.amount));
-    if amount != refund.amount {
+    // Nothing from ChangeNow, or more than the exchange was ever sent: not this exchange's refund.
+    // Less is a partial refund: credited to it, and the caller decides (the rows stay, say).
+    if amount.is_zero() || amount > refund.amount {
         let others = if from_others.is_empty() { String::new() } else { format!(" (and more from {}, not ChangeNow)", from_others.join(", ")) };
         return refused(format!(
-            "it paid the hot wallet {amount} base units of {asset} from ChangeNow's senders{others}, but the exchange was sent {}",
+            "it paid the hot wallet {amount} base units of {asset} from ChangeNow's senders{others}, and the exchange was sent {}",
             refund.amount
         ));
     }
@@ -202,8 +205,9 @@ mod tests {
 
         let error = refund_counts("0xab", "ETH", &mut vec![part(2, 100)], &rule(100)).unwrap_err().to_string();
         assert!(error.contains("0 base units") && error.contains("not ChangeNow"), "another sender does not count: {error}");
-        let error = refund_counts("0xab", "ETH", &mut vec![part(1, 99)], &rule(100)).unwrap_err().to_string();
-        assert!(error.contains("99") && error.contains("was sent 100"), "a short refund does not count: {error}");
+        let error = refund_counts("0xab", "ETH", &mut vec![part(1, 101)], &rule(100)).unwrap_err().to_string();
+        assert!(error.contains("101") && error.contains("was sent 100"), "more than was sent is not its refund: {error}");
+        assert!(refund_counts("0xab", "ETH", &mut vec![part(1, 99)], &rule(100)).is_ok(), "a partial refund is credited as such");
 
         let mut mixed = vec![part(1, 100), part(2, 5)];
         assert!(refund_counts("0xab", "ETH", &mut mixed, &rule(100)).is_ok());

@@ -145,7 +145,7 @@ impl Recovery<'_> {
     }
 
     /// The refund ChangeNow reports for the exchange, credited to the batch when it counts (from
-    /// ChangeNow's senders, for exactly the batch's ETH, not counted for anything else); why not,
+    /// ChangeNow's senders, for at most the batch's ETH, not counted for anything else); why not,
     /// otherwise.
     async fn refund_seen(&self, exchange_id: &str, batch_id: Uuid, batch_eth: rust_decimal::Decimal) -> Result<Result<SeenRefund, String>, ConversionCommandError> {
         let exchange = self.changenow.exchange_status(exchange_id).await.map_err(|e| ConversionCommandError::ChangeNow(e.to_string()))?;

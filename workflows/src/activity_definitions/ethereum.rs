@@ -103,7 +103,7 @@ impl IncomingTransferQuery {
     }
 
     /// A refund of an exchange that was sent `amount`: it counts only from ChangeNow's own
-    /// senders (`CHANGENOW_SENDER_ADDRESSES`) and only for exactly `amount`; credited once to
+    /// senders (`CHANGENOW_SENDER_ADDRESSES`) and never for more than `amount`; credited once to
     /// `credited_to`.
     pub fn refund_credited_to(self, credited_to: impl Into<String>, amount: Decimal) -> IncomingTransferMatch {
         IncomingTransferMatch { credit: Some(IncomingCredit { credited_to: credited_to.into(), refund_of: Some(amount) }), ..self.into() }
@@ -116,7 +116,7 @@ impl IncomingTransferQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncomingCredit {
     pub credited_to: String,
-    /// A refund: the amount the exchange was sent, which it must return exactly.
+    /// A refund: the amount the exchange was sent (never credited for more).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund_of: Option<Decimal>,
 }
