@@ -63,6 +63,8 @@ pub struct Config {
     /// Blocks a transfer needs (its own included) before it counts: `ETH_CONFIRMATIONS`,
     /// default 1 for anvil; use 12 or more on mainnet.
     pub eth_confirmations: u64,
+    /// `ETH_CONFIRMATIONS_FORCE=1`: accept fewer than [`MAINNET_MIN_CONFIRMATIONS`] on mainnet.
+    pub eth_confirmations_forced: bool,
     /// A transfer not mined this long after its broadcast is replaced with higher fees:
     /// `TRANSFER_STUCK_AFTER_SECS`, default 180.
     pub transfer_stuck_after: Duration,
@@ -211,10 +213,19 @@ impl Config {
             platform_fee,
             http_addr,
             eth_confirmations,
+            eth_confirmations_forced: get("ETH_CONFIRMATIONS_FORCE").is_some_and(|v| v.trim() == "1"),
             transfer_stuck_after: Duration::from_secs(stuck_secs.max(1)),
             max_fee_per_gas_wei,
             fault_kill_after_broadcast: get("PAYOUT_FAULT_KILL_AFTER_BROADCAST").is_some_and(|v| v.trim() == "1"),
-            admin_token: get("ADMIN_TOKEN").filter(|t| !t.trim().is_empty()).map(Secret::new),
+            admin_token: match get("ADMIN_TOKEN").filter(|t| !t.trim().is_empty()) {
+                Some(token) if token.trim().chars().count() < MIN_ADMIN_TOKEN_CHARS => {
+                    return Err(invalid(
+                        "ADMIN_TOKEN",
+                        format!("is {} characters; use at least {MIN_ADMIN_TOKEN_CHARS} random ones (e.g. `openssl rand -hex 32`)", token.trim().chars().count()),
+                    ))
+                }
+                token => token.map(Secret::new),
+            },
             temporal_ui_url: parsed("TEMPORAL_UI_URL", "http://localhost:8233")?,
             worker_tuning: {
                 let count = |name: &'static str, minimum: usize| -> Result<Option<usize>, ConfigError> {
@@ -319,6 +330,29 @@ fn gwei_to_wei(text: &str) -> Result<u128, String> {
         return Err(format!("{gwei} gwei must be above zero and a whole number of wei"));
     }
     rust_decimal::prelude::ToPrimitive::to_u128(&wei).ok_or_else(|| format!("{gwei} gwei is too large"))
+}
+
+/// The shortest `ADMIN_TOKEN` accepted: it opens every operator route, so it must not be guessable.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+/// Ethereum mainnet (chain id 1) reorganises a block or two now and then: fewer confirmations than
+/// this could credit or complete what a reorg takes back.
+pub const MAINNET_MIN_CONFIRMATIONS: u64 = 12;
+
+impl Config {
+    /// Refuses `ETH_CONFIRMATIONS` below [`MAINNET_MIN_CONFIRMATIONS`] on mainnet unless forced;
+    /// the worker checks it once it knows the chain id.
+    pub fn check_confirmations_for_chain(&self, chain_id: u64) -> Result<(), ConfigError> {
+        if chain_id == 1 && self.eth_confirmations < MAINNET_MIN_CONFIRMATIONS && !self.eth_confirmations_forced {
+            return Err(invalid(
+                "ETH_CONFIRMATIONS",
+                format!(
+                    "is {} on Ethereum mainnet (chain id 1); use at least {MAINNET_MIN_CONFIRMATIONS}, or set ETH_CONFIRMATIONS_FORCE=1",
+                    self.eth_confirmations
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A comma-separated list of `0x` addresses; empty or absent: none.
@@ -480,6 +514,30 @@ mod tests {
         assert!(!printed.contains("s3cret") && !printed.contains("postgres://") && !printed.contains("np-k3y"), "{printed}");
         let client = crate::nowpayments::NowPaymentsClient::new(&config.nowpayments_api_url, "np-k3y", Duration::from_secs(1)).unwrap();
         assert!(!format!("{client:?}").contains("np-k3y"));
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused_naming_the_variable() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("ADMIN_TOKEN", "letmein"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
+        assert!(err.contains("ADMIN_TOKEN") && err.contains("7 characters") && !err.contains("letmein"), "{err}");
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("ADMIN_TOKEN", "0123456789abcdef0123456789abcdef"));
+        assert!(Config::from_lookup(lookup(&pairs)).unwrap().admin_token.is_some());
+    }
+
+    #[test]
+    fn mainnet_needs_twelve_confirmations_unless_forced() {
+        let mut config = Config::from_lookup(lookup(MINIMAL)).unwrap();
+        assert!(config.check_confirmations_for_chain(31337).is_ok(), "one suits anvil");
+        let err = config.check_confirmations_for_chain(1).unwrap_err().to_string();
+        assert!(err.contains("ETH_CONFIRMATIONS") && err.contains("ETH_CONFIRMATIONS_FORCE"), "{err}");
+        config.eth_confirmations = 12;
+        assert!(config.check_confirmations_for_chain(1).is_ok());
+        config.eth_confirmations = 3;
+        config.eth_confirmations_forced = true;
+        assert!(config.check_confirmations_for_chain(1).is_ok());
     }
 
     #[test]

@@ -54,9 +54,13 @@ async fn a_registered_client_follows_its_payout_with_its_own_key() {
     let path = "/api/v1/clients/-100730/status";
     assert_eq!(call(&app, reqwest::Method::GET, path, None, None).await.0, 401);
     let (wrong, body) = call(&app, reqwest::Method::GET, path, Some("ck_not-the-key"), None).await;
-    assert_eq!(wrong, 403, "{body}");
+    assert_eq!(wrong, 401, "a wrong key is refused like a missing one: {body}");
     assert!(body["error"].is_string());
-    assert_eq!(call(&app, reqwest::Method::GET, "/api/v1/clients/-1nobody/status", Some(&key), None).await.0, 404);
+    // A probe cannot tell a registered channel from one never registered.
+    let (unknown, unknown_body) = call(&app, reqwest::Method::GET, "/api/v1/clients/-1nobody/status", Some(&key), None).await;
+    assert_eq!((unknown, &unknown_body), (401, &body), "the same answer for an unregistered channel");
+    let (_, missing_body) = call(&app, reqwest::Method::GET, path, None, None).await;
+    assert_eq!(missing_body, body);
 
     // 60 USD paid: 58.20 net waits for the conversion, then is locked in USDT.
     accumulate(&app, "-100730", &[dec!(30), dec!(30)]).await;
@@ -100,7 +104,7 @@ async fn a_registered_client_follows_its_payout_with_its_own_key() {
     // `starter client key` issues a new key: the old one stops working.
     let new_key = payout_starter::api::new_client_key();
     assert!(activities::db::clients::set_key_hash(&app.pool, "-100730", &payout_starter::api::key_hash(&new_key)).await.unwrap());
-    assert_eq!(call(&app, reqwest::Method::GET, path, Some(&key), None).await.0, 403);
+    assert_eq!(call(&app, reqwest::Method::GET, path, Some(&key), None).await.0, 401);
     assert_eq!(call(&app, reqwest::Method::GET, path, Some(&new_key), None).await.0, 200);
 }
 
@@ -161,7 +165,7 @@ async fn a_client_changes_its_settings_and_a_new_wallet_with_unpaid_rows_alerts_
     let (refused, error) = call(&app, reqwest::Method::PATCH, path, Some(&key), Some(json!({"payout_threshold_usd": 20}))).await;
     assert_eq!((refused, error["field"].as_str()), (422, Some("payout_threshold_usd")));
     let (other_key, _) = call(&app, reqwest::Method::PATCH, path, Some("ck_wrong"), Some(json!({"payout_threshold_usd": 200}))).await;
-    assert_eq!(other_key, 403);
+    assert_eq!(other_key, 401);
 
     let change = json!({"wallet_address": ETH_WALLET, "payout_currency": "eth", "payout_network": "eth", "payout_threshold_usd": "250"});
     let (changed, view) = call(&app, reqwest::Method::PATCH, path, Some(&key), Some(change)).await;
@@ -338,7 +342,7 @@ async fn the_register_and_status_pages_work_without_javascript() {
     assert!(status_page.contains("<progress"), "{status_page}");
     assert!(status_page.contains("id=\"pending_conversion_usd\">29.1"), "{status_page}");
     let (denied, _) = get_page(&app, "/clients/-100736?key=ck_wrong").await;
-    assert_eq!(denied, 403);
+    assert_eq!(denied, 401);
     let (text_ok, text) = get_page(&app, &link.replace("/clients/-100736?", "/clients/-100736/status.txt?")).await;
     assert_eq!(text_ok, 200);
     assert!(text.starts_with("💰 Your Payout Status\n"), "{text}");
@@ -362,4 +366,28 @@ async fn the_register_and_status_pages_work_without_javascript() {
     let (refused, page) = post_form(&app, "/clients/-100736", &[("key", key.as_str()), ("payout_strategy", "threshold"), ("payout_threshold_usd", "10")]).await;
     assert_eq!(refused, 422);
     assert!(page.contains("at least 50"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_forbids_framing_sniffing_and_inline_code() {
+    let app = TestApp::spawn().await;
+    for path in ["/register", "/clients/-1nobody?key=ck_x", "/admin/login", "/health", "/api/v1/openapi.json", "/api/v1/clients/-1nobody/status"] {
+        let answer = app.http.get(format!("http://{}{path}", app.addr)).send().await.unwrap();
+        let headers = answer.headers();
+        let csp = headers.get("content-security-policy").unwrap_or_else(|| panic!("{path} has no CSP")).to_str().unwrap();
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+    }
+    // The pages' style and script are files of the server, so nothing inline needs allowing.
+    let (_, page) = get_page(&app, "/register").await;
+    assert!(!page.contains("<script>") && !page.contains("<style"), "inline code left in the page");
+    for (path, kind) in [("/static/register.js", "text/javascript"), ("/static/pages.css", "text/css")] {
+        let answer = app.http.get(format!("http://{}{path}", app.addr)).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        assert!(answer.headers()["content-type"].to_str().unwrap().starts_with(kind), "{path}");
+        assert!(page.contains(path), "the page links {path}");
+    }
 }

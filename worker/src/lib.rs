@@ -85,6 +85,7 @@ impl PayoutServices {
             abandon_unsent_after: OutboxSettings::ABANDON_UNSENT_AFTER,
         };
         let hot_wallet = Arc::new(HotWallet::connect(pool.clone(), rpc_url, key, settings).await?);
+        config.check_confirmations_for_chain(hot_wallet.chain_id())?;
         let changenow = ChangeNowClient::new(changenow_url, changenow_key, CHANGENOW_TIMEOUT)
             .map_err(|e| WorkerError::Setup(e.to_string()))?;
         let nowpayments = activities::nowpayments::NowPaymentsClient::new(

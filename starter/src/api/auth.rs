@@ -33,20 +33,24 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
-/// The client behind `client_id`, if `key` is its key: 401 without a key, 403 with a wrong one
-/// (or for a client that was never issued one), 404 for an unknown client (a channel id is public).
+/// The client behind `client_id`, if `key` is its key. Every refusal is the same 401 with the
+/// same body (no key, a wrong key, a channel never registered or never issued a key), and each
+/// costs one lookup and one constant-time comparison: channel ids are public, and probing must
+/// not tell registered channels apart.
 pub async fn authorize_client(pool: &PgPool, client_id: &str, key: Option<&str>) -> Result<clients::ClientRecord, ApiError> {
-    let client = clients::find(pool, client_id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found(format!("there is no client {client_id}")))?;
-    let key = key.filter(|k| !k.is_empty()).ok_or_else(|| ApiError::unauthorized("this needs the client key given at registration"))?;
+    let refused = || ApiError::unauthorized("this needs the client key given at registration for this channel");
     let stored = clients::key_hash(pool, client_id).await.map_err(ApiError::internal)?;
-    match stored {
-        Some(stored) if constant_time_eq(&stored, &key_hash(key)) => Ok(client),
-        _ => Err(ApiError::forbidden("this client key does not open this client")),
+    let presented = key.map(str::trim).filter(|k| !k.is_empty());
+    // Compared even when there is nothing to compare with, so both take the same time.
+    let matches = constant_time_eq(stored.as_deref().unwrap_or(NO_STORED_KEY), &key_hash(presented.unwrap_or_default()));
+    if !matches || stored.is_none() || presented.is_none() {
+        return Err(refused());
     }
+    clients::find(pool, client_id).await.map_err(ApiError::internal)?.ok_or_else(refused)
 }
+
+/// Not the SHA-256 hex of anything: never equal to a presented key's hash.
+const NO_STORED_KEY: &str = "no stored key";
 
 /// The operator surface is off (404) unless `ADMIN_TOKEN` is set; then it needs that token.
 pub fn authorize_operator(admin_token: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {

@@ -215,7 +215,8 @@ pub async fn register_client(state: &ApiState, form: Registration) -> Result<Reg
     security(("client_key" = [])),
     responses(
         (status = 200, body = ClientStatus),
-        (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+        (status = 401, body = super::ErrorBody,
+            description = "No key, a wrong key or a channel never registered: one answer, so probing tells nothing")))]
 pub async fn status(State(state): State<ApiState>, ApiPath(client_id): ApiPath<String>, headers: HeaderMap) -> Result<Json<ClientStatus>, ApiError> {
     let client = auth::authorize_client(&state.pool, &client_id, auth::bearer(&headers)).await?;
     Ok(Json(client_status_of(&state, &client).await?))
@@ -288,8 +289,10 @@ impl From<PastPayout> for PayoutView {
     security(("client_key" = [])),
     responses(
         (status = 200, body = ClientView),
-        (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
-        (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+        (status = 400, body = super::ErrorBody),
+        (status = 401, body = super::ErrorBody,
+            description = "No key, a wrong key or a channel never registered: one answer, so probing tells nothing"),
+        (status = 422, body = super::ErrorBody)))]
 pub async fn change(
     State(state): State<ApiState>,
     ApiPath(client_id): ApiPath<String>,

@@ -31,8 +31,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/register", get(register_form).post(register))
         .route("/clients/{client_id}", get(client_page).post(change))
         .route("/clients/{client_id}/status.txt", get(client_status_text))
+        .route("/static/pages.css", get(|| async { static_file("text/css; charset=utf-8", include_str!("../../static/pages.css")) }))
+        .route("/static/register.js", get(|| async { static_file("text/javascript; charset=utf-8", include_str!("../../static/register.js")) }))
         .with_state(state.clone())
         .merge(admin::router(state))
+}
+
+/// The pages' style and script: files of this server, so the Content-Security-Policy allows
+/// nothing inline.
+fn static_file(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
 }
 
 /// What was typed, kept on the page when it is refused.

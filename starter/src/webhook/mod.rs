@@ -2,6 +2,7 @@
 //! ([`crate::metrics`]) and the JSON API ([`crate::api`]).
 
 mod nowpayments;
+mod security_headers;
 
 pub use nowpayments::SIGNATURE_HEADER;
 
@@ -51,7 +52,7 @@ const PARALLEL_STARTS: usize = 32;
 fn router(state: HandlerState, api: ApiState) -> Router {
     let metrics = MetricsState { pool: state.pool.clone(), http: state.metrics.clone() };
     let readiness = ReadyState { pool: state.pool.clone(), temporal: api.temporal.clone() };
-    Router::new()
+    let router = Router::new()
         .route("/webhooks/nowpayments", post(nowpayments::receive_ipn))
         .route("/health", get(health))
         .with_state(state)
@@ -59,7 +60,8 @@ fn router(state: HandlerState, api: ApiState) -> Router {
         .merge(Router::new().route("/ready", get(ready)).with_state(readiness))
         .merge(crate::api::router(api.clone()))
         .merge(crate::pages::router(api))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    security_headers::with_security_headers(router)
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -34,7 +34,7 @@ use tracing::info;
 
 pub const TASK_QUEUE: &str = "soak";
 pub const IPN_SECRET: &str = "soak-ipn-secret";
-pub const ADMIN_TOKEN: &str = "soak-admin-token";
+pub const ADMIN_TOKEN: &str = "soak-admin-token-of-32-characters";
 const CHANGENOW_API_KEY: &str = "soak-changenow-key";
 
 #[derive(Debug, Clone)]
