@@ -391,3 +391,28 @@ async fn every_answer_forbids_framing_sniffing_and_inline_code() {
         assert!(page.contains(path), "the page links {path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off_and_holds_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let mut slow = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: payouts\r\nX-Slow: 1").await.unwrap();
+    let opened = std::time::Instant::now();
+    // Others are served meanwhile.
+    assert_eq!(call(&app, reqwest::Method::GET, "/health", None, None).await.0, 200);
+    let mut buffer = [0u8; 512];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(25), async {
+        loop {
+            match slow.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                // hyper may answer 408 before it closes.
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the half-sent request still holds its connection after 25 s");
+    let held = opened.elapsed();
+    assert!(held >= std::time::Duration::from_secs(5), "cut off after {held:?}: too eager for a slow network");
+}

@@ -3,6 +3,7 @@
 
 mod nowpayments;
 mod security_headers;
+mod serve;
 
 pub use nowpayments::SIGNATURE_HEADER;
 
@@ -131,17 +132,14 @@ pub async fn spawn(addr: SocketAddr, state: AppState, redrive_every: Duration) -
     let launcher = WorkflowLauncher::spawn(state.pool.clone(), state.temporal.clone(), PARALLEL_STARTS);
     let api = ApiState::new(state.pool.clone(), state.temporal.clone(), state.admin_token, &state.temporal_ui_url);
     let handler_state = HandlerState { pool: state.pool, ipn_secret: state.ipn_secret, launcher, metrics: HttpMetrics::default() };
-    let app = router(handler_state, api)
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(handler_state, api);
     let redriver_handle = redriver.abort_handle();
     let (stop_accepting, stop) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let stopped = async {
             stop.await.ok();
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-            tracing::error!(error = %e, "webhook server stopped");
-        }
+        serve::serve(listener, app, stopped).await;
         redriver.abort();
     });
     Ok(RunningServer { addr, task, redriver: redriver_handle, stop_accepting: Some(stop_accepting) })
