@@ -9,12 +9,15 @@ load_env
 with_services_only=${1:-}
 
 # --- Postgres database ---------------------------------------------------------------------
-db_name="${DATABASE_URL##*/}"; db_name="${db_name%%\?*}"
-server_url="${DATABASE_URL%/*}/postgres"
-if ! psql "$DATABASE_URL" -qtAc 'SELECT 1' >/dev/null 2>&1; then
-  say "creating database $db_name"
-  psql "$server_url" -qc "CREATE DATABASE \"$db_name\"" >/dev/null
-fi
+ensure_database() {
+  db_name="${DATABASE_URL##*/}"; db_name="${db_name%%\?*}"
+  server_url="${DATABASE_URL%/*}/postgres"
+  if ! psql "$DATABASE_URL" -qtAc 'SELECT 1' >/dev/null 2>&1; then
+    say "creating database $db_name"
+    psql "$server_url" -qc "CREATE DATABASE \"$db_name\"" >/dev/null
+  fi
+}
+ensure_database
 
 # --- Temporal dev server -------------------------------------------------------------------
 temporal_host="${TEMPORAL_ADDRESS%:*}"; temporal_port="${TEMPORAL_ADDRESS##*:}"
@@ -47,6 +50,21 @@ anvil_ready() { curl -sf -H 'content-type: application/json' \
   -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' "$ETH_RPC_URL"; }
 wait_for "anvil" 30 anvil_ready
 
+# --- one database, one chain ---------------------------------------------------------------
+# A database whose outbox belongs to another chain (another checkout's stack on this machine, or
+# a chain that was reset) is never used. With the default DATABASE_URL this checkout gets a
+# database of its own; a DATABASE_URL set by hand is refused, naming both chains.
+if ! refusal="$("$ROOT/scripts/check-chain-binding.sh" "$DATABASE_URL" "$ETH_RPC_URL" 2>&1)"; then
+  default_url="$(grep -E '^DATABASE_URL=' "$ROOT/.env.example" | cut -d= -f2-)"
+  [ "$DATABASE_URL" = "$default_url" ] || { printf '%s\n' "$refusal" >&2; exit 1; }
+  own_url="${DATABASE_URL%/*}/payouts_$(printf %s "$ROOT" | sha256sum | cut -c1-10)"
+  say "database ${DATABASE_URL##*/} belongs to another chain; this checkout uses ${own_url##*/} (DATABASE_URL in .env)"
+  sed -i "s#^DATABASE_URL=.*#DATABASE_URL=$own_url#" "$ROOT/.env"
+  load_env
+  ensure_database
+  "$ROOT/scripts/check-chain-binding.sh" "$DATABASE_URL" "$ETH_RPC_URL" || exit 1
+fi
+
 # --- binaries, migrations ------------------------------------------------------------------
 say "building the worker, the starter and the ChangeNow simulator"
 (cd "$ROOT" && cargo build --quiet --bin worker --bin starter --bin changenow-simulator)
@@ -58,11 +76,6 @@ BIN="$CARGO_TARGET_DIR/debug"
 load_env
 
 if [ "$with_services_only" = "--services-only" ]; then exit 0; fi
-
-# One database, one chain: refuse a database another chain's outbox wrote to (another checkout's
-# stack, or a chain that was reset) before a worker signs anything. The tests only need the
-# services: each test makes a database of its own.
-"$ROOT/scripts/check-chain-binding.sh" "$DATABASE_URL" "$ETH_RPC_URL" || exit 1
 
 # --- ChangeNow simulator, worker and webhook ----------------------------------------------
 # NOWPayments' records outlive a restart of the sandbox (a fresh chain keeps them too: reset
