@@ -159,31 +159,25 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-        let parsed = |name: &'static str, default: &str| -> Result<String, ConfigError> {
-            Ok(get(name).unwrap_or_else(|| default.to_owned()))
-        };
+        let parsed =
+            |name: &'static str, default: &str| -> Result<String, ConfigError> { Ok(get(name).unwrap_or_else(|| default.to_owned())) };
 
         let fee_text = parsed("PLATFORM_FEE_PERCENT", "3")?;
         let platform_fee = Decimal::from_str(fee_text.trim())
             .map_err(|e| invalid("PLATFORM_FEE_PERCENT", e))
             .and_then(|pct| PlatformFee::new(pct).map_err(|e| invalid("PLATFORM_FEE_PERCENT", e)))?;
-        let http_addr = parsed("HTTP_ADDR", "127.0.0.1:8080")?
-            .parse()
-            .map_err(|e| invalid("HTTP_ADDR", e))?;
+        let http_addr = parsed("HTTP_ADDR", "127.0.0.1:8080")?.parse().map_err(|e| invalid("HTTP_ADDR", e))?;
         let temporal_address = parsed("TEMPORAL_ADDRESS", "127.0.0.1:7233")?;
         if temporal_address.contains("://") {
             return Err(invalid("TEMPORAL_ADDRESS", "expected host:port, without a scheme"));
         }
 
-        let eth_confirmations: u64 =
-            parsed("ETH_CONFIRMATIONS", "1")?.trim().parse().map_err(|e| invalid("ETH_CONFIRMATIONS", e))?;
+        let eth_confirmations: u64 = parsed("ETH_CONFIRMATIONS", "1")?.trim().parse().map_err(|e| invalid("ETH_CONFIRMATIONS", e))?;
         if eth_confirmations == 0 {
             return Err(invalid("ETH_CONFIRMATIONS", "must be at least 1"));
         }
-        let stuck_secs: u64 = parsed("TRANSFER_STUCK_AFTER_SECS", "180")?
-            .trim()
-            .parse()
-            .map_err(|e| invalid("TRANSFER_STUCK_AFTER_SECS", e))?;
+        let stuck_secs: u64 =
+            parsed("TRANSFER_STUCK_AFTER_SECS", "180")?.trim().parse().map_err(|e| invalid("TRANSFER_STUCK_AFTER_SECS", e))?;
 
         let max_fee_per_gas_wei = gwei_to_wei(&parsed("MAX_FEE_GWEI", "200")?).map_err(|e| invalid("MAX_FEE_GWEI", e))?;
 
@@ -221,7 +215,10 @@ impl Config {
                 Some(token) if token.trim().chars().count() < MIN_ADMIN_TOKEN_CHARS => {
                     return Err(invalid(
                         "ADMIN_TOKEN",
-                        format!("is {} characters; use at least {MIN_ADMIN_TOKEN_CHARS} random ones (e.g. `openssl rand -hex 32`)", token.trim().chars().count()),
+                        format!(
+                            "is {} characters; use at least {MIN_ADMIN_TOKEN_CHARS} random ones (e.g. `openssl rand -hex 32`)",
+                            token.trim().chars().count()
+                        ),
                     ))
                 }
                 token => token.map(Secret::new),
@@ -439,15 +436,11 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| map.get(name).cloned()
     }
 
-    const MINIMAL: &[(&str, &str)] = &[
-        ("DATABASE_URL", "postgres://postgres@127.0.0.1/payouts"),
-        ("NOWPAYMENTS_IPN_SECRET", "s3cret"),
-    ];
+    const MINIMAL: &[(&str, &str)] = &[("DATABASE_URL", "postgres://postgres@127.0.0.1/payouts"), ("NOWPAYMENTS_IPN_SECRET", "s3cret")];
 
     #[test]
     fn local_defaults_fill_the_rest() {
@@ -544,7 +537,8 @@ mod tests {
     fn changenow_senders_are_a_list_of_addresses() {
         assert!(Config::from_lookup(lookup(MINIMAL)).unwrap().changenow_sender_addresses.is_empty());
         let mut pairs = MINIMAL.to_vec();
-        pairs.push(("CHANGENOW_SENDER_ADDRESSES", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8, 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"));
+        pairs
+            .push(("CHANGENOW_SENDER_ADDRESSES", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8, 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"));
         assert_eq!(Config::from_lookup(lookup(&pairs)).unwrap().changenow_sender_addresses.len(), 2);
         let mut pairs = MINIMAL.to_vec();
         pairs.push(("CHANGENOW_SENDER_ADDRESSES", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8,changenow"));

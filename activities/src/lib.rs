@@ -18,7 +18,7 @@ pub use changenow::ChangeNowActivities;
 pub use config::{Config, ConfigError};
 pub use db::conversion_ledger::ConversionLedgerActivities;
 pub use db::instant_payout_ledger::InstantPayoutLedgerActivities;
+pub use db::payment_ledger::PaymentLedgerActivities;
 pub use db::payout_ledger::PayoutLedgerActivities;
 pub use db::stranded_batches::StrandedBatchActivities;
 pub use ethereum::EthereumActivities;
-pub use db::payment_ledger::PaymentLedgerActivities;

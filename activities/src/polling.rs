@@ -18,9 +18,7 @@ pub const SLOWEST_CHECK: Duration = Duration::from_secs(5);
 
 /// The pauses between checks, in order.
 fn pauses() -> impl Iterator<Item = Duration> {
-    std::iter::successors(Some(FIRST_PAUSE), |last| {
-        Some((*last * 3 / 2).min(SLOWEST_CHECK))
-    })
+    std::iter::successors(Some(FIRST_PAUSE), |last| Some((*last * 3 / 2).min(SLOWEST_CHECK)))
 }
 
 /// Calls `check` until `is_final` says so, `budget` has passed, or the activity is cancelled;

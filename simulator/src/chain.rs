@@ -3,22 +3,21 @@
 //! treasury account. Coins that do not live on this chain (XMR, BTC) get a simulated payout
 //! hash instead of a transaction.
 
+use crate::treasury_fees::{nonce_taken, refused_for_fee, treasury_fees};
+use activities::ethereum::{erc20_transfer_calldata, fee_bump::GasFees, ERC20_TRANSFER_SELECTOR};
 use alloy::{
     consensus::Transaction as _,
-    network::{EthereumWallet, TransactionBuilder, TransactionResponse as _},
     eips::BlockNumberOrTag,
+    network::{EthereumWallet, TransactionBuilder, TransactionResponse as _},
     primitives::{Address, TxHash, U256},
     providers::{DynProvider, Provider, ProviderBuilder, RootProvider},
     rpc::types::TransactionRequest,
     signers::local::PrivateKeySigner,
 };
-use crate::treasury_fees::{nonce_taken, refused_for_fee, treasury_fees};
-use activities::ethereum::{erc20_transfer_calldata, fee_bump::GasFees, ERC20_TRANSFER_SELECTOR};
 use rust_decimal::Decimal;
 use std::{collections::HashSet, str::FromStr, time::Duration};
 use tracing::warn;
 use workflows::domain::{from_base_units, to_base_units, ChainAsset};
-
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -60,7 +59,8 @@ const MAX_REFUSALS: u32 = 10;
 
 impl Chain {
     pub async fn connect(rpc_url: &str, treasury_key: &str, usdt: Option<Address>) -> Result<Self, ChainError> {
-        let url: alloy::transports::http::reqwest::Url = rpc_url.parse().map_err(|_| ChainError::Invalid(format!("'{rpc_url}' is not a URL")))?;
+        let url: alloy::transports::http::reqwest::Url =
+            rpc_url.parse().map_err(|_| ChainError::Invalid(format!("'{rpc_url}' is not a URL")))?;
         let signer = PrivateKeySigner::from_str(treasury_key.trim())
             .map_err(|_| ChainError::Invalid("the treasury key is not a valid secp256k1 key".into()))?;
         let treasury_address = signer.address();
@@ -131,13 +131,10 @@ impl Chain {
                 TransactionRequest::default().with_to(parse_address(to)?).with_value(U256::from(wei))
             }
             "usdt" | "usdc" => {
-                let (contract, asset) = self
-                    .token(coin)
-                    .ok_or_else(|| ChainError::Invalid(format!("{}_CONTRACT is not configured", coin.to_uppercase())))?;
+                let (contract, asset) =
+                    self.token(coin).ok_or_else(|| ChainError::Invalid(format!("{}_CONTRACT is not configured", coin.to_uppercase())))?;
                 let units = to_base_units(amount, asset).map_err(|e| ChainError::Invalid(e.to_string()))?;
-                TransactionRequest::default()
-                    .with_to(contract)
-                    .with_input(erc20_transfer_calldata(parse_address(to)?, U256::from(units)))
+                TransactionRequest::default().with_to(contract).with_input(erc20_transfer_calldata(parse_address(to)?, U256::from(units)))
             }
             other => return Ok(format!("simulated-{other}-payout-{}", uuid::Uuid::new_v4().simple())),
         };
@@ -178,7 +175,9 @@ impl Chain {
                     match pending.with_timeout(Some(STUCK_AFTER)).get_receipt().await {
                         Ok(receipt) if receipt.status() => return Ok(receipt.transaction_hash.to_string()),
                         Ok(receipt) => return Err(ChainError::Rpc(format!("treasury transaction {} reverted", receipt.transaction_hash))),
-                        Err(e) => warn!(nonce, attempt, tx_hash = %hash, base_fee, max_fee = fees.max_fee, error = %e, "treasury transaction not mined; re-signing with more"),
+                        Err(e) => {
+                            warn!(nonce, attempt, tx_hash = %hash, base_fee, max_fee = fees.max_fee, error = %e, "treasury transaction not mined; re-signing with more")
+                        }
                     }
                 }
                 Err(e) if refused_for_fee(&e.to_string()) => {

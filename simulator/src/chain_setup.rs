@@ -35,11 +35,7 @@ pub async fn deploy_test_usdt(rpc_url: &str) -> anyhow::Result<(Address, bool)> 
 /// Deploys one instance of `contracts/TestUsdt.sol` from the deployer.
 async fn deploy_token(provider: &impl Provider) -> anyhow::Result<Address> {
     let code = Bytes::from(alloy::hex::decode(TEST_USDT_BYTECODE.trim())?);
-    let receipt = provider
-        .send_transaction(TransactionRequest::default().with_deploy_code(code))
-        .await?
-        .get_receipt()
-        .await?;
+    let receipt = provider.send_transaction(TransactionRequest::default().with_deploy_code(code)).await?.get_receipt().await?;
     anyhow::ensure!(receipt.status(), "deploying a test token reverted");
     receipt.contract_address.ok_or_else(|| anyhow::anyhow!("no contract address in the receipt"))
 }

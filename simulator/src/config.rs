@@ -127,8 +127,7 @@ impl SimulatorConfig {
                 let (coin, price) = entry
                     .split_once('=')
                     .ok_or_else(|| Invalid { name: "SIMULATOR_PRICES_USD", reason: format!("'{entry}' is not coin=price") })?;
-                let price = Decimal::from_str(price.trim())
-                    .map_err(|e| Invalid { name: "SIMULATOR_PRICES_USD", reason: e.to_string() })?;
+                let price = Decimal::from_str(price.trim()).map_err(|e| Invalid { name: "SIMULATOR_PRICES_USD", reason: e.to_string() })?;
                 market.usd_prices.insert(coin.trim().to_ascii_lowercase(), price);
             }
         }

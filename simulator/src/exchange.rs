@@ -113,12 +113,7 @@ impl Exchange {
     }
 
     /// Moves one step when its time has come. `quote` prices the deposit in the to-coin.
-    pub fn advance(
-        &mut self,
-        now: Instant,
-        step_delay: Duration,
-        quote: impl Fn(Decimal) -> Option<Decimal>,
-    ) -> Option<ChainAction> {
+    pub fn advance(&mut self, now: Instant, step_delay: Duration, quote: impl Fn(Decimal) -> Option<Decimal>) -> Option<ChainAction> {
         if now < self.next_step_at || self.chain_action_pending {
             return None;
         }
@@ -138,12 +133,7 @@ impl Exchange {
                     }
                     let to = self.refund_address.clone()?;
                     self.chain_action_pending = true;
-                    return Some(ChainAction::Refund {
-                        exchange_id: self.id.clone(),
-                        coin: self.pair.from_currency.clone(),
-                        to,
-                        amount,
-                    });
+                    return Some(ChainAction::Refund { exchange_id: self.id.clone(), coin: self.pair.from_currency.clone(), to, amount });
                 }
                 None => {
                     let amount = quote(self.amount_from?)?;

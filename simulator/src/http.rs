@@ -8,8 +8,8 @@ use crate::{
     Simulator,
 };
 use activities::changenow::api::{
-    CreateExchangeRequest, CreateExchangeResponse, ErrorResponse, EstimateResponse, ExchangeStatusResponse, Flow,
-    RangeResponse, API_KEY_HEADER, ESTIMATE_PATH, EXCHANGE_PATH, RANGE_PATH, STATUS_PATH,
+    CreateExchangeRequest, CreateExchangeResponse, ErrorResponse, EstimateResponse, ExchangeStatusResponse, Flow, RangeResponse,
+    API_KEY_HEADER, ESTIMATE_PATH, EXCHANGE_PATH, RANGE_PATH, STATUS_PATH,
 };
 use alloy::primitives::Address;
 use axum::{

@@ -70,7 +70,9 @@ async fn deliver(http: &reqwest::Client, url: &str, body: String, signature: &st
                 info!(payment_id, payment_status = status, attempt, "NOWPayments: IPN delivered");
                 return;
             }
-            Ok(response) => warn!(payment_id, payment_status = status, attempt, http_status = response.status().as_u16(), "NOWPayments: IPN refused"),
+            Ok(response) => {
+                warn!(payment_id, payment_status = status, attempt, http_status = response.status().as_u16(), "NOWPayments: IPN refused")
+            }
             Err(e) => warn!(payment_id, payment_status = status, attempt, error = %e, "NOWPayments: IPN not delivered"),
         }
         if attempt < ATTEMPTS {

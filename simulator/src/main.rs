@@ -66,8 +66,8 @@ async fn serve() -> anyhow::Result<()> {
 async fn setup_chain(env_file: PathBuf) -> anyhow::Result<()> {
     let rpc_url = std::env::var("ETH_RPC_URL").context("ETH_RPC_URL is required")?;
     let hot_wallet_key = std::env::var("HOST_WALLET_PRIVATE_KEY").context("HOST_WALLET_PRIVATE_KEY is required")?;
-    let treasury_key = std::env::var("SIMULATOR_TREASURY_KEY")
-        .unwrap_or_else(|_| changenow_simulator::config::ANVIL_TREASURY_KEY.to_owned());
+    let treasury_key =
+        std::env::var("SIMULATOR_TREASURY_KEY").unwrap_or_else(|_| changenow_simulator::config::ANVIL_TREASURY_KEY.to_owned());
     let hot_wallet = alloy::signers::local::PrivateKeySigner::from_str(hot_wallet_key.trim())
         .context("HOST_WALLET_PRIVATE_KEY is not a valid key")?
         .address();

@@ -109,9 +109,6 @@ mod tests {
         assert!(address_is_valid("eth", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"));
         assert!(!address_is_valid("eth", "0x7099"));
         assert!(!address_is_valid("xmr", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"));
-        assert!(address_is_valid(
-            "xmr",
-            "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A"
-        ));
+        assert!(address_is_valid("xmr", "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A"));
     }
 }

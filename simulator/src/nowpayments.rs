@@ -112,7 +112,8 @@ mod tests {
     #[test]
     fn counted_and_timed_faults_run_out() {
         let now = Instant::now();
-        let mut counted = Faults::from_request(&FaultRequest { status: Some(429), count: Some(2), retry_after: Some(3), ..Default::default() }, now);
+        let mut counted =
+            Faults::from_request(&FaultRequest { status: Some(429), count: Some(2), retry_after: Some(3), ..Default::default() }, now);
         assert_eq!(counted.take_failure(now), Some((429, Some(3))));
         assert_eq!(counted.take_failure(now), Some((429, Some(3))));
         assert_eq!(counted.take_failure(now), None);

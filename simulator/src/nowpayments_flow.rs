@@ -76,7 +76,12 @@ fn timestamp() -> String {
 }
 
 /// The record of a new payment, priced at `eth_usd`.
-pub fn new_record(payment_id: i64, request: &CreatePayment, pay_address: Address, eth_usd: Option<Decimal>) -> Result<PaymentRecord, CreateError> {
+pub fn new_record(
+    payment_id: i64,
+    request: &CreatePayment,
+    pay_address: Address,
+    eth_usd: Option<Decimal>,
+) -> Result<PaymentRecord, CreateError> {
     let price_currency = request.price_currency.trim().to_ascii_lowercase();
     let pay_currency = request.pay_currency.trim().to_ascii_lowercase();
     if request.price_amount <= Decimal::ZERO {
@@ -125,7 +130,11 @@ pub fn finished(record: &mut PaymentRecord, outcome: Decimal) {
 }
 
 /// The forwards due at `now`, marked as being carried out.
-pub fn take_due<'a>(flows: impl Iterator<Item = (&'a i64, &'a mut Flow)>, records: &std::collections::BTreeMap<i64, PaymentRecord>, now: Instant) -> Vec<Forward> {
+pub fn take_due<'a>(
+    flows: impl Iterator<Item = (&'a i64, &'a mut Flow)>,
+    records: &std::collections::BTreeMap<i64, PaymentRecord>,
+    now: Instant,
+) -> Vec<Forward> {
     let mut due = Vec::new();
     for (id, flow) in flows {
         let Some(record) = records.get(id) else { continue };
@@ -186,7 +195,15 @@ mod tests {
         let mut record = new_record(7, &request("eth"), Address::ZERO, Some(dec!(3000))).unwrap();
         confirming(&mut record, dec!(0.0567));
         let records = BTreeMap::from([(7, record)]);
-        let mut flows = BTreeMap::from([(7, Flow { pay_address: Address::ZERO, ipn_callback_url: None, forward_due: due_after(now, Duration::from_secs(1)), forwarding: false })]);
+        let mut flows = BTreeMap::from([(
+            7,
+            Flow {
+                pay_address: Address::ZERO,
+                ipn_callback_url: None,
+                forward_due: due_after(now, Duration::from_secs(1)),
+                forwarding: false,
+            },
+        )]);
         assert!(take_due(flows.iter_mut(), &records, now).is_empty());
         let later = now + Duration::from_secs(1);
         assert_eq!(take_due(flows.iter_mut(), &records, later), vec![Forward { payment_id: 7, amount: dec!(0.0564165) }]);

@@ -7,8 +7,8 @@ use crate::{
     nowpayments_flow::{self as flow, CreatePayment},
     Simulator,
 };
-use alloy::primitives::Address;
 use activities::nowpayments::api::{PaymentRecord, API_KEY_HEADER, PAYMENT_PATH};
+use alloy::primitives::Address;
 use axum::{
     extract::{Path, State},
     http::{HeaderMap, StatusCode},

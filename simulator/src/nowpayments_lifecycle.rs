@@ -66,7 +66,8 @@ impl Simulator {
             let finished = {
                 let mut guard = self.nowpayments_lock();
                 let state = &mut *guard;
-                let (Some(record), Some(flow_of)) = (state.records.get_mut(&forward.payment_id), state.flows.get_mut(&forward.payment_id)) else {
+                let (Some(record), Some(flow_of)) = (state.records.get_mut(&forward.payment_id), state.flows.get_mut(&forward.payment_id))
+                else {
                     continue;
                 };
                 flow_of.forwarding = false;

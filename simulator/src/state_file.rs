@@ -86,7 +86,12 @@ mod tests {
         .unwrap();
         let mut nowpayments = NowPayments { last_payment_id: 42, ..Default::default() };
         nowpayments.records.insert(42, record.clone());
-        let flow = Flow { pay_address: Address::repeat_byte(7), ipn_callback_url: Some("http://x/ipn".into()), forward_due: None, forwarding: false };
+        let flow = Flow {
+            pay_address: Address::repeat_byte(7),
+            ipn_callback_url: Some("http://x/ipn".into()),
+            forward_due: None,
+            forwarding: false,
+        };
         nowpayments.flows.insert(42, flow.clone());
         save(&path, &SavedState::of(&nowpayments)).unwrap();
         let restored = load(&path).unwrap().unwrap().into_nowpayments();

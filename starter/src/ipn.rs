@@ -11,9 +11,8 @@ use std::str::FromStr;
 /// The statuses NOWPayments documents. Others are still recorded (the contract: every status
 /// but `finished` is recorded and not paid), with a warning, since refusing them would only make
 /// NOWPayments retry forever.
-pub const KNOWN_STATUSES: [&str; 9] = [
-    "waiting", "confirming", "confirmed", "sending", "partially_paid", "finished", "failed", "refunded", "expired",
-];
+pub const KNOWN_STATUSES: [&str; 9] =
+    ["waiting", "confirming", "confirmed", "sending", "partially_paid", "finished", "failed", "refunded", "expired"];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IpnError {
@@ -42,8 +41,7 @@ pub fn parse_ipn(body: &Value, raw_body: &str) -> Result<IncomingIpn, IpnError> 
     let (user_id, client_id) = parse_order_id(&order_id)?;
     let payment_status = text(fields, "payment_status")?.ok_or(IpnError::MissingField("payment_status"))?;
     let payment_status = payment_status.to_ascii_lowercase();
-    let well_formed = (1..=32).contains(&payment_status.len())
-        && payment_status.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+    let well_formed = (1..=32).contains(&payment_status.len()) && payment_status.chars().all(|c| c.is_ascii_lowercase() || c == '_');
     if !well_formed {
         return Err(invalid("payment_status", format!("'{payment_status}' is not a status word")));
     }
@@ -146,9 +144,8 @@ mod tests {
         assert!(matches!(parse("{not json"), Err(IpnError::NotJson(_))));
         assert_eq!(parse("[1]"), Err(IpnError::NotAnObject));
         assert_eq!(parse(r#"{"payment_status":"finished"}"#), Err(IpnError::MissingField("payment_id")));
-        let with = |extra: &str| {
-            format!(r#"{{"payment_id":1,"order_id":"PGP-1|c1","payment_status":"finished","price_currency":"usd",{extra}}}"#)
-        };
+        let with =
+            |extra: &str| format!(r#"{{"payment_id":1,"order_id":"PGP-1|c1","payment_status":"finished","price_currency":"usd",{extra}}}"#);
         assert!(matches!(parse(&with(r#""price_amount":"ten""#)), Err(IpnError::InvalidField { field: "price_amount", .. })));
         assert!(matches!(parse(&with(r#""price_amount":-1"#)), Err(IpnError::InvalidField { field: "price_amount", .. })));
         assert_eq!(parse(&with(r#""price_amount":1e1"#)).unwrap().price_amount, dec!(10));

@@ -330,10 +330,9 @@ async fn run() -> anyhow::Result<()> {
             let value = db::conversion_ledger::read_threshold(&pool).await?;
             println!("micro-batch threshold: {value} USD");
             match db::auto_threshold::policy(&pool).await? {
-                Some(p) => println!(
-                    "automatic: on (a conversion every {} h, between {:.2} and {:.2} USD)",
-                    p.target_hours, p.min_usd, p.max_usd
-                ),
+                Some(p) => {
+                    println!("automatic: on (a conversion every {} h, between {:.2} and {:.2} USD)", p.target_hours, p.min_usd, p.max_usd)
+                }
                 None => println!("automatic: off"),
             }
             println!("largest client threshold: {} USD", clients::max_threshold(&pool).await?);
@@ -370,7 +369,11 @@ async fn run() -> anyhow::Result<()> {
                 workflows::domain::Stablecoin::Usdc => &config.usdc_contract,
             };
             if contract.is_none() {
-                bail!("{}_CONTRACT is not set: the worker could not receive or send {}", coin.as_str().to_uppercase(), coin.as_str().to_uppercase());
+                bail!(
+                    "{}_CONTRACT is not set: the worker could not receive or send {}",
+                    coin.as_str().to_uppercase(),
+                    coin.as_str().to_uppercase()
+                );
             }
             db::conversion_ledger::set_settlement_coin(&pool(&config).await?, coin).await?;
             println!(
@@ -399,9 +402,8 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Reconcile { days, offline } => {
             let pool = pool(&config).await?;
-            let services = payout_worker::PayoutServices::connect(&config, pool.clone())
-                .await
-                .context("cannot reach ChangeNow and the chain")?;
+            let services =
+                payout_worker::PayoutServices::connect(&config, pool.clone()).await.context("cannot reach ChangeNow and the chain")?;
             let sources = activities::reconciliation::Sources {
                 wallet: &services.hot_wallet,
                 changenow: (!offline).then_some(&services.changenow),
@@ -420,9 +422,8 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Conversion(command) => {
             let pool = pool(&config).await?;
-            let services = payout_worker::PayoutServices::connect(&config, pool.clone())
-                .await
-                .context("cannot reach ChangeNow and the chain")?;
+            let services =
+                payout_worker::PayoutServices::connect(&config, pool.clone()).await.context("cannot reach ChangeNow and the chain")?;
             let usdt_contract = services.usdt_contract.context("USDT_CONTRACT is not set")?;
             let recovery = cli::conversions::Recovery {
                 pool: &pool,
@@ -450,16 +451,14 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Payout(PayoutCommand::Now { client_id }) => {
-            let client = payout_worker::connect_temporal_as_configured(&config, Duration::from_secs(10))
-            .await?;
+            let client = payout_worker::connect_temporal_as_configured(&config, Duration::from_secs(10)).await?;
             let pool = pool(&config).await?;
             let id = cli::early_payout::payout_now(&pool, &client, &config.temporal_task_queue, &client_id).await?;
             println!("started {id}: one payout per wallet group of {client_id} with converted, unpaid USDT");
             Ok(())
         }
         Command::Schedules(command) => {
-            let client = payout_worker::connect_temporal_as_configured(&config, Duration::from_secs(10))
-            .await?;
+            let client = payout_worker::connect_temporal_as_configured(&config, Duration::from_secs(10)).await?;
             match command {
                 SchedulesCommand::Apply { micro_batch_interval_secs, payout_sweep_interval_secs, payout_max_age_days } => {
                     if micro_batch_interval_secs == 0 || payout_sweep_interval_secs == 0 || payout_max_age_days == 0 {
@@ -504,7 +503,9 @@ async fn run() -> anyhow::Result<()> {
             let started = cli::verify_payment::verify_again(&pool, &temporal, payment_id).await?;
             let id = workflows::payment_workflow_id(payment_id);
             match started {
-                payout_starter::temporal_gateway::Started::Now => println!("payment {payment_id}: verifying with NOWPayments again in a new run of {id}"),
+                payout_starter::temporal_gateway::Started::Now => {
+                    println!("payment {payment_id}: verifying with NOWPayments again in a new run of {id}")
+                }
                 payout_starter::temporal_gateway::Started::AlreadyExisted => println!("payment {payment_id}: {id} is already running"),
             }
             Ok(())
@@ -603,8 +604,7 @@ async fn batch_command(config: &Config, command: BatchCommand) -> anyhow::Result
         println!("{}", payout_batches::show(&pool, batch_id).await?);
         return Ok(());
     }
-    let temporal =
-        payout_worker::connect_temporal_as_configured(&config, Duration::from_secs(10)).await?;
+    let temporal = payout_worker::connect_temporal_as_configured(&config, Duration::from_secs(10)).await?;
     match command {
         BatchCommand::Show { .. } => {}
         BatchCommand::Retry { batch_id } => match payout_batches::retry(&pool, &temporal, &config.temporal_task_queue, batch_id).await? {
@@ -618,11 +618,19 @@ async fn batch_command(config: &Config, command: BatchCommand) -> anyhow::Result
             ),
         },
         BatchCommand::Approve { batch_id } => {
-            let workflow_id = payout_batches::decide(&pool, &temporal, &config.temporal_task_queue, batch_id, payout_batches::Approval::Approve).await?;
+            let workflow_id =
+                payout_batches::decide(&pool, &temporal, &config.temporal_task_queue, batch_id, payout_batches::Approval::Approve).await?;
             println!("sent `approve` to {workflow_id}: batch {batch_id} is paid");
         }
         BatchCommand::Reject { batch_id, reason } => {
-            let workflow_id = payout_batches::decide(&pool, &temporal, &config.temporal_task_queue, batch_id, payout_batches::Approval::Reject { reason }).await?;
+            let workflow_id = payout_batches::decide(
+                &pool,
+                &temporal,
+                &config.temporal_task_queue,
+                batch_id,
+                payout_batches::Approval::Reject { reason },
+            )
+            .await?;
             println!("sent `reject` to {workflow_id}: batch {batch_id} ends rejected and its rows are released");
         }
         BatchCommand::Cancel { batch_id, reason } => match payout_batches::cancel(&pool, &temporal, batch_id, &reason).await? {
@@ -684,7 +692,9 @@ async fn client_command(config: &Config, command: ClientCommand) -> anyhow::Resu
         payout_strategy: args.strategy,
         payout_threshold_usd: args.threshold_usd,
     };
-    let existing = if is_add { None } else {
+    let existing = if is_add {
+        None
+    } else {
         Some(clients::find(&pool, &input.client_id).await?.with_context(|| format!("client {} does not exist", input.client_id))?)
     };
     let settings = cli::clients::validate(&input, existing.as_ref())?;

@@ -63,7 +63,8 @@ pub async fn serve(State(state): State<MetricsState>) -> Response {
 
 /// A Prometheus sample from a ledger amount: samples are float64 on the wire; the ledger itself
 /// never passes through this.
-fn sample(amount: Decimal) -> f64 { // float-ok: a metric sample, not money
+fn sample(amount: Decimal) -> f64 {
+    // float-ok: a metric sample, not money
     amount.to_f64().unwrap_or(f64::NAN) // float-ok: a metric sample, not money
 }
 
@@ -74,7 +75,8 @@ impl Collector for LedgerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let l = &self.0;
         let counted = [("threshold", l.threshold_payments), ("instant", l.instant_payments)];
-        let mut payments = encoder.encode_descriptor("payout_payments", "Payments processed, by payout strategy", None, MetricType::Counter)?;
+        let mut payments =
+            encoder.encode_descriptor("payout_payments", "Payments processed, by payout strategy", None, MetricType::Counter)?;
         for (strategy, n) in counted {
             ConstCounter::new(n.max(0) as u64).encode(payments.encode_family(&[("strategy", strategy)])?)?;
         }
@@ -87,7 +89,8 @@ impl Collector for LedgerCollector {
                 ConstGauge::new(sample(value)).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)?;
             }
         }
-        let mut open = encoder.encode_descriptor("payout_open_alerts", "Alerts no operator has closed, by severity", None, MetricType::Gauge)?;
+        let mut open =
+            encoder.encode_descriptor("payout_open_alerts", "Alerts no operator has closed, by severity", None, MetricType::Gauge)?;
         for (severity, n) in &l.open_alerts {
             ConstGauge::new(*n).encode(open.encode_family(&[("severity", severity.as_str())])?)?;
         }
@@ -116,7 +119,12 @@ impl Collector for LedgerCollector {
             }
             buckets.push((f64::MAX, (o.count - below).max(0) as u64)); // float-ok: the +Inf bucket bound
             let labels = [("kind", o.batch_kind.as_str()), ("outcome", o.outcome.as_str())];
-            durations.encode_family(&labels)?.encode_histogram::<Vec<(String, String)>>(sample(o.seconds_sum), o.count.max(0) as u64, &buckets, None)?;
+            durations.encode_family(&labels)?.encode_histogram::<Vec<(String, String)>>(
+                sample(o.seconds_sum),
+                o.count.max(0) as u64,
+                &buckets,
+                None,
+            )?;
         }
         Ok(())
     }

@@ -41,5 +41,4 @@ mod tests {
             assert!(vectors.iter().any(|v| v["form"] == form.as_str()), "no vector of {form:?}");
         }
     }
-
 }

@@ -7,15 +7,11 @@
 use activities::config::TemporalSecurity;
 use payout_worker::connect_temporal_secured;
 use std::time::Duration;
-use temporalio_client::{
-    errors::WorkflowStartError, Client, WorkflowIdReusePolicy, WorkflowStartOptions,
-};
+use temporalio_client::{errors::WorkflowStartError, Client, WorkflowIdReusePolicy, WorkflowStartOptions};
 use temporalio_common::search_attributes::SearchAttributes;
 use tokio::sync::Mutex;
 use tracing::warn;
-use workflows::{
-    domain::PlatformFee, payment_workflow_id, search_attributes, PaymentWorkflow, PaymentWorkflowInput,
-};
+use workflows::{domain::PlatformFee, payment_workflow_id, search_attributes, PaymentWorkflow, PaymentWorkflowInput};
 
 /// How long a webhook request may wait for Temporal before leaving the start to the re-driver.
 const START_DEADLINE: Duration = Duration::from_secs(2);
@@ -109,12 +105,7 @@ impl TemporalGateway {
         self.start_payment_run(payment_id, client_id, WorkflowIdReusePolicy::AllowDuplicateFailedOnly).await
     }
 
-    async fn start_payment_run(
-        &self,
-        payment_id: i64,
-        client_id: &str,
-        reuse: WorkflowIdReusePolicy,
-    ) -> Result<Started, StartError> {
+    async fn start_payment_run(&self, payment_id: i64, client_id: &str, reuse: WorkflowIdReusePolicy) -> Result<Started, StartError> {
         let client = self.client().await?;
         let options = WorkflowStartOptions::new(self.task_queue.clone(), payment_workflow_id(payment_id))
             .id_reuse_policy(reuse)

@@ -48,9 +48,7 @@ pub fn eip55_checksum(hex_body: &str) -> String {
 }
 
 fn eth(address: &str) -> Result<String, AddressError> {
-    let body = address
-        .strip_prefix("0x")
-        .ok_or_else(|| invalid("eth", address, "must start with 0x"))?;
+    let body = address.strip_prefix("0x").ok_or_else(|| invalid("eth", address, "must start with 0x"))?;
     if body.len() != 40 || !body.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(invalid("eth", address, "must be 0x followed by 40 hex digits"));
     }
@@ -178,14 +176,17 @@ fn bech32_segwit(address: &str) -> Result<(), AddressError> {
 mod tests {
     use super::*;
 
-    const XMR_GENERAL_FUND: &str =
-        "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A";
+    const XMR_GENERAL_FUND: &str = "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A";
 
     #[test]
     fn eth_addresses_follow_eip55() {
         // Vectors from EIP-55 itself.
-        for good in ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
-                     "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB", "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb"] {
+        for good in [
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+            "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB",
+            "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb",
+        ] {
             assert_eq!(validate("eth", good), Ok(good.to_owned()));
         }
         // Lower case carries no checksum: accepted and stored checksummed.
@@ -193,9 +194,13 @@ mod tests {
             validate("eth", "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"),
             Ok("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".to_owned())
         );
-        for bad in ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD", "5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
-                    "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeA", "0xZZAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
-                    "0x0000000000000000000000000000000000000000"] {
+        for bad in [
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD",
+            "5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeA",
+            "0xZZAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "0x0000000000000000000000000000000000000000",
+        ] {
             assert!(validate("eth", bad).is_err(), "{bad} should be refused");
         }
     }
@@ -212,16 +217,23 @@ mod tests {
 
     #[test]
     fn btc_addresses_in_every_mainnet_form() {
-        for good in ["1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa", "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
-                     "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
-                     // taproot, bech32m (BIP-350's test vector)
-                     "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0"] {
+        for good in [
+            "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa",
+            "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
+            "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+            // taproot, bech32m (BIP-350's test vector)
+            "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0",
+        ] {
             assert!(validate("btc", good).is_ok(), "{good} should be accepted");
         }
-        for bad in ["1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNb", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t5",
-                    "bc1qw508d6qejxtdg4Y5r3zarvary0c5xw7kv8f3t4", "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx",
-                    // the same taproot program with a bech32 (not bech32m) checksum
-                    "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqh2y7hd"] {
+        for bad in [
+            "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNb",
+            "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t5",
+            "bc1qw508d6qejxtdg4Y5r3zarvary0c5xw7kv8f3t4",
+            "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx",
+            // the same taproot program with a bech32 (not bech32m) checksum
+            "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqh2y7hd",
+        ] {
             assert!(validate("btc", bad).is_err(), "{bad} should be refused");
         }
     }

@@ -57,12 +57,7 @@ pub enum LaunchError {
 
 /// Starts the payment's workflow and records that Temporal accepted it: what the webhook does
 /// for every stored `finished` IPN (and `starter payment route` for a routed one).
-pub async fn start_and_record(
-    pool: &PgPool,
-    gateway: &TemporalGateway,
-    payment_id: i64,
-    client_id: &str,
-) -> Result<Started, LaunchError> {
+pub async fn start_and_record(pool: &PgPool, gateway: &TemporalGateway, payment_id: i64, client_id: &str) -> Result<Started, LaunchError> {
     let started = gateway.start_payment_workflow(payment_id, client_id).await?;
     payments::mark_workflow_started(pool, payment_id).await?;
     Ok(started)

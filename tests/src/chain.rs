@@ -78,8 +78,7 @@ impl Anvil {
     /// A raw JSON-RPC call (`evm_setAutomine`, `evm_mine`, ...).
     pub async fn rpc(&self, method: &str, params: Value) -> Value {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let answer: Value =
-            reqwest::Client::new().post(&self.url).json(&body).send().await.unwrap().json().await.unwrap();
+        let answer: Value = reqwest::Client::new().post(&self.url).json(&body).send().await.unwrap().json().await.unwrap();
         assert!(answer.get("error").is_none(), "{method}: {answer}");
         answer["result"].clone()
     }
@@ -122,8 +121,7 @@ impl TestChain {
         let treasury = config.treasury_key.parse::<alloy::signers::local::PrivateKeySigner>().expect("key").address();
         mint_test_usdt(&anvil.url, usdt, treasury, TREASURY_USDT_UNITS).await.expect("mint");
         mint_test_usdt(&anvil.url, usdc, treasury, TREASURY_USDT_UNITS).await.expect("mint");
-        let simulator =
-            changenow_simulator::spawn(config, "127.0.0.1:0".parse().unwrap()).await.expect("simulator did not start");
+        let simulator = changenow_simulator::spawn(config, "127.0.0.1:0".parse().unwrap()).await.expect("simulator did not start");
         Self { anvil, usdt, usdc, simulator, changenow_api_key: changenow_api_key.to_owned() }
     }
 
@@ -133,22 +131,15 @@ impl TestChain {
 
     /// `POST /sim/...` on the simulator.
     pub async fn control(&self, path: &str, body: Value) {
-        let response = reqwest::Client::new()
-            .post(format!("{}{path}", self.changenow_url()))
-            .json(&body)
-            .send()
-            .await
-            .expect("simulator unreachable");
+        let response =
+            reqwest::Client::new().post(format!("{}{path}", self.changenow_url())).json(&body).send().await.expect("simulator unreachable");
         assert!(response.status().is_success(), "{path}: {}", response.status());
     }
 
     /// Back to no injected faults and no address rules.
     pub async fn reset_faults(&self) {
-        let response = reqwest::Client::new()
-            .delete(format!("{}/sim/faults", self.changenow_url()))
-            .send()
-            .await
-            .expect("simulator unreachable");
+        let response =
+            reqwest::Client::new().delete(format!("{}/sim/faults", self.changenow_url())).send().await.expect("simulator unreachable");
         assert!(response.status().is_success());
     }
 

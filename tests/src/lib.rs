@@ -11,12 +11,12 @@ use activities::{
     db::{self, clients::ClientSettings},
     Config,
 };
+use chain::TestChain;
 use payout_starter::{
     cli::test_ipn::{self, TestIpn},
     temporal_gateway::TemporalGateway,
     webhook::{self, AppState, SIGNATURE_HEADER},
 };
-use chain::TestChain;
 use payout_worker::{connect_temporal, PayoutServices, RunningWorker};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -30,14 +30,12 @@ use std::{
     time::{Duration, Instant},
 };
 use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
-use workflows::{
-    micro_batch_conversion::BatchConverted, MicroBatchConversionInput, MicroBatchConversionOutcome,
-    MicroBatchConversionWorkflow,
-};
 use workflows::domain::{PayoutStrategy, PlatformFee};
+use workflows::{
+    micro_batch_conversion::BatchConverted, MicroBatchConversionInput, MicroBatchConversionOutcome, MicroBatchConversionWorkflow,
+};
 
-pub const XMR_WALLET: &str =
-    "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A";
+pub const XMR_WALLET: &str = "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A";
 
 /// The operators' token of every test app.
 pub const ADMIN_TOKEN: &str = "test-admin-token-of-32-characters";
@@ -80,8 +78,7 @@ impl TestWorker {
     /// `config` names the chain and ChangeNow the worker talks to; `database_url` its database.
     pub fn start(config: &Config, temporal_address: &str, task_queue: &str, database_url: &str) -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
-        let (config, address, queue, url) =
-            (config.clone(), temporal_address.to_owned(), task_queue.to_owned(), database_url.to_owned());
+        let (config, address, queue, url) = (config.clone(), temporal_address.to_owned(), task_queue.to_owned(), database_url.to_owned());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             runtime.block_on(async move {
@@ -149,12 +146,7 @@ impl TestApp {
         config.transfer_stuck_after = Duration::from_secs(2);
         let (pool, database_url) = fresh_database(&config).await;
         let task_queue = format!("test-{}", uuid::Uuid::new_v4().simple());
-        let gateway = Arc::new(TemporalGateway::new(
-            temporal_address,
-            &config.temporal_namespace,
-            &task_queue,
-            config.platform_fee,
-        ));
+        let gateway = Arc::new(TemporalGateway::new(temporal_address, &config.temporal_namespace, &task_queue, config.platform_fee));
         let state = AppState {
             pool: pool.clone(),
             ipn_secret: config.nowpayments_ipn_secret.clone(),
@@ -162,9 +154,8 @@ impl TestApp {
             admin_token: config.admin_token.clone(),
             temporal_ui_url: config.temporal_ui_url.clone(),
         };
-        let server = webhook::spawn("127.0.0.1:0".parse().unwrap(), state, Duration::from_millis(300))
-            .await
-            .expect("cannot start the webhook");
+        let server =
+            webhook::spawn("127.0.0.1:0".parse().unwrap(), state, Duration::from_millis(300)).await.expect("cannot start the webhook");
         Self {
             config,
             pool,
@@ -200,9 +191,7 @@ impl TestApp {
     /// Resets a workflow to its first workflow task, as `temporal workflow reset --type
     /// FirstWorkflowTask` does: a new run under the same workflow id, from the start.
     pub async fn reset_to_first_workflow_task(&self, workflow_id: &str) -> String {
-        use temporalio_common::protos::temporal::api::{
-            common::v1::WorkflowExecution, workflowservice::v1::ResetWorkflowExecutionRequest,
-        };
+        use temporalio_common::protos::temporal::api::{common::v1::WorkflowExecution, workflowservice::v1::ResetWorkflowExecutionRequest};
         let request = ResetWorkflowExecutionRequest {
             namespace: self.config.temporal_namespace.clone(),
             workflow_execution: Some(WorkflowExecution { workflow_id: workflow_id.to_owned(), run_id: String::new() }),
@@ -213,10 +202,7 @@ impl TestApp {
             ..Default::default()
         };
         let mut service = self.temporal().await.connection().workflow_service();
-        let response = service
-            .reset_workflow_execution(temporalio_client::tonic::Request::new(request))
-            .await
-            .expect("reset refused");
+        let response = service.reset_workflow_execution(temporalio_client::tonic::Request::new(request)).await.expect("reset refused");
         response.into_inner().run_id
     }
 
@@ -383,12 +369,11 @@ impl TestApp {
     pub async fn wait_for_workflow_start(&self, payment_id: i64, timeout: Duration) -> bool {
         let start = Instant::now();
         while start.elapsed() < timeout {
-            let started: Option<bool> =
-                sqlx::query_scalar("SELECT workflow_started_at IS NOT NULL FROM payments WHERE payment_id = $1")
-                    .bind(payment_id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .expect("query failed");
+            let started: Option<bool> = sqlx::query_scalar("SELECT workflow_started_at IS NOT NULL FROM payments WHERE payment_id = $1")
+                .bind(payment_id)
+                .fetch_optional(&self.pool)
+                .await
+                .expect("query failed");
             if started == Some(true) {
                 return true;
             }
@@ -411,28 +396,20 @@ impl TestApp {
 }
 
 pub fn test_ipn(payment_id: i64, client_id: &str, price_usd: Decimal, outcome_eth: Decimal) -> TestIpn {
-    TestIpn {
-        payment_id,
-        user_id: 6271402111,
-        client_id: client_id.to_owned(),
-        status: "finished".into(),
-        price_usd,
-        outcome_eth,
-    }
+    TestIpn { payment_id, user_id: 6271402111, client_id: client_id.to_owned(), status: "finished".into(), price_usd, outcome_eth }
 }
 
 /// The client's latest payout batch once it is `status` (at most 90 s).
 pub async fn batch_in(app: &TestApp, client_id: &str, status: &str) -> uuid::Uuid {
     let started = Instant::now();
     loop {
-        let found: Option<uuid::Uuid> = sqlx::query_scalar(
-            "SELECT batch_id FROM payout_batches WHERE client_id = $1 AND status = $2 ORDER BY created_at DESC LIMIT 1",
-        )
-        .bind(client_id)
-        .bind(status)
-        .fetch_optional(&app.pool)
-        .await
-        .unwrap();
+        let found: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT batch_id FROM payout_batches WHERE client_id = $1 AND status = $2 ORDER BY created_at DESC LIMIT 1")
+                .bind(client_id)
+                .bind(status)
+                .fetch_optional(&app.pool)
+                .await
+                .unwrap();
         if let Some(id) = found {
             return id;
         }
@@ -584,10 +561,7 @@ pub async fn wait_for_self_kill(mut worker: std::process::Child) -> std::process
 pub fn free_port() -> u16 {
     static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("no free port");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port");
         let mut handed_out = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !handed_out.contains(&port) {
             handed_out.push(port);

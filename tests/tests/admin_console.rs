@@ -65,10 +65,8 @@ async fn an_operator_logs_in_and_runs_the_platform_from_the_console() {
     let waited = std::time::Instant::now();
     let batch_id: uuid::Uuid = loop {
         assert!(waited.elapsed() < Duration::from_secs(90), "no failed batch after 90 s");
-        let failed: Option<uuid::Uuid> = sqlx::query_scalar("SELECT batch_id FROM payout_batches WHERE status = 'failed'")
-            .fetch_optional(&app.pool)
-            .await
-            .unwrap();
+        let failed: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT batch_id FROM payout_batches WHERE status = 'failed'").fetch_optional(&app.pool).await.unwrap();
         if let Some(id) = failed {
             break id;
         }
@@ -81,7 +79,9 @@ async fn an_operator_logs_in_and_runs_the_platform_from_the_console() {
     assert!(page.contains("payout_batch_failed"), "its alert is listed");
     assert!(page.contains("http://localhost:8233/namespaces/default/workflows/payment-"), "payments link into the Temporal UI");
     assert!(
-        page.contains("class=\"conversion-workflow\" href=\"http://localhost:8233/namespaces/default/workflows/micro-batch-conversion-admin-console-"),
+        page.contains(
+            "class=\"conversion-workflow\" href=\"http://localhost:8233/namespaces/default/workflows/micro-batch-conversion-admin-console-"
+        ),
         "each conversion links to its own run"
     );
     assert!(page.contains("id=\"micro_batch_threshold\">20"), "{page}");
@@ -90,14 +90,23 @@ async fn an_operator_logs_in_and_runs_the_platform_from_the_console() {
     // Without the session's CSRF token nothing happens.
     let (refused, _) = post(&app, &cookie, "/admin/settings", &[("csrf", "forged"), ("micro_batch_threshold_usd", "99")]).await;
     assert_eq!(refused, 403);
-    let (no_session, _) = post(&app, "admin_session=forged", "/admin/settings", &[("csrf", &token), ("micro_batch_threshold_usd", "99")]).await;
+    let (no_session, _) =
+        post(&app, "admin_session=forged", "/admin/settings", &[("csrf", &token), ("micro_batch_threshold_usd", "99")]).await;
     assert_eq!(no_session, 303);
-    let threshold: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'micro_batch_threshold_usd'").fetch_one(&app.pool).await.unwrap();
+    let threshold: String =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'micro_batch_threshold_usd'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(threshold, "20.00", "refused forms change nothing");
 
-    let (saved, to) = post(&app, &cookie, "/admin/settings", &[("csrf", &token), ("micro_batch_threshold_usd", "42.50"), ("max_client_threshold_usd", "")]).await;
+    let (saved, to) = post(
+        &app,
+        &cookie,
+        "/admin/settings",
+        &[("csrf", &token), ("micro_batch_threshold_usd", "42.50"), ("max_client_threshold_usd", "")],
+    )
+    .await;
     assert_eq!((saved, to.as_str()), (303, "/admin?done=settings"));
-    let threshold: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'micro_batch_threshold_usd'").fetch_one(&app.pool).await.unwrap();
+    let threshold: String =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'micro_batch_threshold_usd'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(threshold, "42.50");
     let (bad, page) = post(&app, &cookie, "/admin/settings", &[("csrf", &token), ("micro_batch_threshold_usd", "-1")]).await;
     assert_eq!(bad, 422, "{page}");
@@ -119,7 +128,8 @@ async fn an_operator_logs_in_and_runs_the_platform_from_the_console() {
     };
     tokio::time::timeout(Duration::from_secs(90), paid).await.expect("the retry pays the client");
 
-    let alert_id: i64 = sqlx::query_scalar("SELECT alert_id FROM alerts WHERE kind = 'payout_batch_failed'").fetch_one(&app.pool).await.unwrap();
+    let alert_id: i64 =
+        sqlx::query_scalar("SELECT alert_id FROM alerts WHERE kind = 'payout_batch_failed'").fetch_one(&app.pool).await.unwrap();
     let (acked, to) = post(&app, &cookie, &format!("/admin/alerts/{alert_id}/ack"), &[("csrf", &token)]).await;
     assert_eq!((acked, to.as_str()), (303, "/admin?done=acked"));
     let open: i64 = sqlx::query_scalar("SELECT count(*) FROM alerts WHERE acknowledged_at IS NULL AND kind = 'payout_batch_failed'")

@@ -2,6 +2,7 @@
 //! alert rules run as `AlertRulesWorkflow` through Temporal, alerts reach a local HTTP receiver,
 //! the stablecoin price comes from the ChangeNow simulator.
 
+use activities::db::alert_rules;
 use axum::{extract::State, routing::post, Json, Router};
 use integration_tests::{accumulate, fill_pending_pool, free_port, run_conversion, TestApp};
 use rust_decimal::Decimal;
@@ -9,7 +10,6 @@ use rust_decimal_macros::dec;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
-use activities::db::alert_rules;
 use workflows::{
     activity_definitions::{AlertRulesInput, HotWalletBalances},
     AlertRulesOutcome, AlertRulesWorkflow, AlertRulesWorkflowInput,
@@ -79,10 +79,8 @@ async fn a_depeg_is_alerted_once_delivered_to_a_receiver_that_was_down_and_close
     let second = run_alert_rules(&app).await;
     assert_eq!(second.rules.raised, 0, "one open alert per condition, not one per evaluation");
     assert_eq!(alerts(&app).await, vec![("stablecoin_depeg".to_owned(), true, false)]);
-    let attempts: i32 = sqlx::query_scalar("SELECT delivery_attempts FROM alerts WHERE kind = 'stablecoin_depeg'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let attempts: i32 =
+        sqlx::query_scalar("SELECT delivery_attempts FROM alerts WHERE kind = 'stablecoin_depeg'").fetch_one(&app.pool).await.unwrap();
     assert!(attempts >= 2, "each run tried the receiver: {attempts}");
 
     let (received, receiver) = start_receiver(receiver_port).await;
@@ -153,10 +151,8 @@ async fn a_waiting_pool_a_client_over_threshold_for_a_week_and_a_low_wallet_are_
     let first = alert_rules::evaluate(&app.pool, &rules_input(Some(poor.clone()))).await.unwrap();
     assert_eq!(open_kinds(&app).await, ["client_over_threshold_7d", "conversion_pool_waiting", "hot_wallet_low"]);
     assert_eq!(first.raised, 3, "{first:?}");
-    let message: String = sqlx::query_scalar("SELECT message FROM alerts WHERE kind = 'client_over_threshold_7d'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let message: String =
+        sqlx::query_scalar("SELECT message FROM alerts WHERE kind = 'client_over_threshold_7d'").fetch_one(&app.pool).await.unwrap();
     assert!(message.contains("-101200"), "{message}");
     assert!(first.digest_raised, "open warnings make the day's digest");
 
@@ -210,10 +206,7 @@ async fn metrics_show_intake_payments_the_ledger_and_batch_outcomes_and_the_work
 
     run_conversion(&app, "metrics").await.expect("the conversion completes");
     let after = page(format!("http://{}/metrics", app.addr)).await;
-    let converted: Decimal = sqlx::query_scalar("SELECT actual_usdt_received FROM batch_conversions")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let converted: Decimal = sqlx::query_scalar("SELECT actual_usdt_received FROM batch_conversions").fetch_one(&app.pool).await.unwrap();
     assert_eq!(sample(&after, "payout_unpaid_usdt"), Some(converted.normalize()), "{after}");
     assert_eq!(sample(&after, "payout_pending_pool_usd"), Some(dec!(0)));
     assert_eq!(sample(&after, r#"payout_conversions_total{outcome="completed"}"#), Some(dec!(1)), "{after}");

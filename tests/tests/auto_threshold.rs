@@ -20,10 +20,12 @@ async fn a_conversion_run_sets_the_threshold_from_the_weeks_volume_until_an_oper
     // 3,000 payments of 0.97 USD net this week: 415.71 a day, 4 runs a day -> 103.93 -> 100.
     fill_pending_pool(&app.pool, "-101300", 3000).await;
     // Older than a week: not counted.
-    sqlx::query("UPDATE payout_accumulation SET created_at = now() - interval '8 days' WHERE id IN (SELECT id FROM payout_accumulation LIMIT 1000)")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE payout_accumulation SET created_at = now() - interval '8 days' WHERE id IN (SELECT id FROM payout_accumulation LIMIT 1000)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
     let before = conversion_ledger::read_threshold(&app.pool).await.unwrap();
     auto_threshold::enable(&app.pool, &auto_threshold::AutoThresholdPolicy::new(6, dec!(20), dec!(1000)).unwrap()).await.unwrap();
 
@@ -31,10 +33,8 @@ async fn a_conversion_run_sets_the_threshold_from_the_weeks_volume_until_an_oper
     // 2,000 counted rows x 0.97 = 1,940 a week: 277.14 a day / 4 = 69.29 -> 70.
     assert_eq!(conversion_ledger::read_threshold(&app.pool).await.unwrap(), dec!(70));
     assert_eq!(changes(&app).await, vec![("auto".to_owned(), Some(before), dec!(70), Some(dec!(1940)))]);
-    let threshold_at_creation: Decimal = sqlx::query_scalar("SELECT threshold_at_creation FROM batch_conversions")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let threshold_at_creation: Decimal =
+        sqlx::query_scalar("SELECT threshold_at_creation FROM batch_conversions").fetch_one(&app.pool).await.unwrap();
     assert_eq!(threshold_at_creation, dec!(70), "the run claimed against the threshold it had just set");
 
     // Same volume: nothing changes, nothing is recorded.

@@ -5,8 +5,8 @@ use activities::db::payout_approval;
 use integration_tests::{accumulate, batch_in, run_conversion, TestApp, ADMIN_TOKEN, XMR_WALLET};
 use rust_decimal_macros::dec;
 use serde_json::json;
-use uuid::Uuid;
 use std::process::Command;
+use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_status_and_admin_pages_work_in_chromium() {
@@ -21,10 +21,8 @@ async fn registration_status_and_admin_pages_work_in_chromium() {
     let stdout = in_chromium(&app, "-100750", Some(("retry", failed))).await;
     assert!(stdout.contains("ok: the thresholds form saves"), "{stdout}");
     assert!(stdout.contains("ok: the retry button acts on the batch"), "{stdout}");
-    let threshold: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'micro_batch_threshold_usd'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let threshold: String =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'micro_batch_threshold_usd'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(threshold, "33.30", "the browser's form changed the setting");
     // Its rows were released when ChangeNow refused, so the retry pays them in a new batch.
     batch_in(&app, "-100752", "completed").await;
@@ -42,8 +40,8 @@ async fn registration_status_and_admin_pages_work_in_chromium() {
 /// Runs `tests/browser/pages.cjs` against the app, registering `client_id`, and clicking
 /// `action` on a batch when given; returns what it printed (it fails the test if it failed).
 async fn in_chromium(app: &TestApp, client_id: &str, action: Option<(&str, Uuid)>) -> String {
-    let tools = std::env::var("PAYOUT_TOOLS_DIR")
-        .unwrap_or_else(|_| format!("{}/.cache/payout-engine/tools", std::env::var("HOME").unwrap()));
+    let tools =
+        std::env::var("PAYOUT_TOOLS_DIR").unwrap_or_else(|_| format!("{}/.cache/payout-engine/tools", std::env::var("HOME").unwrap()));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/browser/pages.cjs");
     let mut args = vec![script.to_owned(), format!("http://{}", app.addr), ADMIN_TOKEN.to_owned(), client_id.to_owned()];
     if let Some((name, batch_id)) = action {

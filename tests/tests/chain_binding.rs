@@ -30,7 +30,12 @@ async fn connect(pool: &PgPool, chain: &Anvil) -> Result<HotWallet, HotWalletErr
 }
 
 fn eth(purpose_key: &str, wei: u64) -> TransferRequest {
-    TransferRequest { purpose_key: purpose_key.into(), asset: Asset::Eth, to: Address::from([0x42; 20]).to_string(), amount: U256::from(wei) }
+    TransferRequest {
+        purpose_key: purpose_key.into(),
+        asset: Asset::Eth,
+        to: Address::from([0x42; 20]).to_string(),
+        amount: U256::from(wei),
+    }
 }
 
 /// Two anvils with chain id 31337 and the same dev accounts, but different genesis blocks: what
@@ -190,8 +195,5 @@ async fn genesis_of(chain: &Anvil) -> String {
 }
 
 async fn open_gap_alerts(pool: &PgPool) -> Vec<String> {
-    sqlx::query_scalar("SELECT message FROM alerts WHERE kind = 'nonce_gap' AND acknowledged_at IS NULL")
-        .fetch_all(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar("SELECT message FROM alerts WHERE kind = 'nonce_gap' AND acknowledged_at IS NULL").fetch_all(pool).await.unwrap()
 }

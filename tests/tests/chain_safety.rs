@@ -71,13 +71,12 @@ async fn set_next_base_fee(chain: &Anvil, wei: u128) {
 
 /// `(attempt, max_fee_per_gas)` of every signed attempt of `purpose_key`.
 async fn attempts(pool: &PgPool, purpose_key: &str) -> Vec<(i32, u128)> {
-    let rows: Vec<(i32, String)> = sqlx::query_as(
-        "SELECT attempt, max_fee_per_gas::text FROM transfer_attempts WHERE purpose_key = $1 ORDER BY attempt",
-    )
-    .bind(purpose_key)
-    .fetch_all(pool)
-    .await
-    .unwrap();
+    let rows: Vec<(i32, String)> =
+        sqlx::query_as("SELECT attempt, max_fee_per_gas::text FROM transfer_attempts WHERE purpose_key = $1 ORDER BY attempt")
+            .bind(purpose_key)
+            .fetch_all(pool)
+            .await
+            .unwrap();
     rows.into_iter().map(|(attempt, fee)| (attempt, fee.parse().unwrap())).collect()
 }
 
@@ -90,7 +89,12 @@ async fn fee_ceiling_alerts(pool: &PgPool, purpose_key: &str) -> Vec<String> {
 }
 
 fn eth(purpose_key: &str, amount: u64) -> TransferRequest {
-    TransferRequest { purpose_key: purpose_key.into(), asset: Asset::Eth, to: Address::from([0x77; 20]).to_string(), amount: U256::from(amount) }
+    TransferRequest {
+        purpose_key: purpose_key.into(),
+        asset: Asset::Eth,
+        to: Address::from([0x77; 20]).to_string(),
+        amount: U256::from(amount),
+    }
 }
 
 // ---- item 13: public dev keys ------------------------------------------------------------------
@@ -100,8 +104,7 @@ async fn anvil_dev_keys_are_refused_on_a_chain_that_is_not_anvil() {
     let mainnet_like = Anvil::start_on_chain(1).await;
     let (pool, _) = fresh_database(&config()).await;
     for key in ANVIL_DEV_KEYS {
-        let Err(error) = HotWallet::connect(pool.clone(), &mainnet_like.url, key, settings(1, Duration::from_secs(60), 200)).await
-        else {
+        let Err(error) = HotWallet::connect(pool.clone(), &mainnet_like.url, key, settings(1, Duration::from_secs(60), 200)).await else {
             panic!("anvil's dev account {} was accepted on chain 1", address_of(key));
         };
         let message = error.to_string();

@@ -87,11 +87,7 @@ async fn a_wallet_change_mid_accumulation_pays_two_batches_to_two_addresses() {
     let app = TestApp::spawn().await;
     accumulate(&app, "-100902", &[dec!(120)]).await;
     let new_wallet = "48edfHu7V9Z84YzzMa6fUueoELZ9ZRXq9VetWzYGzKt52XU5xvqgzYnDK9URnRoJMk1j8nLwEVsaSWJ4fhdUyZijBGUicoD";
-    sqlx::query("UPDATE clients SET wallet_address = $1 WHERE client_id = '-100902'")
-        .bind(new_wallet)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    sqlx::query("UPDATE clients SET wallet_address = $1 WHERE client_id = '-100902'").bind(new_wallet).execute(&app.pool).await.unwrap();
     accumulate(&app, "-100902", &[dec!(130)]).await;
     run_conversion(&app, "two-wallets").await.unwrap();
 
@@ -128,10 +124,8 @@ async fn the_sweep_pays_rows_older_than_the_age_limit_whatever_their_total() {
     // The injectable clock: the row's age, not a sleep.
     sqlx::query("UPDATE payout_accumulation SET created_at = now() - interval '91 days'").execute(&app.pool).await.unwrap();
     assert_eq!(run_sweep(&app, 90, None).await, 1);
-    let converted: Decimal = sqlx::query_scalar("SELECT SUM(accumulated_amount_usdt) FROM payout_accumulation")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let converted: Decimal =
+        sqlx::query_scalar("SELECT SUM(accumulated_amount_usdt) FROM payout_accumulation").fetch_one(&app.pool).await.unwrap();
     let batches = completed_batches(&app, "-100904", 1).await;
     assert_eq!(batches[0].1, converted);
     assert_eq!(converted_unpaid_total(&app, "-100904", false).await, Decimal::ZERO);
@@ -145,10 +139,8 @@ async fn an_early_payout_pays_one_client_below_its_threshold() {
     run_conversion(&app, "early").await.unwrap();
     assert_eq!(run_sweep(&app, 90, Some("-100905")).await, 1, "only the named client");
     completed_batches(&app, "-100905", 1).await;
-    let other: i64 = sqlx::query_scalar("SELECT count(*) FROM payout_batches WHERE client_id = '-100906'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let other: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM payout_batches WHERE client_id = '-100906'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(other, 0);
 }
 

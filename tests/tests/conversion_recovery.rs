@@ -4,13 +4,11 @@
 
 use activities::db::conversion_ledger;
 use alloy::primitives::Address;
-use integration_tests::{
-    accumulate, chain::HOT_WALLET, conversion_result, only_batch, run_conversion, start_conversion, TestApp,
-};
+use integration_tests::{accumulate, chain::HOT_WALLET, conversion_result, only_batch, run_conversion, start_conversion, TestApp};
+use payout_starter::cli::conversions::ResumeOutcome;
 use rust_decimal_macros::dec;
 use serde_json::json;
 use std::{str::FromStr, time::Duration};
-use payout_starter::cli::conversions::ResumeOutcome;
 use workflows::{activity_definitions::FailedBatch, MicroBatchConversionInput, MicroBatchConversionWorkflow};
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
@@ -38,7 +36,7 @@ async fn open_alerts(app: &TestApp, kind: &str) -> Vec<String> {
 async fn a_run_reset_after_its_eth_left_resumes_the_batch_and_sends_nothing_twice() {
     let app = TestApp::spawn().await;
     accumulate(&app, "-100811", &[dec!(30)]).await; // 29.10 USD net, 0.0097 ETH
-    // The exchange takes the deposit and then waits, so the reset lands mid-batch.
+                                                    // The exchange takes the deposit and then waits, so the reset lands mid-batch.
     app.chain.control("/sim/rules", json!({"payout_address": HOT_WALLET, "rule": "stall"})).await;
     let workflow_id = start_conversion(&app, "reset", MicroBatchConversionInput::default()).await;
     wait_until(&app, "SELECT count(*) FROM transfer_intents WHERE status = 'confirmed'", Duration::from_secs(60)).await;
@@ -70,11 +68,10 @@ async fn a_refused_range_request_fails_the_batch_with_an_alert_and_returns_its_r
     let error = run_conversion(&app, "range-refused").await.expect_err("the run fails visibly");
     assert!(error.contains("range"), "{error}");
     // Recorded, not left `swapping` by a run that has ended.
-    let reason: String =
-        sqlx::query_scalar("SELECT failure_reason FROM batch_conversions WHERE conversion_status = 'failed'")
-            .fetch_one(&app.pool)
-            .await
-            .expect("the batch is failed");
+    let reason: String = sqlx::query_scalar("SELECT failure_reason FROM batch_conversions WHERE conversion_status = 'failed'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("the batch is failed");
     assert!(reason.contains("range"), "{reason}");
     assert_eq!(open_alerts(&app, "conversion_batch_failed").await.len(), 1);
     // Nothing was sent, so the rows are provably in the hot wallet: back to the pool.
@@ -118,8 +115,7 @@ async fn resume_completes_a_failed_batch_whose_exchange_finished_late() {
         .terminate(temporalio_client::WorkflowTerminateOptions::builder().reason("test: deadline").build())
         .await
         .unwrap();
-    let batch_id: uuid::Uuid =
-        sqlx::query_scalar("SELECT batch_conversion_id FROM batch_conversions").fetch_one(&app.pool).await.unwrap();
+    let batch_id: uuid::Uuid = sqlx::query_scalar("SELECT batch_conversion_id FROM batch_conversions").fetch_one(&app.pool).await.unwrap();
     let exchange_id = app.chain.exchanges().await[0]["id"].as_str().unwrap().to_owned();
     let failed = FailedBatch {
         batch_id: batch_id.to_string(),
@@ -144,9 +140,7 @@ async fn resume_completes_a_failed_batch_whose_exchange_finished_late() {
         assert!(started.elapsed() < Duration::from_secs(60), "the exchange did not finish");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let ResumeOutcome::Completed { usdt_received, .. } = recovery.resume(batch_id).await.unwrap() else {
-        panic!("the batch completes")
-    };
+    let ResumeOutcome::Completed { usdt_received, .. } = recovery.resume(batch_id).await.unwrap() else { panic!("the batch completes") };
     let split: rust_decimal::Decimal = sqlx::query_scalar(
         "SELECT sum(accumulated_amount_usdt) FROM payout_accumulation WHERE batch_conversion_id = $1 AND conversion_status = 'completed'",
     )

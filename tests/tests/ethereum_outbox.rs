@@ -22,9 +22,7 @@ async fn wallet(chain: &OwnChain, stuck_after: Duration) -> HotWallet {
         max_fee_per_gas: 200_000_000_000,
         abandon_unsent_after: OutboxSettings::ABANDON_UNSENT_AFTER,
     };
-    HotWallet::connect(pool, &chain.url, HOT_WALLET_KEY, settings)
-        .await
-        .expect("hot wallet")
+    HotWallet::connect(pool, &chain.url, HOT_WALLET_KEY, settings).await.expect("hot wallet")
 }
 
 fn eth(purpose_key: &str, to: Address, amount: U256) -> TransferRequest {

@@ -41,14 +41,13 @@ fn decimal(value: &Value) -> Decimal {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registered_client_follows_its_payout_with_its_own_key() {
     let app = TestApp::spawn().await;
-    let (status, registered) = call(&app, reqwest::Method::POST, "/api/v1/clients", None, Some(registration("-100730", "threshold", json!(100)))).await;
+    let (status, registered) =
+        call(&app, reqwest::Method::POST, "/api/v1/clients", None, Some(registration("-100730", "threshold", json!(100)))).await;
     assert_eq!(status, 201, "{registered}");
     let key = registered["client_key"].as_str().unwrap().to_owned();
     assert_eq!(registered["status_url"], format!("/clients/-100730?key={key}"));
-    let stored: Option<String> = sqlx::query_scalar("SELECT client_key_hash FROM clients WHERE client_id = '-100730'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT client_key_hash FROM clients WHERE client_id = '-100730'").fetch_one(&app.pool).await.unwrap();
     assert!(stored.is_some_and(|hash| hash.len() == 64 && !hash.contains(&key[3..])), "stored hashed, never as given");
 
     let path = "/api/v1/clients/-100730/status";
@@ -117,11 +116,17 @@ async fn bad_registrations_get_a_clear_error_naming_the_field_and_change_nothing
         (registration("-100731", "threshold", json!("49.99")), "payout_threshold_usd"),
         (registration("-100731", "instant", json!(100)), "payout_threshold_usd"),
         (registration("-100731", "weekly", json!(100)), "payout_strategy"),
-        (json!({"client_id": "-100731", "wallet_address": "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaeD", "payout_currency": "eth",
-                "payout_strategy": "instant"}), "wallet_address"),
+        (
+            json!({"client_id": "-100731", "wallet_address": "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaeD", "payout_currency": "eth",
+                "payout_strategy": "instant"}),
+            "wallet_address",
+        ),
         (json!({"client_id": "-100731", "payout_currency": "xmr", "payout_strategy": "instant"}), "wallet_address"),
-        (json!({"client_id": "-100731", "wallet_address": XMR_WALLET, "payout_currency": "xmr", "payout_strategy": "instant",
-                "is_admin": true}), "is_admin"),
+        (
+            json!({"client_id": "-100731", "wallet_address": XMR_WALLET, "payout_currency": "xmr", "payout_strategy": "instant",
+                "is_admin": true}),
+            "is_admin",
+        ),
     ];
     for (body, field) in cases {
         let (status, error) = post(body.clone()).await;
@@ -157,7 +162,8 @@ async fn bad_registrations_get_a_clear_error_naming_the_field_and_change_nothing
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_changes_its_settings_and_a_new_wallet_with_unpaid_rows_alerts_operators() {
     let app = TestApp::spawn().await;
-    let (_, registered) = call(&app, reqwest::Method::POST, "/api/v1/clients", None, Some(registration("-100734", "threshold", json!("100")))).await;
+    let (_, registered) =
+        call(&app, reqwest::Method::POST, "/api/v1/clients", None, Some(registration("-100734", "threshold", json!("100")))).await;
     let key = registered["client_key"].as_str().unwrap().to_owned();
     accumulate(&app, "-100734", &[dec!(30)]).await;
     let path = "/api/v1/clients/-100734";
@@ -200,8 +206,11 @@ async fn operator_routes_need_the_admin_token_and_use_the_clis_rules() {
     let put = |body: Value| call(&app, reqwest::Method::PUT, "/api/v1/settings", Some(ADMIN_TOKEN), Some(body));
     let (refused, error) = put(json!({"micro_batch_threshold_usd": "25.001", "max_client_threshold_usd": 500})).await;
     assert_eq!((refused, error["field"].as_str()), (422, Some("micro_batch_threshold_usd")));
-    assert_eq!(decimal(&get("/api/v1/settings", Some(ADMIN_TOKEN)).await.1["max_client_threshold_usd"]),
-        decimal(&settings["max_client_threshold_usd"]), "a refused change changes nothing");
+    assert_eq!(
+        decimal(&get("/api/v1/settings", Some(ADMIN_TOKEN)).await.1["max_client_threshold_usd"]),
+        decimal(&settings["max_client_threshold_usd"]),
+        "a refused change changes nothing"
+    );
     let (changed, now) = put(json!({"micro_batch_threshold_usd": 35.5})).await;
     assert_eq!(changed, 200, "{now}");
     assert_eq!(decimal(&now["micro_batch_threshold_usd"]), dec!(35.50));
@@ -288,7 +297,15 @@ async fn the_openapi_document_describes_every_api_route() {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is not documented");
     }
     let status_schema = &document["components"]["schemas"]["ClientStatus"]["properties"];
-    for field in ["accumulated_usdt", "pending_conversion_usd", "remaining_usd", "progress_percent", "estimated_payout_at", "recent_payments", "payouts"] {
+    for field in [
+        "accumulated_usdt",
+        "pending_conversion_usd",
+        "remaining_usd",
+        "progress_percent",
+        "estimated_payout_at",
+        "recent_payments",
+        "payouts",
+    ] {
         assert!(status_schema.get(field).is_some(), "ClientStatus lacks {field}");
     }
 }
@@ -363,7 +380,9 @@ async fn the_register_and_status_pages_work_without_javascript() {
     assert!(page.contains(&format!("1 unpaid payment(s) will still be paid to {XMR_WALLET}")), "{page}");
     let (_, later) = get_page(&app, &link).await;
     assert!(later.contains(&format!("1 unpaid payment(s) will still be paid to {XMR_WALLET}")), "and on every later visit");
-    let (refused, page) = post_form(&app, "/clients/-100736", &[("key", key.as_str()), ("payout_strategy", "threshold"), ("payout_threshold_usd", "10")]).await;
+    let (refused, page) =
+        post_form(&app, "/clients/-100736", &[("key", key.as_str()), ("payout_strategy", "threshold"), ("payout_threshold_usd", "10")])
+            .await;
     assert_eq!(refused, 422);
     assert!(page.contains("at least 50"), "{page}");
 }
@@ -371,7 +390,9 @@ async fn the_register_and_status_pages_work_without_javascript() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_forbids_framing_sniffing_and_inline_code() {
     let app = TestApp::spawn().await;
-    for path in ["/register", "/clients/-1nobody?key=ck_x", "/admin/login", "/health", "/api/v1/openapi.json", "/api/v1/clients/-1nobody/status"] {
+    for path in
+        ["/register", "/clients/-1nobody?key=ck_x", "/admin/login", "/health", "/api/v1/openapi.json", "/api/v1/clients/-1nobody/status"]
+    {
         let answer = app.http.get(format!("http://{}{path}", app.addr)).send().await.unwrap();
         let headers = answer.headers();
         let csp = headers.get("content-security-policy").unwrap_or_else(|| panic!("{path} has no CSP")).to_str().unwrap();

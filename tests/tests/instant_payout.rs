@@ -121,10 +121,8 @@ async fn a_worker_killed_right_after_the_broadcast_sends_the_payout_exactly_once
     let payment_id = pay(&app, "-100703").await;
     let status = integration_tests::wait_for_self_kill(doomed).await;
     assert_eq!(status.signal(), Some(9), "the worker died by SIGKILL after broadcasting");
-    let broadcast: bool = sqlx::query_scalar("SELECT bool_and(last_broadcast_at IS NOT NULL) FROM transfer_attempts")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let broadcast: bool =
+        sqlx::query_scalar("SELECT bool_and(last_broadcast_at IS NOT NULL) FROM transfer_attempts").fetch_one(&app.pool).await.unwrap();
     assert!(broadcast, "the transfer went out before the worker died");
 
     app.start_worker();

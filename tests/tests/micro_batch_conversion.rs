@@ -4,8 +4,7 @@
 
 use alloy::primitives::{Address, U256};
 use integration_tests::{
-    accumulate, chain::HOT_WALLET, conversion_result, fresh_payment_id, only_batch, run_conversion, start_conversion,
-    test_ipn, TestApp,
+    accumulate, chain::HOT_WALLET, conversion_result, fresh_payment_id, only_batch, run_conversion, start_conversion, test_ipn, TestApp,
 };
 use payout_starter::cli::threshold;
 use rust_decimal::Decimal;
@@ -13,7 +12,8 @@ use rust_decimal_macros::dec;
 use std::{os::unix::process::ExitStatusExt, str::FromStr, time::Duration};
 use workflows::{
     domain::{from_base_units, split_proportionally, to_base_units, ChainAsset, PayoutStrategy},
-    micro_batch_conversion::BatchConverted, MicroBatchConversionInput, MicroBatchConversionOutcome,
+    micro_batch_conversion::BatchConverted,
+    MicroBatchConversionInput, MicroBatchConversionOutcome,
 };
 
 async fn hot_wallet_usdt(app: &TestApp) -> U256 {
@@ -72,12 +72,11 @@ async fn a_pool_over_the_threshold_is_converted_once_and_split_exactly() {
     let weights: Vec<Decimal> = rows.iter().map(|(eth, _)| *eth).collect();
     let expected = split_proportionally(on_chain, &weights, 6).unwrap();
     assert_eq!(rows.iter().map(|(_, s)| *s).collect::<Vec<_>>(), expected);
-    let status: String =
-        sqlx::query_scalar("SELECT conversion_status FROM batch_conversions WHERE batch_conversion_id = $1::uuid")
-            .bind(&batch_id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let status: String = sqlx::query_scalar("SELECT conversion_status FROM batch_conversions WHERE batch_conversion_id = $1::uuid")
+        .bind(&batch_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(status, "completed");
 }
 
@@ -124,12 +123,11 @@ async fn the_usdt_is_split_by_the_eth_each_row_brought_not_by_its_usd_value() {
     assert!(usdt_b > usdt_a, "the row that brought more ETH gets more USDT: {usdt_a} vs {usdt_b}");
 
     // What thresholds and pages count stays the USD value.
-    let total_usd: Decimal =
-        sqlx::query_scalar("SELECT total_eth_usd FROM batch_conversions WHERE batch_conversion_id = $1::uuid")
-            .bind(&batch_id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let total_usd: Decimal = sqlx::query_scalar("SELECT total_eth_usd FROM batch_conversions WHERE batch_conversion_id = $1::uuid")
+        .bind(&batch_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(total_usd, dec!(194));
 }
 
@@ -144,12 +142,11 @@ async fn a_threshold_changed_at_run_time_applies_to_the_next_run() {
     threshold::set(&app.pool, dec!(25)).await.unwrap();
     let second = run_conversion(&app, "lowered").await.unwrap();
     let batch_id = only_batch(second).batch_id;
-    let recorded: Decimal =
-        sqlx::query_scalar("SELECT threshold_at_creation FROM batch_conversions WHERE batch_conversion_id = $1::uuid")
-            .bind(&batch_id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let recorded: Decimal = sqlx::query_scalar("SELECT threshold_at_creation FROM batch_conversions WHERE batch_conversion_id = $1::uuid")
+        .bind(&batch_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(recorded, dec!(25), "the batch records the threshold in force");
 }
 
@@ -159,8 +156,7 @@ async fn two_runs_started_at_once_claim_disjoint_rows() {
     accumulate(&app, "-100804", &[dec!(12), dec!(13), dec!(14)]).await;
     let (a, b) = tokio::join!(run_conversion(&app, "a"), run_conversion(&app, "b"));
     let outcomes = [a.unwrap(), b.unwrap()];
-    let converted: Vec<_> =
-        outcomes.iter().filter(|o| matches!(o, MicroBatchConversionOutcome::Converted { .. })).collect();
+    let converted: Vec<_> = outcomes.iter().filter(|o| matches!(o, MicroBatchConversionOutcome::Converted { .. })).collect();
     assert_eq!(converted.len(), 1, "the pool is claimed once: {outcomes:?}");
     assert!(
         outcomes.iter().any(|o| matches!(o, MicroBatchConversionOutcome::BelowThreshold { pending_rows: 0, .. })),
@@ -182,15 +178,18 @@ async fn an_exchange_failed_after_the_deposit_keeps_its_rows_out_of_the_pool() {
     // The ETH went to ChangeNow and did not come back: sending it again in a later batch would
     // pay it twice, so the row stays with the failed batch for an operator.
     assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status = 'swapping'").await, 1);
-    assert_eq!(count(&app, "SELECT count(*) FROM batch_conversions WHERE conversion_status = 'failed' AND failure_reason LIKE '%stay swapping%'").await, 1);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM batch_conversions WHERE conversion_status = 'failed' AND failure_reason LIKE '%stay swapping%'")
+            .await,
+        1
+    );
     let next = run_conversion(&app, "after-failure").await.unwrap();
     assert!(matches!(next, MicroBatchConversionOutcome::BelowThreshold { pending_rows: 0, .. }), "{next:?}");
     assert_eq!(count(&app, "SELECT count(*) FROM transfer_intents").await, 1, "the ETH was sent once");
 
     // No refund is seen on chain: `conversion return-rows` refuses; an operator who recovered
     // the ETH through ChangeNow's support forces it, and the rows return to the pool once.
-    let batch_id: uuid::Uuid =
-        sqlx::query_scalar("SELECT batch_conversion_id FROM batch_conversions").fetch_one(&app.pool).await.unwrap();
+    let batch_id: uuid::Uuid = sqlx::query_scalar("SELECT batch_conversion_id FROM batch_conversions").fetch_one(&app.pool).await.unwrap();
     let services = app.services().await;
     let recovery = app.recovery(&services);
     let refused = recovery.return_rows(batch_id, false).await.expect_err("no refund seen on chain");
@@ -255,13 +254,12 @@ async fn a_pool_larger_than_a_batch_converts_in_bounded_batches_each_split_exact
         assert_eq!(rows.iter().map(|(_, s)| *s).sum::<Decimal>(), batch.usdt_received, "batch {} is exact", batch.batch_id);
         let weights: Vec<Decimal> = rows.iter().map(|(eth, _)| *eth).collect();
         assert_eq!(rows.iter().map(|(_, s)| *s).collect::<Vec<_>>(), split_proportionally(batch.usdt_received, &weights, 6).unwrap());
-        let (first, last): (i64, i64) = sqlx::query_as(
-            "SELECT min(id), max(id) FROM payout_accumulation WHERE batch_conversion_id = $1::uuid",
-        )
-        .bind(&batch.batch_id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+        let (first, last): (i64, i64) =
+            sqlx::query_as("SELECT min(id), max(id) FROM payout_accumulation WHERE batch_conversion_id = $1::uuid")
+                .bind(&batch.batch_id)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
         assert!(first > previous_last_id, "batches take the oldest rows in order");
         previous_last_id = last;
     }
@@ -282,13 +280,12 @@ async fn a_backlog_of_25000_rows_converts_without_passing_rows_through_history()
     let MicroBatchConversionOutcome::Converted { batches } = outcome else { panic!("{outcome:?}") };
     assert_eq!(batches.iter().map(|b| b.rows).collect::<Vec<_>>(), vec![10_000, 10_000, 5_000]);
     for batch in &batches {
-        let total: Decimal = sqlx::query_scalar(
-            "SELECT sum(accumulated_amount_usdt) FROM payout_accumulation WHERE batch_conversion_id = $1::uuid",
-        )
-        .bind(&batch.batch_id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+        let total: Decimal =
+            sqlx::query_scalar("SELECT sum(accumulated_amount_usdt) FROM payout_accumulation WHERE batch_conversion_id = $1::uuid")
+                .bind(&batch.batch_id)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
         assert_eq!(total, batch.usdt_received, "batch {} is exact", batch.batch_id);
     }
     assert_eq!(count(&app, "SELECT count(*) FROM payout_accumulation WHERE conversion_status <> 'completed'").await, 0);

@@ -53,9 +53,17 @@ async fn a_payment_created_in_the_sandbox_is_paid_on_chain_confirmed_and_accumul
     let client = "-100951";
     app.add_client(client, PayoutStrategy::Threshold).await;
 
-    let (status, refused) = create_payment(&app, json!({"price_amount": 40, "price_currency": "usd", "pay_currency": "btc", "order_id": format!("PGP-1|{client}")})).await;
+    let (status, refused) = create_payment(
+        &app,
+        json!({"price_amount": 40, "price_currency": "usd", "pay_currency": "btc", "order_id": format!("PGP-1|{client}")}),
+    )
+    .await;
     assert_eq!(status, 400, "{refused}");
-    assert_eq!((refused["status"].clone(), refused["statusCode"].clone()), (json!(false), json!(400)), "NOWPayments' error shape: {refused}");
+    assert_eq!(
+        (refused["status"].clone(), refused["statusCode"].clone()),
+        (json!(false), json!(400)),
+        "NOWPayments' error shape: {refused}"
+    );
 
     let (status, created) = create_payment(
         &app,
@@ -109,11 +117,9 @@ async fn status_of(app: &TestApp, payment_id: i64) -> String {
 async fn a_forward_priced_out_by_a_base_fee_jump_is_re_signed_at_the_same_nonce() {
     let app = TestApp::spawn().await;
     let anvil = &app.chain.anvil;
-    let (status, created) = create_payment(
-        &app,
-        json!({"price_amount": 40, "price_currency": "usd", "pay_currency": "eth", "order_id": "PGP-1|-100952"}),
-    )
-    .await;
+    let (status, created) =
+        create_payment(&app, json!({"price_amount": 40, "price_currency": "usd", "pay_currency": "eth", "order_id": "PGP-1|-100952"}))
+            .await;
     assert_eq!(status, 201, "{created}");
     let payment_id = created["payment_id"].as_i64().unwrap();
     let pay_amount = decimal(&created["pay_amount"]);

@@ -143,10 +143,8 @@ async fn an_old_transfer_that_was_broadcast_is_re_sent_by_the_watch_never_cancel
     assert_eq!(pass.confirmed, 1, "{pass:?}");
     assert_eq!(status(&pool, "conversion-slow").await, "confirmed");
     assert_eq!(chain.balance(to).await, U256::from(ETH), "the very transfer landed, once");
-    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM transfer_attempts WHERE purpose_key = 'conversion-slow'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let attempts: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM transfer_attempts WHERE purpose_key = 'conversion-slow'").fetch_one(&pool).await.unwrap();
     assert_eq!(attempts, 1, "the same bytes, no cancellation: {original}");
 }
 
@@ -215,8 +213,7 @@ async fn the_schedules_workflow_checks_open_transfers_until_they_end() {
     for pass in 0..10 {
         let id = format!("outbox-watch-test-{pass}-{}", uuid::Uuid::new_v4().simple());
         let options = WorkflowStartOptions::new(app.task_queue.clone(), id).build();
-        let handle =
-            client.start_workflow(OutboxWatchWorkflow::run, OutboxWatchInput { min_age_secs: Some(0) }, options).await.unwrap();
+        let handle = client.start_workflow(OutboxWatchWorkflow::run, OutboxWatchInput { min_age_secs: Some(0) }, options).await.unwrap();
         let report = handle.get_result(WorkflowGetResultOptions::default()).await.expect("the watch runs");
         ended += report.confirmed + report.cancelled;
         if ended == 2 {

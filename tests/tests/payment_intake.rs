@@ -30,15 +30,14 @@ async fn a_signed_ipn_makes_exactly_one_accumulation_row_with_the_net_amount() {
     assert_eq!(answer["workflow"], "scheduled", "{answer}");
     assert!(app.wait_for_status(payment_id, "accumulated", PROCESSED_WITHIN).await);
 
-    let (net_usd, accumulated_eth, fee_usd, conversion_status, wallet): (Decimal, Decimal, Decimal, String, String) =
-        sqlx::query_as(
-            "SELECT net_amount_usd, accumulated_eth, fee_amount_usd, conversion_status, client_wallet_address
+    let (net_usd, accumulated_eth, fee_usd, conversion_status, wallet): (Decimal, Decimal, Decimal, String, String) = sqlx::query_as(
+        "SELECT net_amount_usd, accumulated_eth, fee_amount_usd, conversion_status, client_wallet_address
              FROM payout_accumulation WHERE nowpayments_payment_id = $1",
-        )
-        .bind(payment_id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    )
+    .bind(payment_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
     // 3 % of 25.00 = 0.75; 3 % of 0.0125 ETH = 0.000375 ETH.
     assert_eq!(fee_usd, dec!(0.75));
     assert_eq!(net_usd, dec!(24.25));
@@ -195,12 +194,11 @@ async fn a_signed_ipn_for_an_unknown_client_gets_422_and_is_kept_as_unroutable_w
             .await
             .unwrap_or(None);
     assert_eq!(kept, Some(("-100999".to_owned(), "finished".to_owned(), 2)), "the signed IPN is kept");
-    let alerts: Vec<(String, String)> =
-        sqlx::query_as("SELECT kind, message FROM alerts WHERE subject = $1 AND acknowledged_at IS NULL")
-            .bind(payment_id.to_string())
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
+    let alerts: Vec<(String, String)> = sqlx::query_as("SELECT kind, message FROM alerts WHERE subject = $1 AND acknowledged_at IS NULL")
+        .bind(payment_id.to_string())
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(alerts.len(), 1, "one alert per payment, however many IPNs: {alerts:?}");
     assert_eq!(alerts[0].0, "unroutable_ipn");
     assert!(alerts[0].1.contains("-100999") && alerts[0].1.contains("payment route"), "{alerts:?}");
@@ -220,12 +218,7 @@ async fn an_unroutable_ipn_is_paid_by_payment_route_once_the_client_exists() {
     let payment_id = fresh_payment_id();
     let (status, _) = app.send_ipn(&test_ipn(payment_id, "-100777", dec!(25.00), dec!(0.0125))).await;
     assert_eq!(status, 422);
-    let gateway = TemporalGateway::new(
-        &app.temporal_address,
-        &app.config.temporal_namespace,
-        &app.task_queue,
-        app.config.platform_fee,
-    );
+    let gateway = TemporalGateway::new(&app.temporal_address, &app.config.temporal_namespace, &app.task_queue, app.config.platform_fee);
 
     // Before the client exists, routing refuses and changes nothing.
     let early = route_payment::route(&app.pool, &gateway, payment_id).await;

@@ -42,12 +42,11 @@ async fn a_lying_ipn_is_paid_what_nowpayments_recorded_and_alerted() {
 
     // 3 % of 40 = 1.20; 3 % of 0.0133 ETH = 0.000399.
     assert_eq!(net_of_row(&app, payment_id).await, Some((dec!(38.80), dec!(0.012901))));
-    let (price, outcome): (Decimal, Decimal) =
-        sqlx::query_as("SELECT price_amount, outcome_amount FROM payments WHERE payment_id = $1")
-            .bind(payment_id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let (price, outcome): (Decimal, Decimal) = sqlx::query_as("SELECT price_amount, outcome_amount FROM payments WHERE payment_id = $1")
+        .bind(payment_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!((price, outcome), (dec!(40), dec!(0.0133)), "the record's facts replace the IPN's");
     let alerts = alerts_of(&app, "payment_mismatch", payment_id).await;
     assert_eq!(alerts.len(), 1, "one payment_mismatch alert");

@@ -17,13 +17,17 @@ use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOption
 use uuid::Uuid;
 use workflows::{instant_payout::instant_payout_workflow_id, InstantPayoutWorkflow};
 
-
 async fn count(app: &TestApp, sql: &str, batch_id: Uuid) -> i64 {
     sqlx::query_scalar(sql).bind(batch_id).fetch_one(&app.pool).await.unwrap()
 }
 
 async fn open_approval_alerts(app: &TestApp, batch_id: Uuid) -> i64 {
-    count(app, "SELECT count(*) FROM alerts WHERE kind = 'payout_awaiting_approval' AND subject = $1::text AND acknowledged_at IS NULL", batch_id).await
+    count(
+        app,
+        "SELECT count(*) FROM alerts WHERE kind = 'payout_awaiting_approval' AND subject = $1::text AND acknowledged_at IS NULL",
+        batch_id,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,7 +117,8 @@ async fn a_retry_never_pays_a_batch_awaiting_approval_and_approval_survives_a_lo
     tokio::time::sleep(Duration::from_secs(3)).await;
     let sent = count(&app, "SELECT count(*) FROM transfer_intents WHERE purpose_key LIKE 'payout-' || $1::text || '-%'", batch_id).await;
     assert_eq!(sent, 0, "nothing was sent");
-    let status: String = sqlx::query_scalar("SELECT status FROM payout_batches WHERE batch_id = $1").bind(batch_id).fetch_one(&app.pool).await.unwrap();
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM payout_batches WHERE batch_id = $1").bind(batch_id).fetch_one(&app.pool).await.unwrap();
     assert_eq!(status, "awaiting_approval");
 
     // The run holding the batch is lost (terminated); the approval still reaches a run that pays it.
@@ -192,11 +197,8 @@ async fn assert_nothing_sent(app: &TestApp, payment_id: i64, exchanges_before: u
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(instant_intents(app, payment_id).await, 0, "no transfer is signed for a payout awaiting approval");
     assert_eq!(app.chain.exchanges().await.len(), exchanges_before, "no exchange is created for it either");
-    let status: String = sqlx::query_scalar("SELECT status FROM instant_payouts WHERE payment_id = $1")
-        .bind(payment_id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM instant_payouts WHERE payment_id = $1").bind(payment_id).fetch_one(&app.pool).await.unwrap();
     assert_eq!(status, "awaiting_approval", "it still waits");
 }
 

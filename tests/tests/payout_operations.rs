@@ -15,8 +15,7 @@ use std::{
 use temporalio_client::{WorkflowCancelOptions, WorkflowGetResultOptions, WorkflowStartOptions, WorkflowTerminateOptions};
 use uuid::Uuid;
 use workflows::{
-    activity_definitions::PayoutGroup, client_payout_workflow_id, ClientPayoutInput, ClientPayoutOutcome,
-    ClientPayoutWorkflow,
+    activity_definitions::PayoutGroup, client_payout_workflow_id, ClientPayoutInput, ClientPayoutOutcome, ClientPayoutWorkflow,
 };
 
 /// The client's latest payout batch once it is `status`: (batch id, total USDT).
@@ -251,30 +250,56 @@ async fn assert_balances_match_rows(pool: &sqlx::PgPool, step: &str) {
 async fn the_group_balances_follow_every_change_of_the_rows() {
     let (pool, _) = fresh_database(&config()).await;
     let exec = |sql: &'static str| sqlx::query(sql).execute(&pool);
-    exec("INSERT INTO clients (client_id, wallet_address, payout_currency, payout_network, payout_strategy, payout_threshold_usd)
-          SELECT 'c' || c, 'w', 'xmr', 'xmr', 'threshold', 50 FROM generate_series(1, 3) c").await.unwrap();
-    exec("INSERT INTO batch_conversions (batch_conversion_id, total_eth_usd, total_eth, threshold_at_creation, conversion_status)
-          VALUES ('00000000-0000-0000-0000-00000000000a', 0, 0, 20, 'swapping')").await.unwrap();
-    exec("INSERT INTO payments (payment_id, order_id, user_id, client_id, payment_status, status, price_amount, price_currency,
+    exec(
+        "INSERT INTO clients (client_id, wallet_address, payout_currency, payout_network, payout_strategy, payout_threshold_usd)
+          SELECT 'c' || c, 'w', 'xmr', 'xmr', 'threshold', 50 FROM generate_series(1, 3) c",
+    )
+    .await
+    .unwrap();
+    exec(
+        "INSERT INTO batch_conversions (batch_conversion_id, total_eth_usd, total_eth, threshold_at_creation, conversion_status)
+          VALUES ('00000000-0000-0000-0000-00000000000a', 0, 0, 20, 'swapping')",
+    )
+    .await
+    .unwrap();
+    exec(
+        "INSERT INTO payments (payment_id, order_id, user_id, client_id, payment_status, status, price_amount, price_currency,
               outcome_amount, outcome_currency, raw_ipn, fee_percent, fee_amount_usd, net_amount_usd, fee_amount_eth, net_amount_eth)
           SELECT g, 'PGP-1|c' || (1 + g % 3), 1, 'c' || (1 + g % 3), 'finished', 'accumulated', 10, 'usd', 0.0033, 'eth', '{}',
-                 3, 0.30, 9.70, 0.000099, 0.003201 FROM generate_series(1, 30) g").await.unwrap();
+                 3, 0.30, 9.70, 0.000099, 0.003201 FROM generate_series(1, 30) g",
+    )
+    .await
+    .unwrap();
     // Two wallets for client c1: two groups.
-    exec("INSERT INTO payout_accumulation (nowpayments_payment_id, client_id, user_id, payment_amount_usd, payment_currency,
+    exec(
+        "INSERT INTO payout_accumulation (nowpayments_payment_id, client_id, user_id, payment_amount_usd, payment_currency,
               payment_timestamp, fee_amount_usd, net_amount_usd, accumulated_eth, client_wallet_address,
               client_payout_currency, client_payout_network, created_at)
           SELECT g, 'c' || (1 + g % 3), 1, 10, 'usd', now(), 0.30, 9.70, 0.003201,
                  CASE WHEN g > 20 AND g % 3 = 0 THEN 'w2' ELSE 'w' END, 'xmr', 'xmr', now() - g * interval '1 day'
-          FROM generate_series(1, 30) g").await.unwrap();
+          FROM generate_series(1, 30) g",
+    )
+    .await
+    .unwrap();
     assert_balances_match_rows(&pool, "pending rows (none counted)").await;
-    exec("UPDATE payout_accumulation SET conversion_status = 'swapping', batch_conversion_id = '00000000-0000-0000-0000-00000000000a'").await.unwrap();
+    exec("UPDATE payout_accumulation SET conversion_status = 'swapping', batch_conversion_id = '00000000-0000-0000-0000-00000000000a'")
+        .await
+        .unwrap();
     exec("UPDATE payout_accumulation SET conversion_status = 'completed', accumulated_amount_usdt = 9.55 + id / 100.0").await.unwrap();
     assert_balances_match_rows(&pool, "conversion completed").await;
-    exec("INSERT INTO payout_batches (batch_id, client_id, client_wallet_address, client_payout_currency, client_payout_network,
+    exec(
+        "INSERT INTO payout_batches (batch_id, client_id, client_wallet_address, client_payout_currency, client_payout_network,
               total_amount_usdt, total_payments_count, status)
-          VALUES ('00000000-0000-0000-0000-0000000000b1', 'c1', 'w', 'xmr', 'xmr', 0, 0, 'processing')").await.unwrap();
-    exec("UPDATE payout_accumulation SET payout_batch_id = '00000000-0000-0000-0000-0000000000b1'
-          WHERE client_id = 'c1' AND client_wallet_address = 'w'").await.unwrap();
+          VALUES ('00000000-0000-0000-0000-0000000000b1', 'c1', 'w', 'xmr', 'xmr', 0, 0, 'processing')",
+    )
+    .await
+    .unwrap();
+    exec(
+        "UPDATE payout_accumulation SET payout_batch_id = '00000000-0000-0000-0000-0000000000b1'
+          WHERE client_id = 'c1' AND client_wallet_address = 'w'",
+    )
+    .await
+    .unwrap();
     assert_balances_match_rows(&pool, "a group claimed").await;
     exec("UPDATE payout_accumulation SET payout_batch_id = NULL WHERE payout_batch_id IS NOT NULL AND id % 2 = 0").await.unwrap();
     assert_balances_match_rows(&pool, "half of it released").await;
@@ -308,11 +333,8 @@ async fn a_failed_batch_waiting_for_an_operator_does_not_hold_the_groups_next_pa
     run_conversion(&app, "next-rows").await.unwrap();
     let (next, _) = wait_for_batch(&app, "-100954", "completed").await;
     assert_ne!(next, failed, "the new rows are paid by a new batch while the failed one waits");
-    let status: String = sqlx::query_scalar("SELECT status FROM payout_batches WHERE batch_id = $1")
-        .bind(failed)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM payout_batches WHERE batch_id = $1").bind(failed).fetch_one(&app.pool).await.unwrap();
     assert_eq!(status, "failed", "the failed batch still waits for its operator");
 
     // The failed batch still waits for its retry, out of the group's way.
@@ -465,7 +487,11 @@ async fn a_reverted_payout_transfer_is_paid_again_under_a_new_purpose_key_on_ret
     set_usdt_balance(&app, hot_wallet, alloy::primitives::U256::ZERO).await;
     app.chain.anvil.rpc("evm_mine", json!([])).await;
     let (batch_id, total) = wait_for_batch(&app, "-100960", "failed").await;
-    let reverted = scalar_i64(&app, "SELECT count(*) FROM transfer_intents WHERE purpose_key LIKE 'payout-' || $1 || '-%' AND status = 'reverted'", batch_id);
+    let reverted = scalar_i64(
+        &app,
+        "SELECT count(*) FROM transfer_intents WHERE purpose_key LIKE 'payout-' || $1 || '-%' AND status = 'reverted'",
+        batch_id,
+    );
     assert_eq!(reverted.await, 1);
 
     // The wallet is topped up again; the operator's retry pays under the next purpose key.
@@ -515,11 +541,8 @@ async fn cancelling_a_paid_batch_leaves_the_groups_run_paying_the_next_one() {
     };
     assert_eq!(cancel(paid).await, "not_running", "a paid batch has no run to cancel");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let status: String = sqlx::query_scalar("SELECT status FROM payout_batches WHERE batch_id = $1")
-        .bind(paying)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM payout_batches WHERE batch_id = $1").bind(paying).fetch_one(&app.pool).await.unwrap();
     assert_eq!(status, "processing", "the batch being paid was not the one named");
 
     // Cancelling the batch being paid does stop it (and ends the run before the test does).

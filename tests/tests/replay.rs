@@ -7,8 +7,8 @@ use std::{path::Path, time::Duration};
 use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use workflows::{
-    domain::PayoutStrategy, instant_payout::instant_payout_workflow_id, payment_workflow_id, ClientPayoutWorkflow,
-    InstantPayoutWorkflow, MicroBatchConversionWorkflow, PaymentWorkflow,
+    domain::PayoutStrategy, instant_payout::instant_payout_workflow_id, payment_workflow_id, ClientPayoutWorkflow, InstantPayoutWorkflow,
+    MicroBatchConversionWorkflow, PaymentWorkflow,
 };
 
 fn replayer() -> WorkflowReplayer {

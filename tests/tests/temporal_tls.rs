@@ -33,15 +33,38 @@ impl Certificates {
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
         for ca in ["ca", "stranger-ca"] {
             let subject = format!("/CN={ca}");
-            openssl(&[&["req", "-x509"][..], &ec, &["-keyout", &format!("{ca}.key"), "-out", &format!("{ca}.pem"), "-days", "2", "-subj", &subject]].concat());
+            openssl(
+                &[
+                    &["req", "-x509"][..],
+                    &ec,
+                    &["-keyout", &format!("{ca}.key"), "-out", &format!("{ca}.pem"), "-days", "2", "-subj", &subject],
+                ]
+                .concat(),
+            );
         }
         std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n").unwrap();
         std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
         for (name, ca, ext) in [("server", "ca", "server.ext"), ("client", "ca", "client.ext"), ("stranger", "stranger-ca", "client.ext")] {
-            openssl(&[&["req"][..], &ec, &["-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/CN={name}")]].concat());
+            openssl(
+                &[&["req"][..], &ec, &["-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/CN={name}")]]
+                    .concat(),
+            );
             openssl(&[
-                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{ca}.pem"), "-CAkey", &format!("{ca}.key"),
-                "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", &format!("{name}.pem"),
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+                "-out",
+                &format!("{name}.pem"),
             ]);
         }
         let server = [std::fs::read(dir.join("server.pem")).unwrap(), std::fs::read(dir.join("server.key")).unwrap()].concat();
@@ -146,8 +169,8 @@ fn tls_env(certs: &Certificates, address: String) -> Vec<(String, String)> {
 }
 
 async fn ping(address: &str, namespace: &str, security: TemporalSecurity) -> Result<(), String> {
-    let gateway = TemporalGateway::new(address, namespace, "unused", workflows::domain::PlatformFee::new(dec!(3)).unwrap())
-        .with_security(security);
+    let gateway =
+        TemporalGateway::new(address, namespace, "unused", workflows::domain::PlatformFee::new(dec!(3)).unwrap()).with_security(security);
     gateway.ping(Duration::from_secs(5)).await.map_err(|e| e.to_string())
 }
 

@@ -56,12 +56,11 @@ async fn a_conversion_and_payout_in_usdc_leave_exact_balances_and_never_mix_coin
     conversion_ledger::set_settlement_coin(&app.pool, Stablecoin::Usdt).await.unwrap();
     accumulate(&app, "-101601", &[dec!(30)]).await;
     run_conversion(&app, "usdt-again").await.expect("the conversion completes");
-    let coins: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT settlement_coin, count(*) FROM payout_accumulation GROUP BY settlement_coin ORDER BY settlement_coin",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .unwrap();
+    let coins: Vec<(String, i64)> =
+        sqlx::query_as("SELECT settlement_coin, count(*) FROM payout_accumulation GROUP BY settlement_coin ORDER BY settlement_coin")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(coins, vec![("usdc".to_owned(), 2), ("usdt".to_owned(), 1)]);
     let usdt_received = scalar_decimal(&app, "SELECT actual_usdt_received FROM batch_conversions WHERE settlement_coin = 'usdt'").await;
     assert_eq!(app.chain.usdt_balance(hot_wallet).await, usdt_before + units(usdt_received));
@@ -130,11 +129,8 @@ async fn a_small_remainder_in_the_old_coin_never_blocks_the_bulk_in_the_new_one(
 
     assert_eq!(integration_tests::run_sweep(&app, 90, Some("-101603")).await, 1);
     let paid = batch_in(&app, "-101603", "completed").await;
-    let coin: String = sqlx::query_scalar("SELECT settlement_coin FROM payout_batches WHERE batch_id = $1")
-        .bind(paid)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let coin: String =
+        sqlx::query_scalar("SELECT settlement_coin FROM payout_batches WHERE batch_id = $1").bind(paid).fetch_one(&app.pool).await.unwrap();
     assert_eq!(coin, "usdc", "the bulk is paid");
     let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM payout_batches WHERE client_id = '-101603' AND status = 'failed'")
         .fetch_one(&app.pool)

@@ -3,22 +3,20 @@
 
 use activities::{
     alert_webhook::AlertWebhookActivities,
-    db::alert_rules::AlertRuleActivities,
-    metrics::WorkerMetrics,
     changenow::{ChangeNowClient, REQUEST_TIMEOUT as CHANGENOW_TIMEOUT},
     config::{Config, ConfigError, TemporalSecurity},
+    db::alert_rules::AlertRuleActivities,
     ethereum::{HotWallet, OutboxSettings},
-    BenchmarkActivitiesImpl, ChangeNowActivities, ConversionLedgerActivities, PayoutLedgerActivities, EthereumActivities, InstantPayoutLedgerActivities,
-    PaymentLedgerActivities, StrandedBatchActivities,
+    metrics::WorkerMetrics,
     reconciliation::ReconciliationActivities,
+    BenchmarkActivitiesImpl, ChangeNowActivities, ConversionLedgerActivities, EthereumActivities, InstantPayoutLedgerActivities,
+    PaymentLedgerActivities, PayoutLedgerActivities, StrandedBatchActivities,
 };
 use sqlx::PgPool;
+use std::net::SocketAddr;
 use std::{str::FromStr, sync::Arc, time::Duration};
 use temporalio_client::{Client, ClientOptions, ClientTlsOptions, Connection, ConnectionOptions, TlsOptions};
-use std::net::SocketAddr;
-use temporalio_common::telemetry::{
-    metrics::CoreMeter, start_prometheus_metric_exporter, PrometheusExporterOptions, TelemetryOptions,
-};
+use temporalio_common::telemetry::{metrics::CoreMeter, start_prometheus_metric_exporter, PrometheusExporterOptions, TelemetryOptions};
 use temporalio_sdk::{
     runtime::{
         worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
@@ -28,8 +26,8 @@ use temporalio_sdk::{
 };
 use tracing::info;
 use workflows::{
-    AlertRulesWorkflow, ClientPayoutWorkflow, DailyReconciliationWorkflow, InstantPayoutWorkflow, MicroBatchConversionWorkflow, NoopBenchmarkWorkflow, OutboxWatchWorkflow, PaymentWorkflow,
-    ThresholdPayoutSweepWorkflow,
+    AlertRulesWorkflow, ClientPayoutWorkflow, DailyReconciliationWorkflow, InstantPayoutWorkflow, MicroBatchConversionWorkflow,
+    NoopBenchmarkWorkflow, OutboxWatchWorkflow, PaymentWorkflow, ThresholdPayoutSweepWorkflow,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -86,8 +84,8 @@ impl PayoutServices {
         };
         let hot_wallet = Arc::new(HotWallet::connect(pool.clone(), rpc_url, key, settings).await?);
         config.check_confirmations_for_chain(hot_wallet.chain_id())?;
-        let changenow = ChangeNowClient::new(changenow_url, changenow_key, CHANGENOW_TIMEOUT)
-            .map_err(|e| WorkerError::Setup(e.to_string()))?;
+        let changenow =
+            ChangeNowClient::new(changenow_url, changenow_key, CHANGENOW_TIMEOUT).map_err(|e| WorkerError::Setup(e.to_string()))?;
         let nowpayments = activities::nowpayments::NowPaymentsClient::new(
             &config.nowpayments_api_url,
             nowpayments_key,
@@ -259,12 +257,22 @@ impl Drop for MetricsServer {
 
 impl RunningWorker {
     /// With `metrics_addr`, the SDK's Prometheus exporter serves its worker metrics and ours there.
-    pub fn new(client: Client, task_queue: &str, mut services: PayoutServices, metrics_addr: Option<SocketAddr>) -> Result<Self, WorkerError> {
+    pub fn new(
+        client: Client,
+        task_queue: &str,
+        mut services: PayoutServices,
+        metrics_addr: Option<SocketAddr>,
+    ) -> Result<Self, WorkerError> {
         let setup = |e: &dyn std::fmt::Display| WorkerError::Setup(e.to_string());
         let mut telemetry = TelemetryOptions::builder().build();
         let mut exporter = None;
         if let Some(addr) = metrics_addr {
-            let options = PrometheusExporterOptions::builder().socket_addr(addr).counters_total_suffix(true).use_seconds_for_durations(true).unit_suffix(true).build();
+            let options = PrometheusExporterOptions::builder()
+                .socket_addr(addr)
+                .counters_total_suffix(true)
+                .use_seconds_for_durations(true)
+                .unit_suffix(true)
+                .build();
             let started = start_prometheus_metric_exporter(options)
                 .map_err(|e| WorkerError::Setup(format!("cannot serve metrics on METRICS_ADDR {addr}: {e}")))?;
             let meter: Arc<dyn CoreMeter> = started.meter.clone();

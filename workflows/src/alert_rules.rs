@@ -18,9 +18,7 @@
 //! batches, stranded batches and transfers past their deadline are alerted where they happen
 //! (the failure steps, the payout sweep, the transfer wait) and delivered here.
 
-use crate::activity_definitions::{
-    AlertDeliveryReport, AlertRules, AlertRulesInput, AlertRulesReport, ChangeNow, Ethereum,
-};
+use crate::activity_definitions::{AlertDeliveryReport, AlertRules, AlertRulesInput, AlertRulesReport, ChangeNow, Ethereum};
 use crate::steps::step_retry_policy;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -62,10 +60,7 @@ pub struct AlertRulesWorkflow;
 impl AlertRulesWorkflow {
     #[run(name = "AlertRulesWorkflow")]
     pub async fn run(ctx: &mut WorkflowContext<Self>, input: AlertRulesWorkflowInput) -> WorkflowResult<AlertRulesOutcome> {
-        let price = ctx
-            .execute_activity(ChangeNow::stablecoin_usd_price, SETTLEMENT_STABLECOIN.to_owned(), reading_options())
-            .await
-            .ok();
+        let price = ctx.execute_activity(ChangeNow::stablecoin_usd_price, SETTLEMENT_STABLECOIN.to_owned(), reading_options()).await.ok();
         let wallet = ctx.execute_activity(Ethereum::read_hot_wallet_balances, (), reading_options()).await.ok();
         let rules_input = AlertRulesInput {
             stablecoin_price: price,

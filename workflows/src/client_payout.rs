@@ -43,7 +43,7 @@
 use crate::{
     activity_definitions::{
         ApprovalDecision, ChangeNow, ClaimedBatch, ClaimedPayout, Ethereum, ExchangeOrder, IncomingTransferQuery, PayoutClaimRequest,
-        PayoutCompletion, PayoutFailure, PayoutGroup, PayoutLeg, PayoutLedger, PayoutParts, ReopenedPayout, TransferOrder,
+        PayoutCompletion, PayoutFailure, PayoutGroup, PayoutLedger, PayoutLeg, PayoutParts, ReopenedPayout, TransferOrder,
     },
     domain::{split_into_exchanges, ExchangePair, ExchangeStatus, RangeVerdict, Stablecoin},
     payout_steps::{exchange_step, Ledger},
@@ -55,8 +55,7 @@ use std::time::Duration;
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ChildWorkflowOptions, ParentClosePolicy, SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult,
-    WorkflowTermination,
+    ChildWorkflowOptions, ParentClosePolicy, SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination,
 };
 
 /// The largest single exchange, in USDT.
@@ -98,8 +97,16 @@ pub struct ClientPayoutInput {
 pub enum ClientPayoutOutcome {
     NothingToPay,
     /// An operator rejected the batch awaiting approval; its rows were released.
-    Rejected { batch_id: String, reason: String },
-    Paid { batch_id: String, total_usdt: Decimal, exchanges: usize, amount_received: Decimal },
+    Rejected {
+        batch_id: String,
+        reason: String,
+    },
+    Paid {
+        batch_id: String,
+        total_usdt: Decimal,
+        exchanges: usize,
+        amount_received: Decimal,
+    },
 }
 
 /// One workflow id per payout group, whatever triggers it.
@@ -239,10 +246,8 @@ impl ClientPayoutWorkflow {
             // Kept rows wait for an operator, but not under the group's workflow id: its next rows
             // are paid by a new batch meanwhile. The batch's own run starts before the batch shows
             // `failed`, so an operator who sees the failure always finds the run to signal.
-            let hand_over = stop.usdt_left_wallet
-                && batch_run.is_none()
-                && !ctx.cancellation_token().is_cancelled()
-                && ctx.patched(WAIT_APART_PATCH);
+            let hand_over =
+                stop.usdt_left_wallet && batch_run.is_none() && !ctx.cancellation_token().is_cancelled() && ctx.patched(WAIT_APART_PATCH);
             if hand_over {
                 hand_over_to_batch_run(ctx, &input.group, &stop.batch_id).await;
             }
@@ -307,9 +312,17 @@ pub struct Rejection {
 
 /// Waits, without a time limit (the alert stays open meanwhile), for an operator's `approve` or
 /// `reject` naming `batch_id`; `Err(reason)` when rejected. A cancelled run counts as a rejection.
-async fn await_approval(ctx: &mut WorkflowContext<ClientPayoutWorkflow>, batch_id: &str, total_usdt: Decimal) -> WorkflowResult<Result<(), String>> {
+async fn await_approval(
+    ctx: &mut WorkflowContext<ClientPayoutWorkflow>,
+    batch_id: &str,
+    total_usdt: Decimal,
+) -> WorkflowResult<Result<(), String>> {
     ctx.state_mut(|s| s.state.awaiting_approval = true);
-    report(ctx, Some(batch_id), format!("batch {batch_id} ({total_usdt} USDT) is above the approval amount; waiting for `approve` or `reject`"));
+    report(
+        ctx,
+        Some(batch_id),
+        format!("batch {batch_id} ({total_usdt} USDT) is above the approval amount; waiting for `approve` or `reject`"),
+    );
     let cancellation = ctx.cancellation_token();
     temporalio_sdk::workflows::select! {
         _ = ctx.wait_condition(|s: &ClientPayoutWorkflow| s.approval.as_ref().is_some_and(|(b, _)| b == batch_id)) => {}
@@ -376,11 +389,8 @@ async fn pay(
                 None => return Ok(Ok(ClientPayoutOutcome::NothingToPay)),
                 Some(claimed) if claimed.awaiting_approval && ctx.patched(APPROVAL_GATE_PATCH) => {
                     let decision = await_approval(ctx, &claimed.batch_id, claimed.total_usdt).await?;
-                    let recorded = ApprovalDecision {
-                        batch_id: claimed.batch_id.clone(),
-                        approved: decision.is_ok(),
-                        reason: decision.clone().err(),
-                    };
+                    let recorded =
+                        ApprovalDecision { batch_id: claimed.batch_id.clone(), approved: decision.is_ok(), reason: decision.clone().err() };
                     ledger.step(ctx, PayoutLedger::record_payout_approval, recorded).await?;
                     if let Err(reason) = decision {
                         report(ctx, Some(&claimed.batch_id), format!("batch {} rejected: {reason}", claimed.batch_id));
@@ -406,16 +416,14 @@ async fn pay(
                 }
             }
         }
-        Attempt::Resume(batch_id) => {
-            match ledger.step(ctx, PayoutLedger::reopen_payout_batch, batch_id.clone()).await? {
-                ReopenedPayout::Open { group, total_usdt, retries, parts, coin } => {
-                    OpenBatch { batch_id, group, total_usdt, retries, stored_parts: parts, resumed: true, coin }
-                }
-                ReopenedPayout::AlreadyCompleted | ReopenedPayout::RowsReleased => {
-                    return Ok(Ok(ClientPayoutOutcome::NothingToPay));
-                }
+        Attempt::Resume(batch_id) => match ledger.step(ctx, PayoutLedger::reopen_payout_batch, batch_id.clone()).await? {
+            ReopenedPayout::Open { group, total_usdt, retries, parts, coin } => {
+                OpenBatch { batch_id, group, total_usdt, retries, stored_parts: parts, resumed: true, coin }
             }
-        }
+            ReopenedPayout::AlreadyCompleted | ReopenedPayout::RowsReleased => {
+                return Ok(Ok(ClientPayoutOutcome::NothingToPay));
+            }
+        },
     };
     let details = format!("paying batch {} ({} USDT, retry {})", batch.batch_id, batch.total_usdt, batch.retries);
     report(ctx, Some(&batch.batch_id), details);
@@ -523,7 +531,8 @@ async fn pay_leg(
             Err(e) => return Ok(Err(format!("ChangeNow refused exchange {n} of the payout: {}", root_cause(&e)))),
         };
         *usdt_left_wallet = true;
-        let transfer = TransferOrder { purpose_key: purpose_key.clone(), asset: batch.coin.asset(), to: ticket.payin_address, amount: usdt };
+        let transfer =
+            TransferOrder { purpose_key: purpose_key.clone(), asset: batch.coin.asset(), to: ticket.payin_address, amount: usdt };
         let sent = match ctx.execute_activity(Ethereum::send_transfer, transfer, step_options()).await {
             Ok(_) => wait_until_confirmed(ctx, &purpose_key, TransferWait::STANDARD).await,
             Err(e) => Err(ApplicationFailure::non_retryable(root_cause(&e)).into()),
@@ -560,7 +569,9 @@ async fn pay_leg(
                     .refund_credited_to(format!("payout_refund:{purpose_key}"), usdt);
                 let back = match ctx.execute_activity(Ethereum::find_incoming_transfer, query, step_options()).await {
                     Ok(back) => back,
-                    Err(e) => return Ok(Err(format!("refund {refund_hash} of exchange {} not found: {}", ticket.exchange_id, root_cause(&e)))),
+                    Err(e) => {
+                        return Ok(Err(format!("refund {refund_hash} of exchange {} not found: {}", ticket.exchange_id, root_cause(&e))))
+                    }
                 };
                 // Less back than was sent (ChangeNow kept a fee) would be made up from other
                 // clients' USDT: that needs an operator, not a retry.

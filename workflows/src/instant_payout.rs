@@ -128,10 +128,8 @@ impl InstantPayoutWorkflow {
         };
         ctx.execute_activity(InstantPayoutLedger::open_instant_payout, opening, step_options()).await?;
 
-        let pair = ExchangePair::new(
-            (SETTLEMENT_CURRENCY, SETTLEMENT_CURRENCY),
-            (&input.client.payout_currency, &input.client.payout_network),
-        );
+        let pair =
+            ExchangePair::new((SETTLEMENT_CURRENCY, SETTLEMENT_CURRENCY), (&input.client.payout_currency, &input.client.payout_network));
         let range = ctx.execute_activity(ChangeNow::check_exchange_range, pair.clone(), step_options()).await?;
         let hold_reason = match RangeVerdict::judge(input.amount_eth, range.min_amount, range.max_amount) {
             RangeVerdict::Within => None,
@@ -218,12 +216,16 @@ impl InstantPayoutWorkflow {
                     Some(tx_hash) => {
                         let query = IncomingTransferQuery { tx_hash: tx_hash.clone(), asset: ChainAsset::Eth }
                             .refund_credited_to(format!("instant_refund:{}", input.payment_id), input.amount_eth);
-                        Some(ctx.execute_activity(Ethereum::find_incoming_transfer, query, step_options()).await.map_err(|e| root_cause(&e)))
+                        Some(
+                            ctx.execute_activity(Ethereum::find_incoming_transfer, query, step_options()).await.map_err(|e| root_cause(&e)),
+                        )
                     }
                     None => None,
                 };
                 let (reason, refund_amount) = match seen {
-                    Some(Ok(back)) => (format!("exchange {} was refunded; {} ETH came back on chain", ticket.exchange_id, back.amount), Some(back.amount)),
+                    Some(Ok(back)) => {
+                        (format!("exchange {} was refunded; {} ETH came back on chain", ticket.exchange_id, back.amount), Some(back.amount))
+                    }
                     Some(Err(why)) => (format!("exchange {} was refunded, but its refund does not count: {why}", ticket.exchange_id), None),
                     None => (format!("exchange {} was refunded but ChangeNow gave no refund hash", ticket.exchange_id), None),
                 };

@@ -17,12 +17,6 @@ pub struct NoopBenchmarkWorkflow;
 impl NoopBenchmarkWorkflow {
     #[run(name = "NoopBenchmarkWorkflow")]
     pub async fn run(ctx: &mut WorkflowContext<Self>, value: i64) -> WorkflowResult<i64> {
-        Ok(ctx
-            .execute_activity(
-                BenchmarkActivities::noop,
-                value,
-                ActivityOptions::start_to_close_timeout(Duration::from_secs(10)),
-            )
-            .await?)
+        Ok(ctx.execute_activity(BenchmarkActivities::noop, value, ActivityOptions::start_to_close_timeout(Duration::from_secs(10))).await?)
     }
 }

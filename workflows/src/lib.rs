@@ -19,17 +19,17 @@ mod payout_steps;
 pub mod steps;
 pub mod threshold_payout_sweep;
 
+pub use alert_rules::{AlertRulesOutcome, AlertRulesWorkflow, AlertRulesWorkflowInput};
 pub use client_payout::{
     client_payout_workflow_id, payout_batch_workflow_id, ClientPayoutInput, ClientPayoutOutcome, ClientPayoutWorkflow,
 };
-pub use alert_rules::{AlertRulesOutcome, AlertRulesWorkflow, AlertRulesWorkflowInput};
 pub use daily_reconciliation::{DailyReconciliationInput, DailyReconciliationWorkflow};
 pub use instant_payout::{InstantPayoutInput, InstantPayoutOutcome, InstantPayoutWorkflow};
 pub use intake_benchmark::NoopBenchmarkWorkflow;
-pub use threshold_payout_sweep::{ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow};
-pub use outbox_watch::{OutboxWatchInput, OutboxWatchWorkflow};
 pub use micro_batch_conversion::{MicroBatchConversionInput, MicroBatchConversionOutcome, MicroBatchConversionWorkflow};
+pub use outbox_watch::{OutboxWatchInput, OutboxWatchWorkflow};
 pub use payment_processing::{PaymentWorkflow, PaymentWorkflowInput, PaymentWorkflowOutcome};
+pub use threshold_payout_sweep::{ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow};
 
 /// Search attribute keys operators use in the Temporal UI (registered on the dev server by
 /// `make up`: `temporal server start-dev --search-attribute ClientId=Keyword ...`).

@@ -44,13 +44,13 @@ use crate::{
         conversion_purpose_key, BatchLimit, ChangeNow, ConversionClaim, ConversionClaimRequest, ConversionLedger, ConvertedBatch, DueQuery,
         Ethereum, ExchangeOrder, FailedBatch, IncomingTransferQuery, SeenRefund, TransferOrder,
     },
-    payout_starts::start_due_payouts,
     domain::{ChainAsset, ExchangePair, ExchangeStatus, RangeVerdict, Stablecoin, SETTLEMENT_CURRENCY},
+    payout_starts::start_due_payouts,
     steps::{failure_step_options, root_cause, step_options, wait_until_confirmed, wait_until_final, TransferEnd, TransferWait},
 };
-use std::time::Duration;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use temporalio_common::error::{ActivityExecutionError, ApplicationFailure};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{WorkflowContext, WorkflowResult};
@@ -79,10 +79,20 @@ pub struct MicroBatchConversionInput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum MicroBatchConversionOutcome {
-    BelowThreshold { pool_usd: Decimal, threshold_usd: Decimal, pending_rows: i64 },
-    BelowExchangeMinimum { batch_id: String, pool_eth: Decimal, minimum_eth: Decimal },
+    BelowThreshold {
+        pool_usd: Decimal,
+        threshold_usd: Decimal,
+        pending_rows: i64,
+    },
+    BelowExchangeMinimum {
+        batch_id: String,
+        pool_eth: Decimal,
+        minimum_eth: Decimal,
+    },
     /// One or more batches converted, in order.
-    Converted { batches: Vec<BatchConverted> },
+    Converted {
+        batches: Vec<BatchConverted>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,14 +122,10 @@ pub struct MicroBatchConversionWorkflow;
 #[workflow_methods]
 impl MicroBatchConversionWorkflow {
     #[run(name = "MicroBatchConversionWorkflow")]
-    pub async fn run(
-        ctx: &mut WorkflowContext<Self>,
-        input: MicroBatchConversionInput,
-    ) -> WorkflowResult<MicroBatchConversionOutcome> {
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: MicroBatchConversionInput) -> WorkflowResult<MicroBatchConversionOutcome> {
         let max_rows = input.max_rows_per_batch.unwrap_or(MAX_ROWS_PER_BATCH);
-        let transfer_wait = input
-            .transfer_deadline_secs
-            .map_or(TransferWait::STANDARD, |secs| TransferWait::with_deadline(Duration::from_secs(secs)));
+        let transfer_wait =
+            input.transfer_deadline_secs.map_or(TransferWait::STANDARD, |secs| TransferWait::with_deadline(Duration::from_secs(secs)));
         let mut converted = Vec::new();
         for sequence in 0..MAX_BATCHES_PER_RUN {
             if sequence > 0 && !ctx.patched(BATCHES_IN_A_LOOP_PATCH) {
@@ -149,10 +155,8 @@ impl MicroBatchConversionWorkflow {
                     start_due_payouts(ctx, DueQuery::default()).await?;
                 }
                 Ok(BatchEnd::BelowMinimum { minimum }) => {
-                    let reason = format!(
-                        "{} ETH is below ChangeNow's minimum of {minimum} ETH; the rows wait for a bigger pool",
-                        batch.total_eth
-                    );
+                    let reason =
+                        format!("{} ETH is below ChangeNow's minimum of {minimum} ETH; the rows wait for a bigger pool", batch.total_eth);
                     record_failure(ctx, &batch, BatchFailure::before_exchange(reason)).await?;
                     if converted.is_empty() {
                         return Ok(MicroBatchConversionOutcome::BelowExchangeMinimum {
@@ -286,7 +290,8 @@ async fn convert(
             return Err(BatchFailure { reason, exchange_id: Some(exchange_id), refund: Some(refund) });
         }
         (status, _, _) => {
-            let reason = format!("exchange {exchange_id} ended '{status}' after the deposit; the rows stay swapping until the ETH is recovered");
+            let reason =
+                format!("exchange {exchange_id} ended '{status}' after the deposit; the rows stay swapping until the ETH is recovered");
             return Err(BatchFailure::of_exchange(&exchange_id, reason));
         }
     };
@@ -302,12 +307,8 @@ async fn convert(
         return Err(BatchFailure::of_exchange(&exchange_id, reason));
     }
 
-    let done = ConvertedBatch {
-        batch_id: batch.batch_id.clone(),
-        exchange_id: exchange_id.clone(),
-        usdt_tx_hash,
-        usdt_received: received.amount,
-    };
+    let done =
+        ConvertedBatch { batch_id: batch.batch_id.clone(), exchange_id: exchange_id.clone(), usdt_tx_hash, usdt_received: received.amount };
     ctx.execute_activity(ConversionLedger::complete_conversion, done, step_options())
         .await
         .map_err(|e| BatchFailure::of_exchange(&exchange_id, failed_step("recording the split", &e)))?;

@@ -23,8 +23,8 @@ use crate::{
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use temporalio_common::ActivityCloseTimeouts;
-use temporalio_sdk::ActivityOptions;
 use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::ActivityOptions;
 use temporalio_sdk::{WorkflowContext, WorkflowResult};
 
 pub const SCHEDULE_ID: &str = "outbox-watch";

@@ -32,8 +32,7 @@
 
 use crate::{
     activity_definitions::{
-        NowPayments, PaymentLedger, PaymentVerification, PaymentVerificationLedger, RoutedPayment, RoutingReceipt,
-        VerifiedPayment,
+        NowPayments, PaymentLedger, PaymentVerification, PaymentVerificationLedger, RoutedPayment, RoutingReceipt, VerifiedPayment,
     },
     domain::{payment_verification::ask_again_after, FeeSplit, PayoutStrategy, PlatformFee, PRICE_CURRENCY, SETTLEMENT_CURRENCY},
     instant_payout::{instant_payout_workflow_id, InstantPayoutInput, InstantPayoutOutcome, InstantPayoutWorkflow},
@@ -42,16 +41,12 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use temporalio_common::{error::ApplicationFailure, ActivityCloseTimeouts, RetryPolicy};
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{
-    ActivityOptions, ChildWorkflowOptions, LocalActivityOptions, ParentClosePolicy, WorkflowContext,
-    WorkflowResult,
-};
+use temporalio_sdk::{ActivityOptions, ChildWorkflowOptions, LocalActivityOptions, ParentClosePolicy, WorkflowContext, WorkflowResult};
 
 /// Runs recorded before this patch routed instant payments without starting the child.
 const INSTANT_PAYOUT_CHILD_PATCH: &str = "instant-payout-child";
 /// Runs recorded before this patch routed on the IPN's word, without asking NOWPayments.
 const NOWPAYMENTS_VERIFICATION_PATCH: &str = "nowpayments-verification";
-
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentWorkflowInput {
@@ -75,10 +70,7 @@ pub struct PaymentWorkflow;
 #[workflow_methods]
 impl PaymentWorkflow {
     #[run(name = "PaymentWorkflow")]
-    pub async fn run(
-        ctx: &mut WorkflowContext<Self>,
-        input: PaymentWorkflowInput,
-    ) -> WorkflowResult<PaymentWorkflowOutcome> {
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: PaymentWorkflowInput) -> WorkflowResult<PaymentWorkflowOutcome> {
         let payment = if ctx.patched(NOWPAYMENTS_VERIFICATION_PATCH) {
             let mut looks = 0;
             loop {
@@ -102,8 +94,7 @@ impl PaymentWorkflow {
                 }
             }
         } else {
-            ctx.execute_local_activity(PaymentLedger::begin_payment_processing, input.payment_id, ledger_step_options())
-                .await?
+            ctx.execute_local_activity(PaymentLedger::begin_payment_processing, input.payment_id, ledger_step_options()).await?
         };
 
         if !payment.price_currency.eq_ignore_ascii_case(PRICE_CURRENCY) {
@@ -123,10 +114,7 @@ impl PaymentWorkflow {
                 .into())
             }
         };
-        let fee = input
-            .platform_fee
-            .split(payment.price_amount, outcome_eth)
-            .map_err(ApplicationFailure::non_retryable)?;
+        let fee = input.platform_fee.split(payment.price_amount, outcome_eth).map_err(ApplicationFailure::non_retryable)?;
 
         let routed = RoutedPayment {
             payment_id: payment.payment_id,
@@ -136,20 +124,10 @@ impl PaymentWorkflow {
         };
         let receipt = match payment.client.strategy {
             PayoutStrategy::Threshold => {
-                ctx.execute_local_activity(
-                    PaymentLedger::record_threshold_accumulation,
-                    routed,
-                    ledger_step_options(),
-                )
-                .await?
+                ctx.execute_local_activity(PaymentLedger::record_threshold_accumulation, routed, ledger_step_options()).await?
             }
             PayoutStrategy::Instant => {
-                ctx.execute_local_activity(
-                    PaymentLedger::record_instant_payout_handoff,
-                    routed,
-                    ledger_step_options(),
-                )
-                .await?
+                ctx.execute_local_activity(PaymentLedger::record_instant_payout_handoff, routed, ledger_step_options()).await?
             }
         };
         let instant_payout = if payment.client.strategy == PayoutStrategy::Instant && ctx.patched(INSTANT_PAYOUT_CHILD_PATCH) {
@@ -179,12 +157,7 @@ impl PaymentWorkflow {
 fn ledger_step_options() -> LocalActivityOptions {
     LocalActivityOptions::builder()
         .start_to_close_timeout(Duration::from_secs(15))
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_millis(200))
-                .maximum_interval(Duration::from_secs(30))
-                .build(),
-        )
+        .retry_policy(RetryPolicy::builder().initial_interval(Duration::from_millis(200)).maximum_interval(Duration::from_secs(30)).build())
         .build()
 }
 

@@ -6,8 +6,8 @@
 //! per poll), then workflow timers backing off to a minute, so a wait of hours is a short
 //! history and holds no activity slot.
 
-use crate::{
-    activity_definitions::{ChangeNow, Ethereum, ExchangeSnapshot, ExchangeWatch, TransferProgress, TransferWatch, UnconfirmedTransfer},
+use crate::activity_definitions::{
+    ChangeNow, Ethereum, ExchangeSnapshot, ExchangeWatch, TransferProgress, TransferWatch, UnconfirmedTransfer,
 };
 use std::time::Duration;
 use temporalio_common::{
@@ -94,11 +94,7 @@ fn transfer_end(purpose_key: &str, progress: &TransferProgress) -> Option<Transf
 /// Polls the outbox until the transfer has its confirmations or ended without moving anything.
 /// Past [`TransferWait::deadline`] the transfer is recorded sent-unconfirmed (with one alert) and
 /// polled on; an error after [`TransferWait::give_up_after_deadline`] more.
-pub async fn wait_until_confirmed<W>(
-    ctx: &mut WorkflowContext<W>,
-    purpose_key: &str,
-    wait: TransferWait,
-) -> WorkflowResult<TransferEnd> {
+pub async fn wait_until_confirmed<W>(ctx: &mut WorkflowContext<W>, purpose_key: &str, wait: TransferWait) -> WorkflowResult<TransferEnd> {
     let (mut waited, mut interval, mut flagged) = (Duration::ZERO, FIRST_POLL, false);
     if ctx.patched(POLL_IN_ACTIVITY_PATCH) {
         let budget = ACTIVE_POLL_BUDGET.min(wait.deadline);
@@ -150,16 +146,14 @@ pub async fn wait_until_final<W>(ctx: &mut WorkflowContext<W>, exchange_id: &str
     let (mut waited, mut interval) = (Duration::ZERO, FIRST_POLL);
     if ctx.patched(POLL_IN_ACTIVITY_PATCH) {
         let watch = ExchangeWatch { exchange_id: exchange_id.to_owned(), budget_secs: ACTIVE_POLL_BUDGET.as_secs() };
-        let snapshot =
-            ctx.execute_activity(ChangeNow::await_exchange_settled, watch, polling_step_options(ACTIVE_POLL_BUDGET)).await?;
+        let snapshot = ctx.execute_activity(ChangeNow::await_exchange_settled, watch, polling_step_options(ACTIVE_POLL_BUDGET)).await?;
         if snapshot.is_settled() {
             return Ok(snapshot);
         }
         (waited, interval) = (ACTIVE_POLL_BUDGET, SLOWEST_POLL);
     }
     loop {
-        let snapshot =
-            ctx.execute_activity(ChangeNow::exchange_progress, exchange_id.to_owned(), step_options()).await?;
+        let snapshot = ctx.execute_activity(ChangeNow::exchange_progress, exchange_id.to_owned(), step_options()).await?;
         if snapshot.is_settled() {
             return Ok(snapshot);
         }

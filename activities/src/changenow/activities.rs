@@ -13,9 +13,9 @@ use super::{
     stablecoin_price::StablecoinPriceSource,
     ChangeNowClient, ChangeNowError,
 };
+use crate::polling::poll_until_final;
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
-use crate::polling::poll_until_final;
 use std::{sync::Arc, time::Duration};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
@@ -23,8 +23,8 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::{info, warn};
 use workflows::{
     activity_definitions::{
-        AwaitExchangeSettled, CheckExchangeRange, CreateExchange, ExchangeOrder, ExchangeProgressActivity, ExchangeRange,
-        ExchangeSnapshot, ExchangeTicket, ExchangeWatch, StablecoinPrice, StablecoinUsdPrice,
+        AwaitExchangeSettled, CheckExchangeRange, CreateExchange, ExchangeOrder, ExchangeProgressActivity, ExchangeRange, ExchangeSnapshot,
+        ExchangeTicket, ExchangeWatch, StablecoinPrice, StablecoinUsdPrice,
     },
     domain::ExchangePair,
 };
@@ -82,48 +82,24 @@ impl ChangeNowActivities {
 #[activities]
 impl ChangeNowActivities {
     #[activity(definition = CheckExchangeRange)]
-    pub async fn check_exchange_range(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        pair: ExchangePair,
-    ) -> Result<ExchangeRange, ActivityError> {
-        let range = self
-            .client
-            .range(&pair, Flow::Standard)
-            .await
-            .map_err(|e| ExchangeActivityError::from(e).into_activity_error())?;
+    pub async fn check_exchange_range(self: Arc<Self>, _ctx: ActivityContext, pair: ExchangePair) -> Result<ExchangeRange, ActivityError> {
+        let range = self.client.range(&pair, Flow::Standard).await.map_err(|e| ExchangeActivityError::from(e).into_activity_error())?;
         Ok(ExchangeRange { min_amount: range.min_amount, max_amount: range.max_amount })
     }
 
     #[activity(definition = CreateExchange)]
-    pub async fn create_exchange(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        order: ExchangeOrder,
-    ) -> Result<ExchangeTicket, ActivityError> {
+    pub async fn create_exchange(self: Arc<Self>, _ctx: ActivityContext, order: ExchangeOrder) -> Result<ExchangeTicket, ActivityError> {
         self.create_once(&order).await.map_err(ExchangeActivityError::into_activity_error)
     }
 
     #[activity(definition = StablecoinUsdPrice)]
-    pub async fn stablecoin_usd_price(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        coin: String,
-    ) -> Result<StablecoinPrice, ActivityError> {
-        let usd_price = self
-            .client
-            .usd_price(&coin)
-            .await
-            .map_err(|e| ExchangeActivityError::from(e).into_activity_error())?;
+    pub async fn stablecoin_usd_price(self: Arc<Self>, _ctx: ActivityContext, coin: String) -> Result<StablecoinPrice, ActivityError> {
+        let usd_price = self.client.usd_price(&coin).await.map_err(|e| ExchangeActivityError::from(e).into_activity_error())?;
         Ok(StablecoinPrice { coin: coin.to_ascii_lowercase(), usd_price })
     }
 
     #[activity(definition = ExchangeProgressActivity)]
-    pub async fn exchange_progress(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        exchange_id: String,
-    ) -> Result<ExchangeSnapshot, ActivityError> {
+    pub async fn exchange_progress(self: Arc<Self>, _ctx: ActivityContext, exchange_id: String) -> Result<ExchangeSnapshot, ActivityError> {
         self.poll(&exchange_id).await.map_err(ExchangeActivityError::into_activity_error)
     }
 

@@ -5,7 +5,7 @@
 //! 429, 5xx, time-outs, connection errors and a refused API key (alerted) are retried.
 
 use super::api::{
-    CreateExchangeRequest, CreateExchangeResponse, ErrorResponse, EstimateResponse, ExchangeStatusResponse, ExchangePair, Flow,
+    CreateExchangeRequest, CreateExchangeResponse, ErrorResponse, EstimateResponse, ExchangePair, ExchangeStatusResponse, Flow,
     RangeResponse, API_KEY_HEADER, ESTIMATE_PATH, EXCHANGE_PATH, RANGE_PATH, STATUS_PATH,
 };
 use reqwest::{RequestBuilder, StatusCode};
@@ -106,11 +106,7 @@ impl ChangeNowClient {
     }
 
     async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, ChangeNowError> {
-        let response = request
-            .header(API_KEY_HEADER, &self.api_key)
-            .send()
-            .await
-            .map_err(|e| ChangeNowError::Transport(without_url(e)))?;
+        let response = request.header(API_KEY_HEADER, &self.api_key).send().await.map_err(|e| ChangeNowError::Transport(without_url(e)))?;
         let status = response.status();
         let body = response.text().await.map_err(|e| ChangeNowError::Transport(without_url(e)))?;
         if status.is_success() {

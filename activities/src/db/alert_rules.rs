@@ -130,8 +130,7 @@ pub async fn evaluate(pool: &PgPool, input: &AlertRulesInput) -> Result<AlertRul
     if let Some(price) = &input.stablecoin_price {
         apply(pool, AlertKind::StablecoinDepeg, depeg(&price.coin, price.usd_price).into_iter().collect(), &mut report).await?;
     }
-    apply(pool, AlertKind::ClientOverThreshold7d, clients_over_threshold(pool, input.over_threshold_days).await?, &mut report)
-        .await?;
+    apply(pool, AlertKind::ClientOverThreshold7d, clients_over_threshold(pool, input.over_threshold_days).await?, &mut report).await?;
     let pool_waiting = pool_waiting(pool, input.pool_max_wait_minutes).await?;
     let waiting = pool_waiting.clone().into_iter().collect();
     apply(pool, AlertKind::ConversionPoolWaiting, waiting, &mut report).await?;
@@ -304,7 +303,7 @@ mod tests {
     #[test]
     fn the_wallet_is_low_when_its_spare_eth_cannot_pay_the_open_works_gas() {
         let base_fee = dec!(1_000_000_000); // 1 gwei
-        // 3 open transfers + a conversion: 4 x 100,000 gas x 2 gwei = 0.0008 ETH
+                                            // 3 open transfers + a conversion: 4 x 100,000 gas x 2 gwei = 0.0008 ETH
         let needed = gas_needed_wei(3, true, base_fee);
         assert_eq!(needed, dec!(800_000_000_000_000));
         let owed = dec!(1e18); // 1 ETH of pending payments belongs to the next conversion

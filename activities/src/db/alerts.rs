@@ -154,10 +154,7 @@ async fn insert(tx: &mut Transaction<'_, Postgres>, sql: &str, alert: &NewAlert<
 /// again raises a new one. Stored as `{dedupe_key}#{n}`. Returns whether an alert was raised.
 pub async fn raise_unless_open(tx: &mut Transaction<'_, Postgres>, alert: &NewAlert<'_>) -> Result<bool, sqlx::Error> {
     // Two transactions raising the same condition at once would both see none open.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(&alert.dedupe_key)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(&alert.dedupe_key).execute(&mut **tx).await?;
     let sql = "INSERT INTO alerts (dedupe_key, kind, subject, message, severity)
                SELECT $1 || '#' || (count(*) + 1), $2, $3, $4, $5 FROM alerts WHERE starts_with(dedupe_key, $1 || '#')
                HAVING count(*) FILTER (WHERE acknowledged_at IS NULL) = 0
@@ -187,11 +184,7 @@ pub async fn settle(tx: &mut Transaction<'_, Postgres>, dedupe_key: &str) -> Res
 
 /// Closes the open alerts of a lasting condition (raised with [`raise_unless_open`]) that has
 /// cleared: of `kind`, with a key not among `still_firing` (their keys without the `#n`).
-pub async fn resolve_cleared(
-    tx: &mut Transaction<'_, Postgres>,
-    kind: AlertKind,
-    still_firing: &[String],
-) -> Result<u64, sqlx::Error> {
+pub async fn resolve_cleared(tx: &mut Transaction<'_, Postgres>, kind: AlertKind, still_firing: &[String]) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE alerts SET acknowledged_at = now(), resolved_at = now()
          WHERE kind = $1 AND acknowledged_at IS NULL AND NOT (split_part(dedupe_key, '#', 1) = ANY($2))",
@@ -246,10 +239,12 @@ pub async fn undelivered(pool: &PgPool, limit: i64) -> Result<Vec<Alert>, sqlx::
 }
 
 pub async fn mark_delivered(pool: &PgPool, alert_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE alerts SET delivered_at = now(), delivery_attempts = delivery_attempts + 1, last_delivery_error = NULL WHERE alert_id = $1")
-        .bind(alert_id)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE alerts SET delivered_at = now(), delivery_attempts = delivery_attempts + 1, last_delivery_error = NULL WHERE alert_id = $1",
+    )
+    .bind(alert_id)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -265,11 +260,6 @@ pub async fn mark_delivery_failed(pool: &PgPool, alert_id: i64, error: &str) -> 
 /// Open alerts by severity, every severity present (0 when none), for `payout_open_alerts`.
 pub async fn open_by_severity(pool: &PgPool) -> Result<Vec<(Severity, i64)>, sqlx::Error> {
     let counts: Vec<(String, i64)> =
-        sqlx::query_as("SELECT severity, count(*) FROM alerts WHERE acknowledged_at IS NULL GROUP BY severity")
-            .fetch_all(pool)
-            .await?;
-    Ok(Severity::ALL
-        .iter()
-        .map(|s| (*s, counts.iter().find(|(name, _)| name == s.as_str()).map_or(0, |(_, n)| *n)))
-        .collect())
+        sqlx::query_as("SELECT severity, count(*) FROM alerts WHERE acknowledged_at IS NULL GROUP BY severity").fetch_all(pool).await?;
+    Ok(Severity::ALL.iter().map(|s| (*s, counts.iter().find(|(name, _)| name == s.as_str()).map_or(0, |(_, n)| *n))).collect())
 }

@@ -55,7 +55,8 @@ pub async fn enable(pool: &PgPool, policy: &AutoThresholdPolicy) -> Result<(), s
 }
 
 pub async fn policy(pool: &PgPool) -> Result<Option<AutoThresholdPolicy>, sqlx::Error> {
-    let text: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(AUTO_SETTING).fetch_optional(pool).await?;
+    let text: Option<String> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(AUTO_SETTING).fetch_optional(pool).await?;
     // A policy that no longer parses is treated as off (and `threshold show` says so).
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
@@ -79,18 +80,15 @@ pub async fn set_manually(pool: &PgPool, usd: Decimal) -> Result<(), sqlx::Error
 pub async fn adjust(pool: &PgPool) -> Result<Option<Decimal>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     // One adjuster at a time, and never against a manual change made meanwhile.
-    let text: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1 FOR UPDATE")
-        .bind(AUTO_SETTING)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let text: Option<String> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1 FOR UPDATE").bind(AUTO_SETTING).fetch_optional(&mut *tx).await?;
     let Some(policy) = text.and_then(|t| serde_json::from_str::<AutoThresholdPolicy>(&t).ok()) else {
         return Ok(None);
     };
-    let volume: Decimal = sqlx::query_scalar(
-        "SELECT COALESCE(sum(net_amount_usd), 0) FROM payout_accumulation WHERE created_at > now() - interval '7 days'",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let volume: Decimal =
+        sqlx::query_scalar("SELECT COALESCE(sum(net_amount_usd), 0) FROM payout_accumulation WHERE created_at > now() - interval '7 days'")
+            .fetch_one(&mut *tx)
+            .await?;
     let new = policy.threshold_for(volume);
     let old = current(&mut tx).await?;
     if old == Some(new) {

@@ -42,9 +42,7 @@ impl Outcome {
 /// batch (or its latest retry) started processing.
 pub async fn record(tx: &mut Transaction<'_, Postgres>, kind: BatchKind, batch_id: Uuid, outcome: Outcome) -> Result<(), sqlx::Error> {
     let started = match kind {
-        BatchKind::Conversion => {
-            "SELECT COALESCE(processing_started_at, created_at) FROM batch_conversions WHERE batch_conversion_id = $1"
-        }
+        BatchKind::Conversion => "SELECT COALESCE(processing_started_at, created_at) FROM batch_conversions WHERE batch_conversion_id = $1",
         BatchKind::Payout => "SELECT COALESCE(processing_started_at, created_at) FROM payout_batches WHERE batch_id = $1",
     };
     sqlx::query(&format!(

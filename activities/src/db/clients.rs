@@ -119,10 +119,8 @@ pub async fn set_key_hash(pool: &PgPool, client_id: &str, key_hash: &str) -> Res
 
 /// The SHA-256 (hex) of the client's key; `None` for an unknown client or one without a key.
 pub async fn key_hash(pool: &PgPool, client_id: &str) -> Result<Option<String>, ClientStoreError> {
-    let hash: Option<Option<String>> = sqlx::query_scalar("SELECT client_key_hash FROM clients WHERE client_id = $1")
-        .bind(client_id)
-        .fetch_optional(pool)
-        .await?;
+    let hash: Option<Option<String>> =
+        sqlx::query_scalar("SELECT client_key_hash FROM clients WHERE client_id = $1").bind(client_id).fetch_optional(pool).await?;
     Ok(hash.flatten())
 }
 
@@ -138,22 +136,17 @@ pub async fn unpaid_rows(pool: &PgPool, client_id: &str) -> Result<Vec<(String, 
 }
 
 pub async fn find(pool: &PgPool, client_id: &str) -> Result<Option<ClientRecord>, ClientStoreError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM clients WHERE client_id = $1"))
-        .bind(client_id)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM clients WHERE client_id = $1")).bind(client_id).fetch_optional(pool).await?;
     row.as_ref().map(from_row).transpose()
 }
 
 fn from_row(row: &sqlx::postgres::PgRow) -> Result<ClientRecord, ClientStoreError> {
     let client_id: String = row.try_get("client_id")?;
     let strategy: String = row.try_get("payout_strategy")?;
-    let payout_strategy = strategy
-        .parse()
-        .map_err(|e: workflows::domain::UnknownVariant| ClientStoreError::Corrupt {
-            client_id: client_id.clone(),
-            reason: e.to_string(),
-        })?;
+    let payout_strategy = strategy.parse().map_err(|e: workflows::domain::UnknownVariant| ClientStoreError::Corrupt {
+        client_id: client_id.clone(),
+        reason: e.to_string(),
+    })?;
     Ok(ClientRecord {
         client_id,
         wallet_address: row.try_get("wallet_address")?,

@@ -18,8 +18,8 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 use workflows::{
     activity_definitions::{
-        conversion_purpose_key, BatchLimit, BatchTotals, ClaimConversionPool, CompleteConversion, ConversionClaim,
-        ConversionClaimRequest, ConvertedBatch, FailedBatch, LimitConversionBatch, ReleaseConversion, SeenRefund,
+        conversion_purpose_key, BatchLimit, BatchTotals, ClaimConversionPool, CompleteConversion, ConversionClaim, ConversionClaimRequest,
+        ConvertedBatch, FailedBatch, LimitConversionBatch, ReleaseConversion, SeenRefund,
     },
     domain::{split_proportionally, ChainAsset, Stablecoin},
 };
@@ -28,8 +28,7 @@ pub const THRESHOLD_SETTING: &str = "micro_batch_threshold_usd";
 /// The pending pool's value, actual ETH and size: one row kept exact by triggers
 /// (`conversion_pool_totals`, migration 0006), so its cost does not grow with the pool;
 /// `make bench-conversion` times it.
-pub const PENDING_POOL_SQL: &str =
-    "SELECT pending_usd AS usd, pending_eth AS eth, pending_rows AS n FROM conversion_pool_totals";
+pub const PENDING_POOL_SQL: &str = "SELECT pending_usd AS usd, pending_eth AS eth, pending_rows AS n FROM conversion_pool_totals";
 /// One claim at a time: the pool's sum and the rows claimed are the same rows.
 const CLAIM_LOCK: &str = "micro-batch-conversion-claim";
 
@@ -84,29 +83,17 @@ impl ConversionLedgerActivities {
     }
 
     #[activity(definition = LimitConversionBatch)]
-    pub async fn limit_conversion_batch(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        limit: BatchLimit,
-    ) -> Result<BatchTotals, ActivityError> {
+    pub async fn limit_conversion_batch(self: Arc<Self>, _ctx: ActivityContext, limit: BatchLimit) -> Result<BatchTotals, ActivityError> {
         limit_to(&self.pool, &limit).await.map_err(ConversionLedgerError::into_activity_error)
     }
 
     #[activity(definition = CompleteConversion)]
-    pub async fn complete_conversion(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        batch: ConvertedBatch,
-    ) -> Result<(), ActivityError> {
+    pub async fn complete_conversion(self: Arc<Self>, _ctx: ActivityContext, batch: ConvertedBatch) -> Result<(), ActivityError> {
         complete(&self.pool, &batch, "swapping").await.map_err(ConversionLedgerError::into_activity_error)
     }
 
     #[activity(definition = ReleaseConversion)]
-    pub async fn release_conversion(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        batch: FailedBatch,
-    ) -> Result<(), ActivityError> {
+    pub async fn release_conversion(self: Arc<Self>, _ctx: ActivityContext, batch: FailedBatch) -> Result<(), ActivityError> {
         record_failure(&self.pool, &batch).await.map_err(ConversionLedgerError::into_activity_error)
     }
 }
@@ -119,10 +106,7 @@ type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
 
 /// The threshold in force, read on every run so a change applies from the next run.
 pub async fn read_threshold(pool: &PgPool) -> Result<Decimal, ConversionLedgerError> {
-    let text: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-        .bind(THRESHOLD_SETTING)
-        .fetch_one(pool)
-        .await?;
+    let text: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(THRESHOLD_SETTING).fetch_one(pool).await?;
     Decimal::from_str(text.trim()).map_err(|_| ConversionLedgerError::BadThreshold(text))
 }
 
@@ -312,9 +296,7 @@ async fn complete(pool: &PgPool, batch: &ConvertedBatch, from: &'static str) -> 
     match batch_status(&mut tx, batch_id).await?.as_str() {
         "completed" => return Ok(()),
         status if status == from => {}
-        other => {
-            return Err(ConversionLedgerError::InvalidTransition { batch_id, status: other.to_owned(), wanted: "completed" })
-        }
+        other => return Err(ConversionLedgerError::InvalidTransition { batch_id, status: other.to_owned(), wanted: "completed" }),
     }
     // Each row's share is weighted by the ETH it brought (`accumulated_eth`): the USDT came from
     // that ETH. Its USD value (priced at payment time) is what thresholds count, not what is split.
@@ -325,11 +307,10 @@ async fn complete(pool: &PgPool, batch: &ConvertedBatch, from: &'static str) -> 
     .bind(batch_id)
     .fetch_all(&mut *tx)
     .await?;
-    let expected: Option<i32> =
-        sqlx::query_scalar("SELECT row_count FROM batch_conversions WHERE batch_conversion_id = $1")
-            .bind(batch_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let expected: Option<i32> = sqlx::query_scalar("SELECT row_count FROM batch_conversions WHERE batch_conversion_id = $1")
+        .bind(batch_id)
+        .fetch_one(&mut *tx)
+        .await?;
     if let Some(expected) = expected.filter(|n| *n as usize != rows.len()) {
         let problem = format!("{} rows are swapping but the batch claimed {expected}", rows.len());
         return Err(ConversionLedgerError::Inconsistent { batch_id, problem });
@@ -491,12 +472,11 @@ pub async fn return_recovered_rows(
     force: bool,
 ) -> Result<u64, ConversionLedgerError> {
     let mut tx = pool.begin().await?;
-    let row: Option<(String, Decimal)> = sqlx::query_as(
-        "SELECT conversion_status, total_eth FROM batch_conversions WHERE batch_conversion_id = $1 FOR UPDATE",
-    )
-    .bind(batch_id)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let row: Option<(String, Decimal)> =
+        sqlx::query_as("SELECT conversion_status, total_eth FROM batch_conversions WHERE batch_conversion_id = $1 FOR UPDATE")
+            .bind(batch_id)
+            .fetch_optional(&mut *tx)
+            .await?;
     let batch_eth = match row {
         Some((status, eth)) if status == "failed" => eth,
         Some((status, _)) => return Err(ConversionLedgerError::InvalidTransition { batch_id, status, wanted: "released" }),

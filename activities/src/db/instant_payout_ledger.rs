@@ -66,11 +66,7 @@ impl InstantPayoutLedgerActivities {
     }
 
     #[activity(definition = GateInstantPayout)]
-    pub async fn gate_instant_payout(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        payment_id: i64,
-    ) -> Result<InstantPayoutGate, ActivityError> {
+    pub async fn gate_instant_payout(self: Arc<Self>, _ctx: ActivityContext, payment_id: i64) -> Result<InstantPayoutGate, ActivityError> {
         payout_limits::gate_instant_payout(&self.pool, payment_id).await.map_err(|e| {
             let retryable = e.is_retryable();
             ActivityError::application(if retryable { ApplicationFailure::new(e) } else { ApplicationFailure::non_retryable(e) })
@@ -101,10 +97,8 @@ async fn open(pool: &PgPool, opening: &InstantPayoutOpening) -> Result<InstantPa
     .bind(&opening.client.wallet_address)
     .execute(pool)
     .await?;
-    let status: String = sqlx::query_scalar("SELECT status FROM instant_payouts WHERE payment_id = $1")
-        .bind(opening.payment_id)
-        .fetch_one(pool)
-        .await?;
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM instant_payouts WHERE payment_id = $1").bind(opening.payment_id).fetch_one(pool).await?;
     Ok(status.parse()?)
 }
 
@@ -194,21 +188,16 @@ impl<'a> StepColumns<'a> {
         match step {
             InstantPayoutStep::ExchangeCreated { exchange_id } => Self { exchange_id: Some(exchange_id), ..Self::default() },
             InstantPayoutStep::Sent { payin_tx_hash } => Self { payin_tx_hash: Some(payin_tx_hash), ..Self::default() },
-            InstantPayoutStep::Completed { amount_received, payout_hash } => Self {
-                amount_received: Some(*amount_received),
-                payout_hash: payout_hash.as_deref(),
-                ..Self::default()
-            },
+            InstantPayoutStep::Completed { amount_received, payout_hash } => {
+                Self { amount_received: Some(*amount_received), payout_hash: payout_hash.as_deref(), ..Self::default() }
+            }
             InstantPayoutStep::Held { reason } | InstantPayoutStep::Failed { reason } | InstantPayoutStep::Rejected { reason } => {
                 Self { reason: Some(reason), ..Self::default() }
             }
             InstantPayoutStep::Approved => Self::default(),
-            InstantPayoutStep::Refunded { reason, refund_hash, refund_amount } => Self {
-                refund_hash: refund_hash.as_deref(),
-                refund_amount: *refund_amount,
-                reason: Some(reason),
-                ..Self::default()
-            },
+            InstantPayoutStep::Refunded { reason, refund_hash, refund_amount } => {
+                Self { refund_hash: refund_hash.as_deref(), refund_amount: *refund_amount, reason: Some(reason), ..Self::default() }
+            }
         }
     }
 }

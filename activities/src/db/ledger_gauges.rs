@@ -11,8 +11,7 @@ use rust_decimal_macros::dec;
 use sqlx::PgPool;
 
 /// `payout_batch_duration_seconds` buckets: a conversion takes minutes, a payout up to hours.
-pub const DURATION_BUCKETS: [Decimal; 8] =
-    [dec!(30), dec!(60), dec!(120), dec!(300), dec!(600), dec!(1800), dec!(3600), dec!(21600)];
+pub const DURATION_BUCKETS: [Decimal; 8] = [dec!(30), dec!(60), dec!(120), dec!(300), dec!(600), dec!(1800), dec!(3600), dec!(21600)];
 
 #[derive(Debug, Clone, Default)]
 pub struct LedgerGauges {

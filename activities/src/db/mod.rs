@@ -12,17 +12,17 @@ pub mod clients;
 pub mod conversion_ledger;
 pub mod instant_payout_ledger;
 pub mod ledger_gauges;
-pub mod payment_ledger;
-pub mod payment_verification;
 pub mod operator_dashboard;
 pub mod operator_lists;
+pub mod payment_ledger;
+pub mod payment_verification;
+pub mod payments;
 pub mod payout_approval;
 pub mod payout_ledger;
 pub mod payout_limits;
-pub mod payments;
 pub mod settings;
-pub mod unroutable_ipns;
 pub mod stranded_batches;
+pub mod unroutable_ipns;
 
 use sqlx::{postgres::PgPoolOptions, PgPool};
 use std::time::Duration;
@@ -32,9 +32,5 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Opens a pool without failing when Postgres is briefly away: connections are made on demand.
 pub async fn connect(database_url: &str) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(database_url)
-        .await
+    PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5)).connect(database_url).await
 }

@@ -30,9 +30,8 @@ pub async fn totals(pool: &PgPool) -> Result<Totals, sqlx::Error> {
     )
     .fetch_one(pool)
     .await?;
-    let (pending_pool_usd,): (Decimal,) = sqlx::query_as("SELECT COALESCE(SUM(pending_usd), 0) FROM conversion_pool_totals")
-        .fetch_one(pool)
-        .await?;
+    let (pending_pool_usd,): (Decimal,) =
+        sqlx::query_as("SELECT COALESCE(SUM(pending_usd), 0) FROM conversion_pool_totals").fetch_one(pool).await?;
     let (batches_24h, completed_24h, failed_24h): (i64, i64, i64) = sqlx::query_as(
         "SELECT count(*), count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed')
          FROM payout_batches WHERE created_at > now() - interval '24 hours'",

@@ -14,8 +14,8 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::info;
 use workflows::{
     activity_definitions::{
-        BeginPaymentProcessing, ClientPayoutProfile, PaymentForProcessing, RecordInstantPayoutHandoff,
-        RecordThresholdAccumulation, RoutedPayment, RoutingReceipt,
+        BeginPaymentProcessing, ClientPayoutProfile, PaymentForProcessing, RecordInstantPayoutHandoff, RecordThresholdAccumulation,
+        RoutedPayment, RoutingReceipt,
     },
     domain::{PaymentStatus, UnknownVariant},
 };
@@ -184,11 +184,10 @@ async fn record_threshold_accumulation(pool: &PgPool, routed: &RoutedPayment) ->
     .bind(&routed.client.payout_network)
     .execute(&mut *tx)
     .await?;
-    let accumulation_id: i64 =
-        sqlx::query_scalar("SELECT id FROM payout_accumulation WHERE nowpayments_payment_id = $1")
-            .bind(routed.payment_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let accumulation_id: i64 = sqlx::query_scalar("SELECT id FROM payout_accumulation WHERE nowpayments_payment_id = $1")
+        .bind(routed.payment_id)
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
     info!(payment_id = routed.payment_id, accumulation_id, net_usd = %routed.fee.net_usd, "payment accumulated");
     Ok(RoutingReceipt { payment_id: routed.payment_id, status: target, accumulation_id: Some(accumulation_id) })

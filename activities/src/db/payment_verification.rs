@@ -43,10 +43,7 @@ impl PaymentVerificationActivities {
     }
 }
 
-pub async fn begin_verified_payment_processing(
-    pool: &PgPool,
-    verification: &PaymentVerification,
-) -> Result<VerifiedPayment, LedgerError> {
+pub async fn begin_verified_payment_processing(pool: &PgPool, verification: &PaymentVerification) -> Result<VerifiedPayment, LedgerError> {
     let payment_id = verification.payment_id;
     let mut tx = pool.begin().await?;
     let row = sqlx::query(
@@ -148,10 +145,8 @@ pub async fn begin_verified_payment_processing(
         }
     };
     if client_id != ipn_client {
-        let registered: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clients WHERE client_id = $1)")
-            .bind(&client_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let registered: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clients WHERE client_id = $1)").bind(&client_id).fetch_one(&mut *tx).await?;
         if !registered {
             let reason = format!(
                 "payment {payment_id}: NOWPayments says it pays client {client_id}, which is not registered; the IPN \

@@ -118,11 +118,7 @@ pub async fn mark_workflow_started(pool: &PgPool, payment_id: i64) -> Result<(),
 
 /// Finished payments (id, client id) whose workflow Temporal has not yet accepted, oldest first.
 /// Payments updated within `settled_for` are left to the webhook's own launch.
-pub async fn awaiting_workflow(
-    pool: &PgPool,
-    settled_for: std::time::Duration,
-    limit: i64,
-) -> Result<Vec<(i64, String)>, sqlx::Error> {
+pub async fn awaiting_workflow(pool: &PgPool, settled_for: std::time::Duration, limit: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
     sqlx::query_as(
         // The literal status matches the partial index payments_awaiting_workflow_idx.
         "SELECT payment_id, client_id FROM payments

@@ -40,7 +40,8 @@ pub(crate) fn approval_alert_key(batch_id: Uuid) -> String {
 
 /// The approval amount in force, if any.
 pub async fn approval_amount<'e>(db: impl sqlx::PgExecutor<'e>) -> Result<Option<Decimal>, PayoutApprovalError> {
-    let value: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(APPROVAL_SETTING).fetch_optional(db).await?;
+    let value: Option<String> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(APPROVAL_SETTING).fetch_optional(db).await?;
     value.map(|v| Decimal::from_str(v.trim()).map_err(|_| PayoutApprovalError::BadSetting(v))).transpose()
 }
 
@@ -70,18 +71,22 @@ pub async fn record(pool: &PgPool, decision: &ApprovalDecision) -> Result<(), Pa
         .ok_or(PayoutApprovalError::UnknownBatch(batch_id))?;
     match (status.as_str(), decision.approved) {
         ("awaiting_approval", true) => {
-            sqlx::query("UPDATE payout_batches SET status = 'processing', approved_at = now(), processing_started_at = now() WHERE batch_id = $1")
-                .bind(batch_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE payout_batches SET status = 'processing', approved_at = now(), processing_started_at = now() WHERE batch_id = $1",
+            )
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
             info!(batch_id = %batch_id, "payout batch approved");
         }
         ("awaiting_approval", false) => {
             let reason = format!("rejected by an operator: {}", decision.reason.as_deref().unwrap_or("no reason given"));
-            sqlx::query("UPDATE payout_accumulation SET payout_batch_id = NULL, updated_at = now() WHERE payout_batch_id = $1 AND NOT is_paid_out")
-                .bind(batch_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE payout_accumulation SET payout_batch_id = NULL, updated_at = now() WHERE payout_batch_id = $1 AND NOT is_paid_out",
+            )
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "UPDATE payout_batches SET status = 'rejected', failure_reason = $2, rows_released = true, completed_at = now()
                  WHERE batch_id = $1",
@@ -115,11 +120,7 @@ impl PayoutApprovalActivities {
 #[activities]
 impl PayoutApprovalActivities {
     #[activity(definition = RecordPayoutApproval)]
-    pub async fn record_payout_approval(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        decision: ApprovalDecision,
-    ) -> Result<(), ActivityError> {
+    pub async fn record_payout_approval(self: Arc<Self>, _ctx: ActivityContext, decision: ApprovalDecision) -> Result<(), ActivityError> {
         record(&self.pool, &decision).await.map_err(|e| {
             let retryable = matches!(e, PayoutApprovalError::Database(_));
             ActivityError::application(if retryable { ApplicationFailure::new(e) } else { ApplicationFailure::non_retryable(e) })

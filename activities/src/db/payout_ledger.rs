@@ -1,6 +1,11 @@
 //! `db.*` activities of `ClientPayoutWorkflow`: due groups, the payout batch claim, and its end.
 //! Each is one transaction, idempotent on the batch id.
 
+use super::{
+    alerts::{self, AlertKind, NewAlert},
+    batch_outcomes::{self, BatchKind, Outcome},
+    conversion_ledger::stored_coin,
+};
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
 use std::sync::Arc;
@@ -9,15 +14,10 @@ use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::{error, info};
 use uuid::Uuid;
-use super::{
-    alerts::{self, AlertKind, NewAlert},
-    batch_outcomes::{self, BatchKind, Outcome},
-    conversion_ledger::stored_coin,
-};
 use workflows::activity_definitions::{
     ClaimNextPayoutBatch, ClaimPayoutBatch, ClaimedBatch, ClaimedPayout, CompletePayoutBatch, DueQuery, FailPayoutBatch,
-    FindDuePayoutGroups, FixPayoutParts, PayoutClaimRequest, PayoutCompletion, PayoutFailure, PayoutGroup, PayoutParts,
-    ReopenPayoutBatch, ReopenedPayout,
+    FindDuePayoutGroups, FixPayoutParts, PayoutClaimRequest, PayoutCompletion, PayoutFailure, PayoutGroup, PayoutParts, ReopenPayoutBatch,
+    ReopenedPayout,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -85,39 +85,23 @@ impl PayoutLedgerActivities {
     }
 
     #[activity(definition = CompletePayoutBatch)]
-    pub async fn complete_payout_batch(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        completion: PayoutCompletion,
-    ) -> Result<(), ActivityError> {
+    pub async fn complete_payout_batch(self: Arc<Self>, _ctx: ActivityContext, completion: PayoutCompletion) -> Result<(), ActivityError> {
         complete(&self.pool, &completion).await.map_err(PayoutLedgerError::into_activity_error)
     }
 
     #[activity(definition = ReopenPayoutBatch)]
-    pub async fn reopen_payout_batch(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        batch_id: String,
-    ) -> Result<ReopenedPayout, ActivityError> {
+    pub async fn reopen_payout_batch(self: Arc<Self>, _ctx: ActivityContext, batch_id: String) -> Result<ReopenedPayout, ActivityError> {
         let batch_id = parse(&batch_id).map_err(PayoutLedgerError::into_activity_error)?;
         reopen(&self.pool, batch_id).await.map_err(PayoutLedgerError::into_activity_error)
     }
 
     #[activity(definition = FixPayoutParts)]
-    pub async fn fix_payout_parts(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        parts: PayoutParts,
-    ) -> Result<Vec<Decimal>, ActivityError> {
+    pub async fn fix_payout_parts(self: Arc<Self>, _ctx: ActivityContext, parts: PayoutParts) -> Result<Vec<Decimal>, ActivityError> {
         fix_parts(&self.pool, &parts).await.map_err(PayoutLedgerError::into_activity_error)
     }
 
     #[activity(definition = FailPayoutBatch)]
-    pub async fn fail_payout_batch(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        failure: PayoutFailure,
-    ) -> Result<(), ActivityError> {
+    pub async fn fail_payout_batch(self: Arc<Self>, _ctx: ActivityContext, failure: PayoutFailure) -> Result<(), ActivityError> {
         fail(&self.pool, &failure).await.map_err(PayoutLedgerError::into_activity_error)
     }
 }
@@ -386,10 +370,7 @@ pub async fn reopen(pool: &PgPool, batch_id: Uuid) -> Result<ReopenedPayout, Pay
         // Left `processing` by a run that ended: from now on its own run pays it, and the group's
         // next run must not take it over as well.
         _ => {
-            sqlx::query("UPDATE payout_batches SET reopened_at = now() WHERE batch_id = $1")
-                .bind(batch_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("UPDATE payout_batches SET reopened_at = now() WHERE batch_id = $1").bind(batch_id).execute(&mut *tx).await?;
         }
     }
     let group = group_of(&row)?;
@@ -436,9 +417,8 @@ async fn complete(pool: &PgPool, completion: &PayoutCompletion) -> Result<(), Pa
     .await?;
     let received: Decimal = completion.legs.iter().map(|l| l.amount_received).sum();
     let sent: Decimal = completion.legs.iter().map(|l| l.usdt_sent).sum();
-    let join = |f: &dyn Fn(&workflows::activity_definitions::PayoutLeg) -> String| {
-        completion.legs.iter().map(f).collect::<Vec<_>>().join(",")
-    };
+    let join =
+        |f: &dyn Fn(&workflows::activity_definitions::PayoutLeg) -> String| completion.legs.iter().map(f).collect::<Vec<_>>().join(",");
     sqlx::query(
         "UPDATE payout_batches SET status = 'completed', payout_amount_crypto = $2,
                 usdt_to_crypto_rate = CASE WHEN $3 > 0 THEN $2 / $3 END, cn_api_id = $4, tx_hash = $5,
@@ -476,10 +456,12 @@ async fn fail(pool: &PgPool, failure: &PayoutFailure) -> Result<(), PayoutLedger
         other => return Err(PayoutLedgerError::InvalidTransition { batch_id, status: other.to_owned(), wanted: "failed" }),
     }
     if failure.release_rows {
-        sqlx::query("UPDATE payout_accumulation SET payout_batch_id = NULL, updated_at = now() WHERE payout_batch_id = $1 AND NOT is_paid_out")
-            .bind(batch_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE payout_accumulation SET payout_batch_id = NULL, updated_at = now() WHERE payout_batch_id = $1 AND NOT is_paid_out",
+        )
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?;
     }
     let retries: i32 = sqlx::query_scalar(
         "UPDATE payout_batches SET status = 'failed', failure_reason = $2, rows_released = $3, completed_at = now()

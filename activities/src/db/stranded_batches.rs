@@ -121,9 +121,5 @@ pub async fn alert_stranded(pool: &PgPool, query: &StrandedQuery) -> Result<Stra
         }
     }
     tx.commit().await?;
-    Ok(StrandedReport {
-        payout_batches: payouts.len() as u32,
-        conversion_batches: conversions.len() as u32,
-        newly_alerted,
-    })
+    Ok(StrandedReport { payout_batches: payouts.len() as u32, conversion_batches: conversions.len() as u32, newly_alerted })
 }

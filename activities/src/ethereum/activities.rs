@@ -2,9 +2,9 @@
 //! here from `Decimal` to integer base units, exactly or not at all.
 
 use super::{Asset, Credit, HotWallet, HotWalletError, IncomingState, Refund, TransferRequest, TransferState};
+use crate::polling::poll_until_final;
 use alloy::primitives::{Address, U256};
 use rust_decimal::Decimal;
-use crate::polling::poll_until_final;
 use std::{str::FromStr, sync::Arc, time::Duration};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
@@ -12,8 +12,9 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::warn;
 use workflows::{
     activity_definitions::{
-        AwaitTransferSettled, CheckTransfer, FindIncomingTransfer, HotWalletAddress, HotWalletBalances, IncomingTransfer, IncomingTransferMatch, MarkTransferUnconfirmed,
-        OutboxWatchReport, OutboxWatchRequest, ReadHotWalletBalances, SendTransfer, TransferOrder, TransferProgress, TransferWatch, UnconfirmedTransfer, WatchOpenTransfers,
+        AwaitTransferSettled, CheckTransfer, FindIncomingTransfer, HotWalletAddress, HotWalletBalances, IncomingTransfer,
+        IncomingTransferMatch, MarkTransferUnconfirmed, OutboxWatchReport, OutboxWatchRequest, ReadHotWalletBalances, SendTransfer,
+        TransferOrder, TransferProgress, TransferWatch, UnconfirmedTransfer, WatchOpenTransfers,
     },
     domain::{from_base_units, to_base_units, BaseUnitError, ChainAsset},
 };
@@ -125,7 +126,9 @@ impl EthereumActivities {
             None => self.wallet.incoming(&query.tx_hash, asset, sender).await?,
             Some(credit) => {
                 let refund = match credit.refund_of {
-                    Some(amount) => Some(Refund { senders: &self.changenow_senders, amount: U256::from(to_base_units(amount, query.asset)?) }),
+                    Some(amount) => {
+                        Some(Refund { senders: &self.changenow_senders, amount: U256::from(to_base_units(amount, query.asset)?) })
+                    }
                     None => None,
                 };
                 let credit = Credit { credited_to: &credit.credited_to, refund };
@@ -170,11 +173,7 @@ impl EthereumActivities {
     }
 
     #[activity(definition = CheckTransfer)]
-    pub async fn check_transfer(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        purpose_key: String,
-    ) -> Result<TransferProgress, ActivityError> {
+    pub async fn check_transfer(self: Arc<Self>, _ctx: ActivityContext, purpose_key: String) -> Result<TransferProgress, ActivityError> {
         self.progress(&purpose_key).await.map_err(EthereumActivityError::into_activity_error)
     }
 
@@ -185,9 +184,15 @@ impl EthereumActivities {
         watch: TransferWatch,
     ) -> Result<TransferProgress, ActivityError> {
         let budget = Duration::from_secs(watch.budget_secs);
-        poll_until_final(&ctx, budget, || self.progress(&watch.purpose_key), TransferProgress::is_final, EthereumActivityError::is_retryable)
-            .await
-            .map_err(EthereumActivityError::into_activity_error)
+        poll_until_final(
+            &ctx,
+            budget,
+            || self.progress(&watch.purpose_key),
+            TransferProgress::is_final,
+            EthereumActivityError::is_retryable,
+        )
+        .await
+        .map_err(EthereumActivityError::into_activity_error)
     }
 
     #[activity(definition = MarkTransferUnconfirmed)]
@@ -197,10 +202,7 @@ impl EthereumActivities {
         transfer: UnconfirmedTransfer,
     ) -> Result<(), ActivityError> {
         let waited = Duration::from_secs(transfer.waited_secs);
-        self.wallet
-            .mark_unconfirmed(&transfer.purpose_key, waited)
-            .await
-            .map_err(|e| EthereumActivityError::from(e).into_activity_error())
+        self.wallet.mark_unconfirmed(&transfer.purpose_key, waited).await.map_err(|e| EthereumActivityError::from(e).into_activity_error())
     }
 
     #[activity(definition = WatchOpenTransfers)]
@@ -225,11 +227,7 @@ impl EthereumActivities {
     }
 
     #[activity(definition = ReadHotWalletBalances)]
-    pub async fn read_hot_wallet_balances(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        _unit: (),
-    ) -> Result<HotWalletBalances, ActivityError> {
+    pub async fn read_hot_wallet_balances(self: Arc<Self>, _ctx: ActivityContext, _unit: ()) -> Result<HotWalletBalances, ActivityError> {
         let read = async {
             let eth = self.wallet.balance(Asset::Eth).await?;
             let base_fee = self.wallet.next_base_fee().await?;

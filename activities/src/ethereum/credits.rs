@@ -41,9 +41,16 @@ pub(super) struct IncomingPart {
 
 pub(super) enum IncomingParts {
     NotMined,
-    Unconfirmed { block: u64, confirmations: u64, required: u64 },
+    Unconfirmed {
+        block: u64,
+        confirmations: u64,
+        required: u64,
+    },
     /// What it paid the hot wallet from someone else; none when it reverted or paid nothing.
-    Confirmed { block: u64, parts: Vec<IncomingPart> },
+    Confirmed {
+        block: u64,
+        parts: Vec<IncomingPart>,
+    },
 }
 
 /// What to credit an incoming transfer to.
@@ -162,14 +169,14 @@ fn refund_counts(tx_hash: &str, asset: &str, parts: &mut Vec<IncomingPart>, refu
             "CHANGENOW_SENDER_ADDRESSES is not set, so no refund is taken on ChangeNow's word; an operator checks it and acts".into(),
         );
     }
-    let from_others: Vec<String> =
-        parts.iter().filter(|p| !refund.senders.contains(&p.from)).map(|p| p.from.to_checksum(None)).collect();
+    let from_others: Vec<String> = parts.iter().filter(|p| !refund.senders.contains(&p.from)).map(|p| p.from.to_checksum(None)).collect();
     parts.retain(|p| refund.senders.contains(&p.from));
     let amount = parts.iter().fold(U256::ZERO, |sum, part| sum.saturating_add(part.amount));
     // Nothing from ChangeNow, or more than the exchange was ever sent: not this exchange's refund.
     // Less is a partial refund: credited to it, and the caller decides (the rows stay, say).
     if amount.is_zero() || amount > refund.amount {
-        let others = if from_others.is_empty() { String::new() } else { format!(" (and more from {}, not ChangeNow)", from_others.join(", ")) };
+        let others =
+            if from_others.is_empty() { String::new() } else { format!(" (and more from {}, not ChangeNow)", from_others.join(", ")) };
         return refused(format!(
             "it paid the hot wallet {amount} base units of {asset} from ChangeNow's senders{others}, and the exchange was sent {}",
             refund.amount
@@ -214,6 +221,9 @@ mod tests {
         assert_eq!(mixed, vec![part(1, 100)], "only ChangeNow's part is credited");
 
         let none = Refund { senders: &[], amount: U256::from(100) };
-        assert!(refund_counts("0xab", "ETH", &mut vec![part(1, 100)], &none).unwrap_err().to_string().contains("CHANGENOW_SENDER_ADDRESSES"));
+        assert!(refund_counts("0xab", "ETH", &mut vec![part(1, 100)], &none)
+            .unwrap_err()
+            .to_string()
+            .contains("CHANGENOW_SENDER_ADDRESSES"));
     }
 }

@@ -32,7 +32,9 @@ impl GasFees {
 pub enum FeeBump {
     Replace(GasFees),
     /// No replacement within the ceiling would get in; `wanted` is the max fee it would need.
-    AtCeiling { wanted: u128 },
+    AtCeiling {
+        wanted: u128,
+    },
 }
 
 /// The replacement for an attempt offering `stuck`, underpriced against `base_fee`: at least

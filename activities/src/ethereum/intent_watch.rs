@@ -58,10 +58,8 @@ impl HotWallet {
 
     /// Signs and stores the 0-value transfer to the hot wallet at the intent's nonce.
     async fn cancel(&self, purpose_key: &str, latest: &StoredAttempt) -> Result<StoredAttempt, HotWalletError> {
-        let nonce: i64 = sqlx::query_scalar("SELECT nonce FROM transfer_intents WHERE purpose_key = $1")
-            .bind(purpose_key)
-            .fetch_one(&self.pool)
-            .await?;
+        let nonce: i64 =
+            sqlx::query_scalar("SELECT nonce FROM transfer_intents WHERE purpose_key = $1").bind(purpose_key).fetch_one(&self.pool).await?;
         let nonce = u64::try_from(nonce).map_err(|_| HotWalletError::Corrupt(format!("nonce {nonce}")))?;
         let fees = cancellation_fees(latest.fees, self.fee_estimate().await?, self.settings.max_fee_per_gas);
         let call = TransferCall { to: self.address(), value: U256::ZERO, input: Bytes::new(), gas_limit: ETH_TRANSFER_GAS };

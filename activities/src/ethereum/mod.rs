@@ -16,9 +16,9 @@
 //! but anvil's ([`dev_accounts`]).
 
 pub mod activities;
+mod chain_audit;
 pub mod chain_binding;
 mod credits;
-mod chain_audit;
 pub mod dev_accounts;
 /// Public so the sandbox's treasury follows the same fee rules.
 pub mod fee_bump;
@@ -31,4 +31,7 @@ pub use chain_audit::MinedOutgoing;
 pub use chain_binding::ChainIdentity;
 pub use credits::{Credit, Refund};
 pub use nonce_gap::NonceGap;
-pub use outbox::{balance_of, erc20_transfer_calldata, Asset, ERC20_TRANSFER_SELECTOR, HotWallet, HotWalletError, IncomingState, OutboxSettings, TransferRequest, TransferState};
+pub use outbox::{
+    balance_of, erc20_transfer_calldata, Asset, HotWallet, HotWalletError, IncomingState, OutboxSettings, TransferRequest, TransferState,
+    ERC20_TRANSFER_SELECTOR,
+};

@@ -15,7 +15,10 @@ use super::{
 use crate::db::alerts::{self, AlertKind, NewAlert};
 use alloy::{
     consensus::TxEnvelope,
-    eips::{eip2718::{Decodable2718, Encodable2718}, BlockNumberOrTag},
+    eips::{
+        eip2718::{Decodable2718, Encodable2718},
+        BlockNumberOrTag,
+    },
     network::{EthereumWallet, TransactionBuilder},
     primitives::{Address, Bytes, TxHash, U256},
     providers::{Provider, RootProvider},
@@ -96,9 +99,8 @@ pub(super) fn token_transfers(
 ) -> impl Iterator<Item = (Address, Address, U256)> + '_ {
     receipt.inner.logs().iter().filter(move |log| log.address() == contract).filter_map(|log| {
         let topics = log.topics();
-        (topics.len() == 3 && topics[0] == ERC20_TRANSFER_EVENT).then(|| {
-            (Address::from_word(topics[1]), Address::from_word(topics[2]), U256::from_be_slice(&log.data().data))
-        })
+        (topics.len() == 3 && topics[0] == ERC20_TRANSFER_EVENT)
+            .then(|| (Address::from_word(topics[1]), Address::from_word(topics[2]), U256::from_be_slice(&log.data().data)))
     })
 }
 
@@ -182,12 +184,9 @@ impl TransferCall {
     fn new(asset: Asset, beneficiary: Address, amount: U256) -> Self {
         match asset {
             Asset::Eth => Self { to: beneficiary, value: amount, input: Bytes::new(), gas_limit: ETH_TRANSFER_GAS },
-            Asset::Erc20(contract) => Self {
-                to: contract,
-                value: U256::ZERO,
-                input: erc20_transfer_calldata(beneficiary, amount),
-                gas_limit: TOKEN_TRANSFER_GAS,
-            },
+            Asset::Erc20(contract) => {
+                Self { to: contract, value: U256::ZERO, input: erc20_transfer_calldata(beneficiary, amount), gas_limit: TOKEN_TRANSFER_GAS }
+            }
         }
     }
 }
@@ -221,10 +220,17 @@ pub enum TransferState {
 pub enum IncomingState {
     NotMined,
     /// Mined, with fewer confirmations than the outbox requires (`required`).
-    Unconfirmed { block: u64, confirmations: u64, required: u64 },
+    Unconfirmed {
+        block: u64,
+        confirmations: u64,
+        required: u64,
+    },
     /// Mined and confirmed: `amount` in base units, zero when it paid the hot wallet nothing
     /// (or nothing from the expected sender).
-    Confirmed { amount: U256, block: u64 },
+    Confirmed {
+        amount: U256,
+        block: u64,
+    },
 }
 
 pub struct HotWallet {
@@ -249,12 +255,7 @@ pub(super) struct StoredAttempt {
 }
 
 impl HotWallet {
-    pub async fn connect(
-        pool: PgPool,
-        rpc_url: &str,
-        private_key: &str,
-        settings: OutboxSettings,
-    ) -> Result<Self, HotWalletError> {
+    pub async fn connect(pool: PgPool, rpc_url: &str, private_key: &str, settings: OutboxSettings) -> Result<Self, HotWalletError> {
         let signer = PrivateKeySigner::from_str(private_key.trim()).map_err(|_| HotWalletError::BadKey)?;
         let url = rpc_url.parse().map_err(|_| HotWalletError::BadRpcUrl)?;
         let provider = RootProvider::new_http(url);
@@ -307,12 +308,11 @@ impl HotWallet {
         // One allocator at a time per hot wallet: nonces are handed out without gaps or repeats.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(&from).execute(&mut *tx).await?;
 
-        if let Some(row) = sqlx::query(
-            "SELECT asset, to_address, amount_base_units::text AS amount FROM transfer_intents WHERE purpose_key = $1",
-        )
-        .bind(&request.purpose_key)
-        .fetch_optional(&mut *tx)
-        .await?
+        if let Some(row) =
+            sqlx::query("SELECT asset, to_address, amount_base_units::text AS amount FROM transfer_intents WHERE purpose_key = $1")
+                .bind(&request.purpose_key)
+                .fetch_optional(&mut *tx)
+                .await?
         {
             let (stored_asset, stored_to, stored_amount): (String, String, String) =
                 (row.try_get("asset")?, row.try_get("to_address")?, row.try_get("amount")?);
@@ -336,13 +336,12 @@ impl HotWallet {
         }
         let call = TransferCall::new(request.asset, to, request.amount);
         self.ensure_funds(&mut tx, request, &asset, &call, fees.max_fee).await?;
-        let stored_next: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(nonce) + 1, 0) FROM transfer_intents WHERE chain_id = $1 AND from_address = $2",
-        )
-        .bind(self.chain_id as i64)
-        .bind(&from)
-        .fetch_one(&mut *tx)
-        .await?;
+        let stored_next: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(nonce) + 1, 0) FROM transfer_intents WHERE chain_id = $1 AND from_address = $2")
+                .bind(self.chain_id as i64)
+                .bind(&from)
+                .fetch_one(&mut *tx)
+                .await?;
         let chain_next = self.provider.get_transaction_count(self.address()).pending().await.map_err(rpc)?;
         let nonce = chain_next.max(u64::try_from(stored_next).unwrap_or(0));
         let gas_limit = call.gas_limit;
@@ -373,12 +372,7 @@ impl HotWallet {
     /// token's `Transfer` events to the hot wallet), once it has the configured confirmations.
     /// Only payments from someone else count (a transfer to itself brings nothing), and only from
     /// `expected_sender` when one is given.
-    pub async fn incoming(
-        &self,
-        tx_hash: &str,
-        asset: Asset,
-        expected_sender: Option<Address>,
-    ) -> Result<IncomingState, HotWalletError> {
+    pub async fn incoming(&self, tx_hash: &str, asset: Asset, expected_sender: Option<Address>) -> Result<IncomingState, HotWalletError> {
         Ok(match self.incoming_parts(tx_hash, asset).await? {
             IncomingParts::NotMined => IncomingState::NotMined,
             IncomingParts::Unconfirmed { block, confirmations, required } => IncomingState::Unconfirmed { block, confirmations, required },

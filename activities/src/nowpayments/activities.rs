@@ -35,7 +35,12 @@ impl NowPaymentsActivities {
         );
         let raised = async {
             let mut tx = self.pool.begin().await?;
-            let alert = NewAlert { dedupe_key: "nowpayments_unreachable".into(), kind: AlertKind::NowPaymentsUnreachable, subject: "NOWPayments API".into(), message: &message };
+            let alert = NewAlert {
+                dedupe_key: "nowpayments_unreachable".into(),
+                kind: AlertKind::NowPaymentsUnreachable,
+                subject: "NOWPayments API".into(),
+                message: &message,
+            };
             alerts::raise_unless_open(&mut tx, &alert).await?;
             tx.commit().await
         };

@@ -100,6 +100,9 @@ mod tests {
         let facts = record.facts();
         assert_eq!((facts.price_amount, facts.price_currency.as_str()), (dec!(170.1), "usd"));
         assert_eq!(facts.outcome_currency.as_deref(), Some("eth"));
-        assert!(serde_json::from_str::<PaymentRecord>(r#"{"payment_id":1.5,"payment_status":"x","price_amount":1,"price_currency":"usd"}"#).is_err());
+        assert!(serde_json::from_str::<PaymentRecord>(
+            r#"{"payment_id":1.5,"payment_status":"x","price_amount":1,"price_currency":"usd"}"#
+        )
+        .is_err());
     }
 }

@@ -92,7 +92,10 @@ mod tests {
         let not_found = r#"{"status":false,"statusCode":404,"code":"NOT_FOUND","message":"Payment not found"}"#;
         assert!(matches!(classify(StatusCode::NOT_FOUND, not_found), Ok(None)));
         let proxy = classify(StatusCode::NOT_FOUND, "<html>404</html>");
-        assert!(matches!(proxy, Err(NowPaymentsError::Unavailable { status: 404, .. })), "a proxy's 404 is an outage, not an unknown payment");
+        assert!(
+            matches!(proxy, Err(NowPaymentsError::Unavailable { status: 404, .. })),
+            "a proxy's 404 is an outage, not an unknown payment"
+        );
         assert!(matches!(classify(StatusCode::UNAUTHORIZED, ""), Err(NowPaymentsError::Unauthorized { status: 401 })));
         assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS, ""), Err(NowPaymentsError::RateLimited)));
         assert!(matches!(classify(StatusCode::OK, "{}"), Err(NowPaymentsError::BadResponse(_))));

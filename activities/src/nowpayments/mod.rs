@@ -4,8 +4,8 @@
 
 pub mod activities;
 pub mod api;
-pub mod signature;
 mod client;
+pub mod signature;
 
 pub use activities::NowPaymentsActivities;
 pub use client::{NowPaymentsClient, NowPaymentsError, REQUEST_TIMEOUT};

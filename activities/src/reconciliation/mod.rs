@@ -213,7 +213,12 @@ async fn check_nonce_sequence(sources: &Sources<'_>, report: &mut Reconciliation
     Ok(())
 }
 
-async fn check_intents(pool: &PgPool, sources: &Sources<'_>, window: Duration, report: &mut ReconciliationReport) -> Result<(), ReconcileError> {
+async fn check_intents(
+    pool: &PgPool,
+    sources: &Sources<'_>,
+    window: Duration,
+    report: &mut ReconciliationReport,
+) -> Result<(), ReconcileError> {
     let rows = sqlx::query(
         "SELECT i.purpose_key, i.asset, i.to_address, i.amount_base_units::text AS amount, i.status, i.confirmed_tx_hash,
                 i.created_at < now() - $2::interval AS past_grace,
@@ -311,7 +316,12 @@ pub fn deposit_difference(e: &ExchangeDeposit) -> Option<String> {
     }
 }
 
-async fn check_exchanges(pool: &PgPool, sources: &Sources<'_>, window: Duration, report: &mut ReconciliationReport) -> Result<(), ReconcileError> {
+async fn check_exchanges(
+    pool: &PgPool,
+    sources: &Sources<'_>,
+    window: Duration,
+    report: &mut ReconciliationReport,
+) -> Result<(), ReconcileError> {
     let rows = sqlx::query(
         "SELECT e.exchange_id, e.from_currency, e.from_amount::text AS from_amount, e.payin_address, e.status, e.amount_from::text AS amount_from,
                 e.payin_hash, i.to_address, i.amount_base_units::text AS deposit_units, i.confirmed_tx_hash,
@@ -467,11 +477,27 @@ async fn check_coverage(pool: &PgPool, sources: &Sources<'_>, report: &mut Recon
 
 impl fmt::Display for ReconciliationReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "checked: {} outbox intents, {} exchanges ({} not reachable at ChangeNow), {} completed batches",
-            self.intents_checked, self.exchanges_checked, self.exchanges_unreachable, self.batches_checked)?;
-        writeln!(f, "{:<6} {:>28} {:>28} {:>22} {:>28} {:>22}", "asset", "on chain", "owed to clients", "in flight", "surplus", "fees kept")?;
+        writeln!(
+            f,
+            "checked: {} outbox intents, {} exchanges ({} not reachable at ChangeNow), {} completed batches",
+            self.intents_checked, self.exchanges_checked, self.exchanges_unreachable, self.batches_checked
+        )?;
+        writeln!(
+            f,
+            "{:<6} {:>28} {:>28} {:>22} {:>28} {:>22}",
+            "asset", "on chain", "owed to clients", "in flight", "surplus", "fees kept"
+        )?;
         for c in &self.coverage {
-            writeln!(f, "{:<6} {:>28} {:>28} {:>22} {:>28} {:>22}", c.asset, c.on_chain, c.owed_to_clients, c.in_flight, c.surplus(), c.fees_kept)?;
+            writeln!(
+                f,
+                "{:<6} {:>28} {:>28} {:>22} {:>28} {:>22}",
+                c.asset,
+                c.on_chain,
+                c.owed_to_clients,
+                c.in_flight,
+                c.surplus(),
+                c.fees_kept
+            )?;
         }
         if self.differences.is_empty() {
             return writeln!(f, "no differences");
@@ -492,7 +518,12 @@ mod tests {
     const HASH: &str = "0xabc";
 
     fn intent(status: &str) -> RecordedIntent {
-        RecordedIntent { purpose_key: "payout-b-0".into(), status: status.into(), to: Address::repeat_byte(7), amount: U256::from(5_000_000u64) }
+        RecordedIntent {
+            purpose_key: "payout-b-0".into(),
+            status: status.into(),
+            to: Address::repeat_byte(7),
+            amount: U256::from(5_000_000u64),
+        }
     }
 
     fn mined(succeeded: bool, payments: Vec<(Address, U256)>) -> MinedOutgoing {

@@ -217,7 +217,11 @@ pub async fn register_client(state: &ApiState, form: Registration) -> Result<Reg
         (status = 200, body = ClientStatus),
         (status = 401, body = super::ErrorBody,
             description = "No key, a wrong key or a channel never registered: one answer, so probing tells nothing")))]
-pub async fn status(State(state): State<ApiState>, ApiPath(client_id): ApiPath<String>, headers: HeaderMap) -> Result<Json<ClientStatus>, ApiError> {
+pub async fn status(
+    State(state): State<ApiState>,
+    ApiPath(client_id): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Json<ClientStatus>, ApiError> {
     let client = auth::authorize_client(&state.pool, &client_id, auth::bearer(&headers)).await?;
     Ok(Json(client_status_of(&state, &client).await?))
 }
@@ -263,7 +267,13 @@ pub async fn client_status_of(state: &ApiState, client: &ClientRecord) -> Result
 
 impl From<RecentPayment> for PaymentView {
     fn from(p: RecentPayment) -> Self {
-        Self { payment_id: p.payment_id, price_usd: p.price_amount, net_usd: p.net_amount_usd, status: p.status, received_at: p.received_at }
+        Self {
+            payment_id: p.payment_id,
+            price_usd: p.price_amount,
+            net_usd: p.net_amount_usd,
+            status: p.status,
+            received_at: p.received_at,
+        }
     }
 }
 

@@ -216,7 +216,9 @@ pub async fn approve_payout_batch(
     ApiPath(batch_id): ApiPath<Uuid>,
 ) -> Result<Json<ActionOutcome>, ApiError> {
     let client = state.temporal.client().await.map_err(ApiError::internal)?;
-    let workflow_id = payout_batches::decide(&state.pool, &client, state.temporal.task_queue(), batch_id, Approval::Approve).await.map_err(batch_error)?;
+    let workflow_id = payout_batches::decide(&state.pool, &client, state.temporal.task_queue(), batch_id, Approval::Approve)
+        .await
+        .map_err(batch_error)?;
     Ok(Json(ActionOutcome { outcome: "approve_sent".into(), workflow_id: Some(workflow_id), detail: None }))
 }
 
@@ -238,7 +240,8 @@ pub async fn reject_payout_batch(
     }
     let client = state.temporal.client().await.map_err(ApiError::internal)?;
     let reject = Approval::Reject { reason: request.reason.trim().to_owned() };
-    let workflow_id = payout_batches::decide(&state.pool, &client, state.temporal.task_queue(), batch_id, reject).await.map_err(batch_error)?;
+    let workflow_id =
+        payout_batches::decide(&state.pool, &client, state.temporal.task_queue(), batch_id, reject).await.map_err(batch_error)?;
     Ok(Json(ActionOutcome { outcome: "reject_sent".into(), workflow_id: Some(workflow_id), detail: None }))
 }
 
@@ -248,7 +251,11 @@ pub async fn reject_payout_batch(
     params(("client_id" = String, Path)),
     responses((status = 200, body = ActionOutcome), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
               (status = 404, body = super::ErrorBody)))]
-pub async fn payout_now(_: Operator, State(state): State<ApiState>, ApiPath(client_id): ApiPath<String>) -> Result<Json<ActionOutcome>, ApiError> {
+pub async fn payout_now(
+    _: Operator,
+    State(state): State<ApiState>,
+    ApiPath(client_id): ApiPath<String>,
+) -> Result<Json<ActionOutcome>, ApiError> {
     let client = state.temporal.client().await.map_err(ApiError::internal)?;
     match early_payout::payout_now(&state.pool, &client, state.temporal.task_queue(), &client_id).await {
         Ok(workflow_id) => Ok(Json(ActionOutcome { outcome: "payout_started".into(), workflow_id: Some(workflow_id), detail: None })),
@@ -290,7 +297,14 @@ pub async fn list_alerts(_: Operator, State(state): State<ApiState>) -> Result<J
     let open = alerts::open(&state.pool).await?;
     Ok(Json(
         open.into_iter()
-            .map(|a| AlertView { alert_id: a.alert_id, kind: a.kind, severity: a.severity, subject: a.subject, message: a.message, raised_at: a.raised_at })
+            .map(|a| AlertView {
+                alert_id: a.alert_id,
+                kind: a.kind,
+                severity: a.severity,
+                subject: a.subject,
+                message: a.message,
+                raised_at: a.raised_at,
+            })
             .collect(),
     ))
 }
@@ -300,7 +314,11 @@ pub async fn list_alerts(_: Operator, State(state): State<ApiState>) -> Result<J
     params(("alert_id" = i64, Path)),
     responses((status = 200, body = ActionOutcome), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
               (status = 404, description = "No open alert with this id", body = super::ErrorBody)))]
-pub async fn ack_alert(_: Operator, State(state): State<ApiState>, ApiPath(alert_id): ApiPath<i64>) -> Result<Json<ActionOutcome>, ApiError> {
+pub async fn ack_alert(
+    _: Operator,
+    State(state): State<ApiState>,
+    ApiPath(alert_id): ApiPath<i64>,
+) -> Result<Json<ActionOutcome>, ApiError> {
     if !alerts::acknowledge(&state.pool, alert_id).await? {
         return Err(ApiError::not_found(format!("there is no open alert {alert_id}")));
     }
@@ -340,7 +358,8 @@ pub async fn apply_settings(state: &ApiState, change: SettingsChange) -> Result<
     let cap = decimal_text("max_client_threshold_usd", change.max_client_threshold_usd)?
         .map(|t| threshold::parse_threshold(&t).map_err(|e| ApiError::invalid("max_client_threshold_usd", e.to_string())))
         .transpose()?;
-    let approval = match decimal_text("payout_approval_above_usd", change.payout_approval_above_usd)?.map(|t| t.trim().to_ascii_lowercase()) {
+    let approval = match decimal_text("payout_approval_above_usd", change.payout_approval_above_usd)?.map(|t| t.trim().to_ascii_lowercase())
+    {
         None => None,
         Some(t) if t == "off" || t.is_empty() => Some(None),
         Some(t) => match threshold::parse_threshold(&t) {

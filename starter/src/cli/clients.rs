@@ -69,13 +69,9 @@ pub fn validate(input: &ClientInput, existing: Option<&ClientRecord>) -> Result<
         .map_err(|_| ClientInputError::BadStrategy(strategy_text.clone()))?;
 
     let threshold = match (&input.payout_threshold_usd, strategy, existing) {
-        (Some(text), _, _) => Some(
-            Decimal::from_str(text.trim()).map_err(|_| ClientInputError::BadThreshold(text.clone()))?,
-        ),
+        (Some(text), _, _) => Some(Decimal::from_str(text.trim()).map_err(|_| ClientInputError::BadThreshold(text.clone()))?),
         // Switching to instant drops the old threshold; keeping threshold keeps it.
-        (None, PayoutStrategy::Threshold, Some(c)) if c.payout_strategy == PayoutStrategy::Threshold => {
-            Some(c.payout_threshold_usd)
-        }
+        (None, PayoutStrategy::Threshold, Some(c)) if c.payout_strategy == PayoutStrategy::Threshold => Some(c.payout_threshold_usd),
         (None, _, _) => None,
     };
     let payout_threshold_usd = match strategy {
@@ -95,18 +91,13 @@ pub fn validate(input: &ClientInput, existing: Option<&ClientRecord>) -> Result<
         }
     };
 
-    let currency = pick(&input.payout_currency, existing.map(|c| &c.payout_currency))
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let currency = pick(&input.payout_currency, existing.map(|c| &c.payout_currency)).unwrap_or_default().trim().to_ascii_lowercase();
     if !(2..=12).contains(&currency.len()) || !currency.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(ClientInputError::BadCurrency(currency));
     }
     // The network defaults to the currency itself (xmr on xmr, btc on btc, eth on eth).
-    let network = pick(&input.payout_network, existing.map(|c| &c.payout_network))
-        .unwrap_or_else(|| currency.clone())
-        .trim()
-        .to_ascii_lowercase();
+    let network =
+        pick(&input.payout_network, existing.map(|c| &c.payout_network)).unwrap_or_else(|| currency.clone()).trim().to_ascii_lowercase();
     let wallet = pick(&input.wallet_address, existing.map(|c| &c.wallet_address)).unwrap_or_default();
     let wallet_address = wallet_address::validate(&network, &wallet)?;
 
@@ -220,8 +211,7 @@ mod tests {
         assert!(validate(&only_wallet, Some(&stored)).is_err());
         let keep_all = ClientInput { client_id: "-1001".into(), ..Default::default() };
         assert_eq!(validate(&keep_all, Some(&stored)).unwrap().payout_threshold_usd, dec!(500));
-        let to_instant =
-            ClientInput { client_id: "-1001".into(), payout_strategy: Some("instant".into()), ..Default::default() };
+        let to_instant = ClientInput { client_id: "-1001".into(), payout_strategy: Some("instant".into()), ..Default::default() };
         assert_eq!(validate(&to_instant, Some(&stored)).unwrap().payout_threshold_usd, Decimal::ZERO);
     }
 }

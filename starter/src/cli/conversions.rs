@@ -65,9 +65,7 @@ pub struct Recovery<'a> {
 
 impl Recovery<'_> {
     async fn failed_batch(&self, batch_id: Uuid) -> Result<FailedBatchView, ConversionCommandError> {
-        let batch = conversion_ledger::find_batch(self.pool, batch_id)
-            .await?
-            .ok_or(ConversionCommandError::UnknownBatch(batch_id))?;
+        let batch = conversion_ledger::find_batch(self.pool, batch_id).await?.ok_or(ConversionCommandError::UnknownBatch(batch_id))?;
         if batch.conversion_status != "failed" {
             return Err(ConversionCommandError::NotFailed { batch_id, status: batch.conversion_status });
         }
@@ -114,8 +112,7 @@ impl Recovery<'_> {
         };
         let units = u128::try_from(units).map_err(|_| ConversionCommandError::Chain(format!("{units} {symbol} units overflow")))?;
         let usdt_received = from_base_units(units, coin.asset()).map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
-        let converted =
-            ConvertedBatch { batch_id: batch_id.to_string(), exchange_id, usdt_tx_hash: usdt_tx_hash.clone(), usdt_received };
+        let converted = ConvertedBatch { batch_id: batch_id.to_string(), exchange_id, usdt_tx_hash: usdt_tx_hash.clone(), usdt_received };
         conversion_ledger::complete_late(self.pool, &converted).await?;
         Ok(ResumeOutcome::Completed { usdt_received, usdt_tx_hash })
     }
@@ -137,7 +134,9 @@ impl Recovery<'_> {
         let returned = match conversion_ledger::return_recovered_rows(self.pool, batch_id, refund.as_ref(), force).await {
             // Say why the refund did not count beside why the rows stay.
             Err(conversion_ledger::ConversionLedgerError::NotRecovered { batch_id, reason }) => {
-                return Err(conversion_ledger::ConversionLedgerError::NotRecovered { batch_id, reason: format!("{reason} ({found})") }.into())
+                return Err(
+                    conversion_ledger::ConversionLedgerError::NotRecovered { batch_id, reason: format!("{reason} ({found})") }.into()
+                )
             }
             other => other?,
         };
@@ -147,20 +146,31 @@ impl Recovery<'_> {
     /// The refund ChangeNow reports for the exchange, credited to the batch when it counts (from
     /// ChangeNow's senders, for at most the batch's ETH, not counted for anything else); why not,
     /// otherwise.
-    async fn refund_seen(&self, exchange_id: &str, batch_id: Uuid, batch_eth: rust_decimal::Decimal) -> Result<Result<SeenRefund, String>, ConversionCommandError> {
+    async fn refund_seen(
+        &self,
+        exchange_id: &str,
+        batch_id: Uuid,
+        batch_eth: rust_decimal::Decimal,
+    ) -> Result<Result<SeenRefund, String>, ConversionCommandError> {
         let exchange = self.changenow.exchange_status(exchange_id).await.map_err(|e| ConversionCommandError::ChangeNow(e.to_string()))?;
         let Some(tx_hash) = exchange.refund_hash else { return Ok(Err(format!("ChangeNow reports no refund of exchange {exchange_id}"))) };
         let amount = to_base_units(batch_eth, ChainAsset::Eth).map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
         let credited_to = format!("conversion_refund:{batch_id}");
-        let credit = Credit { credited_to: &credited_to, refund: Some(Refund { senders: self.changenow_senders, amount: alloy::primitives::U256::from(amount) }) };
+        let credit = Credit {
+            credited_to: &credited_to,
+            refund: Some(Refund { senders: self.changenow_senders, amount: alloy::primitives::U256::from(amount) }),
+        };
         let seen = match self.hot_wallet.credit_incoming(&tx_hash, Asset::Eth, &credit).await {
             Ok(seen) => seen,
-            Err(e @ (activities::ethereum::HotWalletError::RefundNotCounted { .. } | activities::ethereum::HotWalletError::AlreadyCredited { .. })) => {
-                return Ok(Err(e.to_string()))
-            }
+            Err(
+                e @ (activities::ethereum::HotWalletError::RefundNotCounted { .. }
+                | activities::ethereum::HotWalletError::AlreadyCredited { .. }),
+            ) => return Ok(Err(e.to_string())),
             Err(e) => return Err(ConversionCommandError::Chain(e.to_string())),
         };
-        let IncomingState::Confirmed { amount: wei, .. } = seen else { return Ok(Err(format!("refund {tx_hash} is not confirmed on chain yet"))) };
+        let IncomingState::Confirmed { amount: wei, .. } = seen else {
+            return Ok(Err(format!("refund {tx_hash} is not confirmed on chain yet")));
+        };
         let wei = u128::try_from(wei).map_err(|_| ConversionCommandError::Chain(format!("{wei} wei overflow")))?;
         let amount_eth = from_base_units(wei, ChainAsset::Eth).map_err(|e| ConversionCommandError::Chain(e.to_string()))?;
         Ok(Ok(SeenRefund { tx_hash, amount_eth }))

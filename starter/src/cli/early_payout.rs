@@ -25,7 +25,10 @@ pub async fn payout_now(pool: &PgPool, client: &Client, task_queue: &str, client
     let id = format!("payout-now-{client_id}-{}", chrono::Utc::now().timestamp_millis());
     let input = ThresholdPayoutSweepInput { max_age_days: DEFAULT_MAX_AGE_DAYS, only_client: Some(client_id.to_owned()) };
     let options = WorkflowStartOptions::new(task_queue.to_owned(), id.clone()).build();
-    client.start_workflow(ThresholdPayoutSweepWorkflow::run, input, options).await.map_err(|e| EarlyPayoutError::Temporal(e.to_string()))?;
+    client
+        .start_workflow(ThresholdPayoutSweepWorkflow::run, input, options)
+        .await
+        .map_err(|e| EarlyPayoutError::Temporal(e.to_string()))?;
     tracing::info!(client_id, workflow_id = %id, "early payout started");
     Ok(id)
 }

@@ -10,8 +10,8 @@ use activities::db::payout_ledger::{self, PayoutBatchSummary};
 use sqlx::PgPool;
 use temporalio_client::{
     errors::{WorkflowInteractionError, WorkflowQueryError, WorkflowStartError},
-    Client, WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowExecutionStatus, WorkflowQueryOptions,
-    WorkflowSignalOptions, WorkflowStartOptions,
+    Client, WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowExecutionStatus, WorkflowQueryOptions, WorkflowSignalOptions,
+    WorkflowStartOptions,
 };
 use uuid::Uuid;
 use workflows::{
@@ -222,7 +222,13 @@ pub enum Approval {
 ///
 /// When no run holds it (the group's run was terminated or reset), signal-with-start starts the
 /// group's run, which takes the waiting batch over and finds the decision at once.
-pub async fn decide(pool: &PgPool, client: &Client, task_queue: &str, batch_id: Uuid, approval: Approval) -> Result<String, BatchCommandError> {
+pub async fn decide(
+    pool: &PgPool,
+    client: &Client,
+    task_queue: &str,
+    batch_id: Uuid,
+    approval: Approval,
+) -> Result<String, BatchCommandError> {
     let b = batch(pool, batch_id).await?;
     if b.status != "awaiting_approval" {
         return Err(BatchCommandError::NotAwaitingApproval { batch_id, status: b.status });
@@ -234,7 +240,9 @@ pub async fn decide(pool: &PgPool, client: &Client, task_queue: &str, batch_id: 
         .build();
     let sent = match approval {
         Approval::Approve => {
-            client.signal_with_start_workflow(ClientPayoutWorkflow::run, input, ClientPayoutWorkflow::approve, batch_id.to_string(), options).await
+            client
+                .signal_with_start_workflow(ClientPayoutWorkflow::run, input, ClientPayoutWorkflow::approve, batch_id.to_string(), options)
+                .await
         }
         Approval::Reject { reason } => {
             let rejection = Rejection { batch_id: batch_id.to_string(), reason };

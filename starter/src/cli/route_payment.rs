@@ -54,11 +54,7 @@ pub async fn route(pool: &PgPool, gateway: &TemporalGateway, payment_id: i64) ->
     let stored = if already_routed {
         tx.rollback().await?;
         let payment = payments::find(pool, payment_id).await?.ok_or(RouteError::RoutedButMissing(payment_id))?;
-        StoredIpn {
-            is_new: false,
-            payment_status: payment.payment_status,
-            workflow_started: payment.workflow_started_at.is_some(),
-        }
+        StoredIpn { is_new: false, payment_status: payment.payment_status, workflow_started: payment.workflow_started_at.is_some() }
     } else {
         let unreadable = |source| RouteError::Unreadable { payment_id, source };
         let body = ipn::parse_json(kept.raw_ipn.as_bytes()).map_err(unreadable)?;

@@ -8,11 +8,11 @@ use temporalio_client::{
 };
 use tracing::info;
 use workflows::{
-    alert_rules::SCHEDULE_ID as ALERT_RULES, daily_reconciliation::SCHEDULE_ID as RECONCILIATION, AlertRulesWorkflow,
-    AlertRulesWorkflowInput, DailyReconciliationInput, DailyReconciliationWorkflow,
+    alert_rules::SCHEDULE_ID as ALERT_RULES, daily_reconciliation::SCHEDULE_ID as RECONCILIATION,
     micro_batch_conversion::SCHEDULE_ID as MICRO_BATCH, outbox_watch::SCHEDULE_ID as OUTBOX_WATCH,
-    threshold_payout_sweep::SCHEDULE_ID as PAYOUT_SWEEP, MicroBatchConversionInput, MicroBatchConversionWorkflow, OutboxWatchInput,
-    OutboxWatchWorkflow, ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow,
+    threshold_payout_sweep::SCHEDULE_ID as PAYOUT_SWEEP, AlertRulesWorkflow, AlertRulesWorkflowInput, DailyReconciliationInput,
+    DailyReconciliationWorkflow, MicroBatchConversionInput, MicroBatchConversionWorkflow, OutboxWatchInput, OutboxWatchWorkflow,
+    ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow,
 };
 
 /// Every schedule of the project, by id.
@@ -47,22 +47,23 @@ fn action(id: &str, settings: &ScheduleSettings) -> ScheduleAction {
             ScheduleAction::start_workflow(ThresholdPayoutSweepWorkflow::run, input, queue, PAYOUT_SWEEP)
         }
         OUTBOX_WATCH => ScheduleAction::start_workflow(OutboxWatchWorkflow::run, OutboxWatchInput::default(), queue, OUTBOX_WATCH),
-        ALERT_RULES => {
-            ScheduleAction::start_workflow(AlertRulesWorkflow::run, AlertRulesWorkflowInput::default(), queue, ALERT_RULES)
+        ALERT_RULES => ScheduleAction::start_workflow(AlertRulesWorkflow::run, AlertRulesWorkflowInput::default(), queue, ALERT_RULES),
+        RECONCILIATION => {
+            ScheduleAction::start_workflow(DailyReconciliationWorkflow::run, DailyReconciliationInput::default(), queue, RECONCILIATION)
         }
-        RECONCILIATION => ScheduleAction::start_workflow(
-            DailyReconciliationWorkflow::run,
-            DailyReconciliationInput::default(),
-            queue,
-            RECONCILIATION,
-        ),
         _ => ScheduleAction::start_workflow(MicroBatchConversionWorkflow::run, MicroBatchConversionInput::default(), queue, MICRO_BATCH),
     }
 }
 
 /// Creates each schedule, or updates its action, interval and overlap policy when it exists.
 pub async fn apply(client: &Client, settings: &ScheduleSettings) -> Result<(), ScheduleCommandError> {
-    let every = [(MICRO_BATCH, settings.micro_batch_every), (PAYOUT_SWEEP, settings.payout_sweep_every), (OUTBOX_WATCH, OUTBOX_WATCH_EVERY), (ALERT_RULES, ALERT_RULES_EVERY), (RECONCILIATION, workflows::daily_reconciliation::EVERY)];
+    let every = [
+        (MICRO_BATCH, settings.micro_batch_every),
+        (PAYOUT_SWEEP, settings.payout_sweep_every),
+        (OUTBOX_WATCH, OUTBOX_WATCH_EVERY),
+        (ALERT_RULES, ALERT_RULES_EVERY),
+        (RECONCILIATION, workflows::daily_reconciliation::EVERY),
+    ];
     for (id, every) in every {
         apply_one(client, id, every, settings).await?;
     }

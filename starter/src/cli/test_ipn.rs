@@ -18,9 +18,8 @@ pub struct TestIpn {
 impl TestIpn {
     /// The IPN body; amounts are written as JSON numbers, exactly as NOWPayments does.
     pub fn body(&self) -> Value {
-        let number = |d: Decimal| -> Value {
-            serde_json::from_str(&d.normalize().to_string()).unwrap_or_else(|_| Value::String(d.to_string()))
-        };
+        let number =
+            |d: Decimal| -> Value { serde_json::from_str(&d.normalize().to_string()).unwrap_or_else(|_| Value::String(d.to_string())) };
         json!({
             "payment_id": self.payment_id,
             "invoice_id": null,

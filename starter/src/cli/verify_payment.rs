@@ -19,7 +19,9 @@ pub enum VerifyError {
     Unknown(i64),
     #[error("payment {payment_id} is '{status}'; only unverified payments are verified again")]
     NotUnverified { payment_id: i64, status: String },
-    #[error("Temporal did not start the new run of payment {payment_id}: {source}; the payment is back to received, run the command again")]
+    #[error(
+        "Temporal did not start the new run of payment {payment_id}: {source}; the payment is back to received, run the command again"
+    )]
     NotStarted { payment_id: i64, source: StartError },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -29,11 +31,10 @@ pub enum VerifyError {
 /// new one: the run raises a fresh alert if NOWPayments still does not confirm the payment).
 pub async fn verify_again(pool: &PgPool, gateway: &TemporalGateway, payment_id: i64) -> Result<Started, VerifyError> {
     let mut tx = pool.begin().await?;
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT status, client_id FROM payments WHERE payment_id = $1 FOR UPDATE")
-            .bind(payment_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let row: Option<(String, String)> = sqlx::query_as("SELECT status, client_id FROM payments WHERE payment_id = $1 FOR UPDATE")
+        .bind(payment_id)
+        .fetch_optional(&mut *tx)
+        .await?;
     let (status, client_id) = row.ok_or(VerifyError::Unknown(payment_id))?;
     let was_unverified = status == PaymentStatus::Unverified.as_str();
     // `received` with every run failed: an earlier `verify` whose start Temporal did not take.
@@ -41,13 +42,11 @@ pub async fn verify_again(pool: &PgPool, gateway: &TemporalGateway, payment_id: 
         return Err(VerifyError::NotUnverified { payment_id, status });
     }
     if was_unverified {
-        sqlx::query(
-            "UPDATE payments SET status = $2, unverified_reason = NULL, updated_at = now() WHERE payment_id = $1",
-        )
-        .bind(payment_id)
-        .bind(PaymentStatus::Received.as_str())
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE payments SET status = $2, unverified_reason = NULL, updated_at = now() WHERE payment_id = $1")
+            .bind(payment_id)
+            .bind(PaymentStatus::Received.as_str())
+            .execute(&mut *tx)
+            .await?;
         // Settled: the new run raises a fresh one if NOWPayments still does not confirm it.
         for kind in [AlertKind::PaymentUnverified, AlertKind::PaymentMismatch] {
             alerts::settle_condition(&mut tx, &format!("{}:{payment_id}", kind.as_str())).await?;

@@ -15,9 +15,10 @@ use crate::{
 };
 use activities::db::{
     alerts::{self, Alert},
-    clients, conversion_ledger, payout_approval,
+    clients, conversion_ledger,
     operator_dashboard::{self, NearThreshold, Totals},
     operator_lists::{self, ConversionRow},
+    payout_approval,
 };
 use askama::Template;
 use axum::{
@@ -305,7 +306,12 @@ async fn next_runs(state: &ApiState) -> Vec<(String, String, String)> {
     runs
 }
 
-async fn retry_batch(State(state): State<ApiState>, headers: HeaderMap, Path(batch_id): Path<Uuid>, Form(form): Form<CsrfForm>) -> Response {
+async fn retry_batch(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(batch_id): Path<Uuid>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     if let Err(refused) = checked(&state, &headers, &form.csrf) {
         return refused;
     }
@@ -317,7 +323,9 @@ async fn retry_batch(State(state): State<ApiState>, headers: HeaderMap, Path(bat
         Ok(payout_batches::RetryOutcome::AlreadyPaid) => done("already-paid"),
         Ok(payout_batches::RetryOutcome::Busy { .. }) => done("retry-busy"),
         Ok(_) => done("retried"),
-        Err(payout_batches::BatchCommandError::UnknownBatch(id)) => message(StatusCode::NOT_FOUND, "Not found", format!("There is no payout batch {id}.")),
+        Err(payout_batches::BatchCommandError::UnknownBatch(id)) => {
+            message(StatusCode::NOT_FOUND, "Not found", format!("There is no payout batch {id}."))
+        }
         Err(e @ payout_batches::BatchCommandError::AwaitingApproval(_)) => message(StatusCode::CONFLICT, "Not retried", e.to_string()),
         Err(e) => crate::api::ApiError::internal(e).into_response(),
     }
@@ -331,7 +339,12 @@ struct CancelForm {
     reason: String,
 }
 
-async fn cancel_batch(State(state): State<ApiState>, headers: HeaderMap, Path(batch_id): Path<Uuid>, Form(form): Form<CancelForm>) -> Response {
+async fn cancel_batch(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(batch_id): Path<Uuid>,
+    Form(form): Form<CancelForm>,
+) -> Response {
     if let Err(refused) = checked(&state, &headers, &form.csrf) {
         return refused;
     }
@@ -343,7 +356,9 @@ async fn cancel_batch(State(state): State<ApiState>, headers: HeaderMap, Path(ba
     match payout_batches::cancel(&state.pool, &client, batch_id, &reason).await {
         Ok(payout_batches::CancelOutcome::Requested { .. }) => done("cancelled"),
         Ok(payout_batches::CancelOutcome::NotRunning { .. }) => done("not-running"),
-        Err(payout_batches::BatchCommandError::UnknownBatch(id)) => message(StatusCode::NOT_FOUND, "Not found", format!("There is no payout batch {id}.")),
+        Err(payout_batches::BatchCommandError::UnknownBatch(id)) => {
+            message(StatusCode::NOT_FOUND, "Not found", format!("There is no payout batch {id}."))
+        }
         Err(e) => crate::api::ApiError::internal(e).into_response(),
     }
 }
@@ -403,7 +418,12 @@ async fn payout_now_named(state: State<ApiState>, headers: HeaderMap, Form(form)
     payout_now(state, headers, Path(client_id), Form(CsrfForm { csrf: form.csrf })).await
 }
 
-async fn payout_now(State(state): State<ApiState>, headers: HeaderMap, Path(client_id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+async fn payout_now(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     if let Err(refused) = checked(&state, &headers, &form.csrf) {
         return refused;
     }
@@ -413,19 +433,31 @@ async fn payout_now(State(state): State<ApiState>, headers: HeaderMap, Path(clie
     };
     match early_payout::payout_now(&state.pool, &client, state.temporal.task_queue(), &client_id).await {
         Ok(_) => done("payout-started"),
-        Err(early_payout::EarlyPayoutError::UnknownClient(id)) => message(StatusCode::NOT_FOUND, "Not found", format!("There is no client {id}.")),
+        Err(early_payout::EarlyPayoutError::UnknownClient(id)) => {
+            message(StatusCode::NOT_FOUND, "Not found", format!("There is no client {id}."))
+        }
         Err(e) => crate::api::ApiError::internal(e).into_response(),
     }
 }
 
-async fn approve_batch(State(state): State<ApiState>, headers: HeaderMap, Path(batch_id): Path<Uuid>, Form(form): Form<CsrfForm>) -> Response {
+async fn approve_batch(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(batch_id): Path<Uuid>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     if let Err(refused) = checked(&state, &headers, &form.csrf) {
         return refused;
     }
     decide(&state, batch_id, payout_batches::Approval::Approve, "approved").await
 }
 
-async fn reject_batch(State(state): State<ApiState>, headers: HeaderMap, Path(batch_id): Path<Uuid>, Form(form): Form<CancelForm>) -> Response {
+async fn reject_batch(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(batch_id): Path<Uuid>,
+    Form(form): Form<CancelForm>,
+) -> Response {
     if let Err(refused) = checked(&state, &headers, &form.csrf) {
         return refused;
     }
@@ -443,10 +475,12 @@ async fn decide(state: &ApiState, batch_id: Uuid, approval: payout_batches::Appr
     };
     match payout_batches::decide(&state.pool, &client, state.temporal.task_queue(), batch_id, approval).await {
         Ok(_) => done(done_code),
-        Err(payout_batches::BatchCommandError::UnknownBatch(id)) => message(StatusCode::NOT_FOUND, "Not found", format!("There is no payout batch {id}.")),
-        Err(e @ (payout_batches::BatchCommandError::NotAwaitingApproval { .. } | payout_batches::BatchCommandError::AwaitingApproval(_))) => {
-            message(StatusCode::CONFLICT, "Nothing to decide", e.to_string())
+        Err(payout_batches::BatchCommandError::UnknownBatch(id)) => {
+            message(StatusCode::NOT_FOUND, "Not found", format!("There is no payout batch {id}."))
         }
+        Err(
+            e @ (payout_batches::BatchCommandError::NotAwaitingApproval { .. } | payout_batches::BatchCommandError::AwaitingApproval(_)),
+        ) => message(StatusCode::CONFLICT, "Nothing to decide", e.to_string()),
         Err(e) => crate::api::ApiError::internal(e).into_response(),
     }
 }

@@ -32,7 +32,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/clients/{client_id}", get(client_page).post(change))
         .route("/clients/{client_id}/status.txt", get(client_status_text))
         .route("/static/pages.css", get(|| async { static_file("text/css; charset=utf-8", include_str!("../../static/pages.css")) }))
-        .route("/static/register.js", get(|| async { static_file("text/javascript; charset=utf-8", include_str!("../../static/register.js")) }))
+        .route(
+            "/static/register.js",
+            get(|| async { static_file("text/javascript; charset=utf-8", include_str!("../../static/register.js")) }),
+        )
         .with_state(state.clone())
         .merge(admin::router(state))
 }
@@ -135,7 +138,8 @@ fn form_error(error: &Option<FieldError>, fields: &[&str]) -> Option<String> {
     error.as_ref().filter(|e| !e.field.as_deref().is_some_and(|f| fields.contains(&f))).map(|e| e.message.clone())
 }
 
-const FORM_FIELDS: &[&str] = &["client_id", "wallet_address", "payout_currency", "payout_network", "payout_strategy", "payout_threshold_usd"];
+const FORM_FIELDS: &[&str] =
+    &["client_id", "wallet_address", "payout_currency", "payout_network", "payout_strategy", "payout_threshold_usd"];
 
 /// Pages carry a client key in their URL (`?key=`) or an operator's view: never sent on as a
 /// referrer, never cached.
@@ -262,7 +266,11 @@ async fn change(State(state): State<ApiState>, Path(client_id): Path<String>, Fo
         payout_currency: non_empty(&form.payout_currency),
         payout_network: non_empty(&form.payout_network),
         payout_strategy: non_empty(&form.payout_strategy),
-        payout_threshold_usd: if form.payout_strategy == "instant" { Some(Value::String("0".into())) } else { threshold_value(&form.payout_threshold_usd) },
+        payout_threshold_usd: if form.payout_strategy == "instant" {
+            Some(Value::String("0".into()))
+        } else {
+            threshold_value(&form.payout_threshold_usd)
+        },
     };
     let outcome = change_client(&state, &client, change).await;
     let (status, notice, warning, error) = match outcome {

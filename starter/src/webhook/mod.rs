@@ -10,7 +10,9 @@ pub use nowpayments::SIGNATURE_HEADER;
 use crate::{
     api::ApiState,
     metrics::{HttpMetrics, MetricsState},
-    redriver, temporal_gateway::TemporalGateway, workflow_launcher::WorkflowLauncher,
+    redriver,
+    temporal_gateway::TemporalGateway,
+    workflow_launcher::WorkflowLauncher,
 };
 use activities::config::Secret;
 use axum::{

@@ -95,7 +95,10 @@ async fn answer_ipn(state: &HandlerState, headers: HeaderMap, body: Bytes) -> Re
         "queued"
     };
     let status = if stored.is_new { "accepted" } else { "duplicate" };
-    (StatusCode::OK, Json(json!({"status": status, "payment_id": payment_id, "payment_status": stored.payment_status, "workflow": workflow})))
+    (
+        StatusCode::OK,
+        Json(json!({"status": status, "payment_id": payment_id, "payment_status": stored.payment_status, "workflow": workflow})),
+    )
         .into_response()
 }
 

@@ -24,10 +24,7 @@ async fn main() -> anyhow::Result<()> {
         let (transactions, gas) = convert_pool(pool).await?;
         let per_payment = gas as f64 / pool as f64; // a printed ratio, not money
         let single = *single_payment_gas.get_or_insert(gas);
-        println!(
-            "{pool:>6} {transactions:>6} {gas:>12} {per_payment:>16.1} {single:>16} {:>7.1}x",
-            single as f64 / per_payment
-        );
+        println!("{pool:>6} {transactions:>6} {gas:>12} {per_payment:>16.1} {single:>16} {:>7.1}x", single as f64 / per_payment);
     }
 
     println!();
@@ -53,18 +50,16 @@ async fn convert_backlog() -> anyhow::Result<()> {
     let MicroBatchConversionOutcome::Converted { batches } = outcome else { anyhow::bail!("{outcome:?}") };
     let mut exact = 0;
     for batch in &batches {
-        let split: Decimal = sqlx::query_scalar(
-            "SELECT sum(accumulated_amount_usdt) FROM payout_accumulation WHERE batch_conversion_id = $1::uuid",
-        )
-        .bind(&batch.batch_id)
-        .fetch_one(&app.pool)
-        .await?;
+        let split: Decimal =
+            sqlx::query_scalar("SELECT sum(accumulated_amount_usdt) FROM payout_accumulation WHERE batch_conversion_id = $1::uuid")
+                .bind(&batch.batch_id)
+                .fetch_one(&app.pool)
+                .await?;
         anyhow::ensure!(split == batch.usdt_received, "batch {} split {split} of {}", batch.batch_id, batch.usdt_received);
         exact += 1;
     }
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM payout_accumulation WHERE conversion_status <> 'completed'")
-        .fetch_one(&app.pool)
-        .await?;
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM payout_accumulation WHERE conversion_status <> 'completed'").fetch_one(&app.pool).await?;
     anyhow::ensure!(left == 0, "{left} rows not converted");
     println!(
         "  {} rows in {} batches ({exact} split exactly) in {:.1} s",
@@ -99,9 +94,8 @@ async fn convert_pool(size: usize) -> anyhow::Result<(u64, u64)> {
     );
 
     let provider = ProviderBuilder::new().connect_http(app.chain.anvil.url.parse()?);
-    let hashes: Vec<String> = sqlx::query_scalar("SELECT confirmed_tx_hash FROM transfer_intents WHERE status = 'confirmed'")
-        .fetch_all(&app.pool)
-        .await?;
+    let hashes: Vec<String> =
+        sqlx::query_scalar("SELECT confirmed_tx_hash FROM transfer_intents WHERE status = 'confirmed'").fetch_all(&app.pool).await?;
     let mut gas = 0;
     for hash in &hashes {
         let receipt = provider.get_transaction_receipt(hash.parse()?).await?.ok_or_else(|| anyhow::anyhow!("no receipt"))?;

@@ -8,10 +8,10 @@
 //! 2. The over-threshold query (`db::payout_ledger::due_groups`, the sweep's own SQL) over
 //!    1,000,000 converted, unpaid rows (target: under 20 ms).
 
+use futures::StreamExt;
 use integration_tests::{fresh_database, TestApp, XMR_WALLET};
 use std::time::{Duration, Instant};
 use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
-use futures::StreamExt;
 use workflows::{activity_definitions::DueQuery, NoopBenchmarkWorkflow, ThresholdPayoutSweepInput, ThresholdPayoutSweepWorkflow};
 
 const CLIENTS: i64 = 1000;

@@ -197,9 +197,7 @@ async fn scan_chain(chain: &TestChain, start: &ChainStart) -> anyhow::Result<Vec
             }
             let hash = tx.tx_hash();
             let receipt = provider.get_transaction_receipt(hash).await?;
-            let (succeeded, gas_wei) = receipt
-                .map(|r| (r.status(), u128::from(r.gas_used) * r.effective_gas_price))
-                .unwrap_or((false, 0));
+            let (succeeded, gas_wei) = receipt.map(|r| (r.status(), u128::from(r.gas_used) * r.effective_gas_price)).unwrap_or((false, 0));
             found.push(ChainTransfer {
                 hash: format!("{hash:#x}"),
                 token,
@@ -292,19 +290,20 @@ pub async fn run_all(pool: &PgPool, chain: &TestChain, start: &ChainStart, expec
     .fetch_all(pool)
     .await?;
     for id in bad_fees {
-        v.push(Violation::new("fee_split_exact", format!("payment {id}: fee + net differ from the payment, or the routed amount from the net")));
+        v.push(Violation::new(
+            "fee_split_exact",
+            format!("payment {id}: fee + net differ from the payment, or the routed amount from the net"),
+        ));
     }
 
     // --- Outbox: intents, attempts and what the chain mined.
-    let intents: Vec<(String, String, Decimal, String, Option<String>)> = sqlx::query_as(
-        "SELECT purpose_key, asset, amount_base_units, status, lower(confirmed_tx_hash) FROM transfer_intents",
-    )
-    .fetch_all(pool)
-    .await?;
+    let intents: Vec<(String, String, Decimal, String, Option<String>)> =
+        sqlx::query_as("SELECT purpose_key, asset, amount_base_units, status, lower(confirmed_tx_hash) FROM transfer_intents")
+            .fetch_all(pool)
+            .await?;
     let attempts: Vec<(String, String, i32, bool)> =
         sqlx::query_as("SELECT lower(tx_hash), purpose_key, attempt, cancels FROM transfer_attempts").fetch_all(pool).await?;
-    let mined: HashMap<&str, &ChainTransfer> =
-        scan.iter().filter(|t| t.from == hot).map(|t| (t.hash.as_str(), t)).collect();
+    let mined: HashMap<&str, &ChainTransfer> = scan.iter().filter(|t| t.from == hot).map(|t| (t.hash.as_str(), t)).collect();
     let mut attempts_by_key: HashMap<&str, Vec<&str>> = HashMap::new();
     for (hash, key, _, _) in &attempts {
         attempts_by_key.entry(key.as_str()).or_default().push(hash.as_str());
@@ -336,7 +335,10 @@ pub async fn run_all(pool: &PgPool, chain: &TestChain, start: &ChainStart, expec
                     }
                     confirmed_by_key.insert(key.as_str(), (want, asset.as_str()));
                 }
-                _ => v.push(Violation::new("transfer_mined_once", format!("{key}: confirmed as {hash}, which is not a successful transaction on chain"))),
+                _ => v.push(Violation::new(
+                    "transfer_mined_once",
+                    format!("{key}: confirmed as {hash}, which is not a successful transaction on chain"),
+                )),
             }
         } else if status != "signed" && landed.iter().any(|t| t.units > 0) {
             v.push(Violation::new("transfer_mined_once", format!("{key} is '{status}' but a transaction of it moved value")));
@@ -410,15 +412,23 @@ pub async fn run_all(pool: &PgPool, chain: &TestChain, start: &ChainStart, expec
                 if Some(usdt) != *received || eth != *total_eth {
                     v.push(Violation::new(
                         "conversion_split_exact",
-                        format!("conversion {id}: rows hold {usdt} USDT and {eth} ETH; the batch received {received:?} for {total_eth} ETH"),
+                        format!(
+                            "conversion {id}: rows hold {usdt} USDT and {eth} ETH; the batch received {received:?} for {total_eth} ETH"
+                        ),
                     ));
                 }
                 let x = exchange.as_ref().and_then(|e| sim.get(e));
                 if x.and_then(|x| x.amount_to) != *received || x.map(|x| &x.status) != Some(&ExchangeStatus::Finished) {
-                    v.push(Violation::new("conversion_split_exact", format!("conversion {id}: received {received:?}, ChangeNow paid {:?}", x.map(|x| (x.status.as_str(), x.amount_to)))));
+                    v.push(Violation::new(
+                        "conversion_split_exact",
+                        format!("conversion {id}: received {received:?}, ChangeNow paid {:?}", x.map(|x| (x.status.as_str(), x.amount_to))),
+                    ));
                 }
                 if sent != Some(units(*total_eth, ChainAsset::Eth)) {
-                    v.push(Violation::new("row_converted_once", format!("conversion {id}: {total_eth} ETH converted, the outbox sent {sent:?} wei")));
+                    v.push(Violation::new(
+                        "row_converted_once",
+                        format!("conversion {id}: {total_eth} ETH converted, the outbox sent {sent:?} wei"),
+                    ));
                 }
             }
             "failed" => {
@@ -469,11 +479,8 @@ pub async fn run_all(pool: &PgPool, chain: &TestChain, start: &ChainStart, expec
     .map(|(id, usdt, n)| (id, (usdt, n)))
     .collect();
     let exchange_of_key: HashMap<&str, &str> = stored_exchanges.iter().map(|e| (e.0.as_str(), e.1.as_str())).collect();
-    let alerts: HashSet<(String, String)> = sqlx::query_as::<_, (String, String)>("SELECT kind, subject FROM alerts")
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .collect();
+    let alerts: HashSet<(String, String)> =
+        sqlx::query_as::<_, (String, String)>("SELECT kind, subject FROM alerts").fetch_all(pool).await?.into_iter().collect();
     for (id, status, total, count, released, reason) in &batches {
         let prefix = format!("payout-{id}-");
         let legs: Vec<&str> = intents.iter().map(|i| i.0.as_str()).filter(|k| k.starts_with(&prefix)).collect();
@@ -493,10 +500,16 @@ pub async fn run_all(pool: &PgPool, chain: &TestChain, start: &ChainStart, expec
             "completed" => {
                 let (usdt, n) = paid_sums.get(id).copied().unwrap_or_default();
                 if usdt != *total || n != i64::from(*count) {
-                    v.push(Violation::new("row_paid_at_most_once", format!("batch {id}: {n} rows of {usdt} USDT paid, the batch says {count} of {total}")));
+                    v.push(Violation::new(
+                        "row_paid_at_most_once",
+                        format!("batch {id}: {n} rows of {usdt} USDT paid, the batch says {count} of {total}"),
+                    ));
                 }
                 if finished_usdt != *total {
-                    v.push(Violation::new("row_paid_at_most_once", format!("batch {id}: ChangeNow finished {finished_usdt} USDT of its {total}")));
+                    v.push(Violation::new(
+                        "row_paid_at_most_once",
+                        format!("batch {id}: ChangeNow finished {finished_usdt} USDT of its {total}"),
+                    ));
                 }
             }
             "failed" | "rejected" => {
@@ -529,11 +542,10 @@ pub async fn run_all(pool: &PgPool, chain: &TestChain, start: &ChainStart, expec
     facts.counters.insert(s("payout batches failed"), batches.iter().filter(|b| b.1 == "failed").count() as i64);
 
     // --- Instant payouts against their exchange and transfer.
-    let instants: Vec<(i64, String, Decimal, Option<String>, Option<Decimal>, Option<String>)> = sqlx::query_as(
-        "SELECT payment_id, status, amount_eth, exchange_id, amount_received, lower(refund_hash) FROM instant_payouts",
-    )
-    .fetch_all(pool)
-    .await?;
+    let instants: Vec<(i64, String, Decimal, Option<String>, Option<Decimal>, Option<String>)> =
+        sqlx::query_as("SELECT payment_id, status, amount_eth, exchange_id, amount_received, lower(refund_hash) FROM instant_payouts")
+            .fetch_all(pool)
+            .await?;
     for (payment_id, status, amount_eth, exchange, received, refund_hash) in &instants {
         let key = format!("instant-payout-{payment_id}");
         let sent = confirmed_by_key.get(key.as_str()).map(|(u, _)| *u);
@@ -542,7 +554,8 @@ pub async fn run_all(pool: &PgPool, chain: &TestChain, start: &ChainStart, expec
             "completed" => (x.map(|x| (&x.status, x.amount_to)) != Some((&ExchangeStatus::Finished, *received))
                 || sent != Some(units(*amount_eth, ChainAsset::Eth)))
             .then(|| format!("completed with {received:?}, exchange {:?}, sent {sent:?} wei", x.map(|x| (x.status.as_str(), x.amount_to)))),
-            "held" => (sent.is_some() || exchange_of_key.contains_key(key.as_str())).then(|| "held, yet an exchange or a transfer exists".to_owned()),
+            "held" => (sent.is_some() || exchange_of_key.contains_key(key.as_str()))
+                .then(|| "held, yet an exchange or a transfer exists".to_owned()),
             "refunded" => (x.and_then(|x| x.refund_hash.clone()).map(|h| h.to_lowercase()) != *refund_hash)
                 .then(|| format!("refund recorded as {refund_hash:?}, ChangeNow refunded {:?}", x.and_then(|x| x.refund_hash.clone()))),
             _ => None,
@@ -565,7 +578,10 @@ pub async fn run_all(pool: &PgPool, chain: &TestChain, start: &ChainStart, expec
     .collect();
     for t in scan.iter().filter(|t| t.from != hot && t.to == hot && t.succeeded && t.units > 0) {
         if !recorded_in.contains(&t.hash) {
-            v.push(Violation::new("hot_wallet_ledger", format!("{} brought {} units of {:?} that no ledger row records", t.hash, t.units, t.token)));
+            v.push(Violation::new(
+                "hot_wallet_ledger",
+                format!("{} brought {} units of {:?} that no ledger row records", t.hash, t.units, t.token),
+            ));
         }
     }
     let provider = RootProvider::<alloy::network::Ethereum>::new_http(chain.anvil.url.parse()?);
@@ -580,16 +596,28 @@ pub async fn run_all(pool: &PgPool, chain: &TestChain, start: &ChainStart, expec
     let usdt_asset = chain.usdt.to_checksum(None).to_lowercase();
     let outbox_usdt: u128 = confirmed_by_key.values().filter(|(_, a)| a.to_lowercase() == usdt_asset).map(|(u, _)| *u).sum();
     if eth_out != outbox_eth {
-        v.push(Violation::new("hot_wallet_ledger", format!("{eth_out} wei left the hot wallet; confirmed outbox intents say {outbox_eth}")));
+        v.push(Violation::new(
+            "hot_wallet_ledger",
+            format!("{eth_out} wei left the hot wallet; confirmed outbox intents say {outbox_eth}"),
+        ));
     }
     if usdt_out != outbox_usdt {
-        v.push(Violation::new("hot_wallet_ledger", format!("{usdt_out} USDT units left the hot wallet; confirmed outbox intents say {outbox_usdt}")));
+        v.push(Violation::new(
+            "hot_wallet_ledger",
+            format!("{usdt_out} USDT units left the hot wallet; confirmed outbox intents say {outbox_usdt}"),
+        ));
     }
     if U256::from(start.eth) + U256::from(eth_in) != eth_now + U256::from(eth_out) + U256::from(gas) {
-        v.push(Violation::new("hot_wallet_ledger", format!("ETH: {} at start + {eth_in} in - {eth_out} out - {gas} gas != {eth_now} now", start.eth)));
+        v.push(Violation::new(
+            "hot_wallet_ledger",
+            format!("ETH: {} at start + {eth_in} in - {eth_out} out - {gas} gas != {eth_now} now", start.eth),
+        ));
     }
     if U256::from(start.usdt) + U256::from(usdt_in) != usdt_now + U256::from(usdt_out) {
-        v.push(Violation::new("hot_wallet_ledger", format!("USDT: {} at start + {usdt_in} in - {usdt_out} out != {usdt_now} now", start.usdt)));
+        v.push(Violation::new(
+            "hot_wallet_ledger",
+            format!("USDT: {} at start + {usdt_in} in - {usdt_out} out != {usdt_now} now", start.usdt),
+        ));
     }
     facts.counters.insert(s("ETH sent (gwei)"), i64::try_from(eth_out / 1_000_000_000).unwrap_or(i64::MAX));
     facts.counters.insert(s("USDT sent (units)"), i64::try_from(usdt_out).unwrap_or(i64::MAX));

@@ -115,7 +115,10 @@ pub async fn carry_out(
                     tokio::time::sleep(down).await;
                     let restarted = Instant::now();
                     temporal.start().await?;
-                    log.applied(kind, format!("at t+{:.1}s, serving again {:.1}s after its start", at.as_secs_f64(), restarted.elapsed().as_secs_f64()));
+                    log.applied(
+                        kind,
+                        format!("at t+{:.1}s, serving again {:.1}s after its start", at.as_secs_f64(), restarted.elapsed().as_secs_f64()),
+                    );
                     anyhow::Ok(())
                 }));
             }
@@ -198,7 +201,8 @@ pub async fn apply_exchange_faults(stack: Arc<Stack>, faults: Arc<ExchangeFaults
                 (false, false) => ExchangeTarget::Instant,
             };
             // Its outcome is decided when it leaves `exchanging`: until then a forced one applies.
-            if !matches!(x.status, ExchangeStatus::New | ExchangeStatus::Waiting | ExchangeStatus::Confirming | ExchangeStatus::Exchanging) {
+            if !matches!(x.status, ExchangeStatus::New | ExchangeStatus::Waiting | ExchangeStatus::Confirming | ExchangeStatus::Exchanging)
+            {
                 continue;
             }
             let fault = {
@@ -261,7 +265,13 @@ pub async fn operator_retries(stack: Arc<Stack>, retries: Arc<OperatorRetries>, 
                 Err(_) => continue,
             };
         for batch_id in failed {
-            let (asked, last) = retries.asked.lock().unwrap().get(&batch_id).copied().map_or((0, None), |n| (n, retries.last.lock().unwrap().get(&batch_id).copied()));
+            let (asked, last) = retries
+                .asked
+                .lock()
+                .unwrap()
+                .get(&batch_id)
+                .copied()
+                .map_or((0, None), |n| (n, retries.last.lock().unwrap().get(&batch_id).copied()));
             if asked >= 3 || last.is_some_and(|t: Instant| t.elapsed() < Duration::from_secs(15)) {
                 continue;
             }
@@ -272,7 +282,10 @@ pub async fn operator_retries(stack: Arc<Stack>, retries: Arc<OperatorRetries>, 
                     let text = answer.text().await.unwrap_or_default();
                     *retries.asked.lock().unwrap().entry(batch_id).or_default() += 1;
                     retries.last.lock().unwrap().insert(batch_id, Instant::now());
-                    log.applied(FaultKind::OperatorRetry, format!("batch {batch_id}: {status} {}", text.chars().take(160).collect::<String>()));
+                    log.applied(
+                        FaultKind::OperatorRetry,
+                        format!("batch {batch_id}: {status} {}", text.chars().take(160).collect::<String>()),
+                    );
                 }
                 Err(e) => warn!(error = %e, %batch_id, "retry not delivered (webhook down?)"),
             }

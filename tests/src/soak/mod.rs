@@ -17,7 +17,10 @@ pub mod rng;
 pub mod split_check;
 pub mod traffic;
 
-use crate::{chain::{self, TestChain}, free_port};
+use crate::{
+    chain::{self, TestChain},
+    free_port,
+};
 use activities::db;
 use anyhow::Context;
 use faults::{ExchangeFaults, FaultLog, OperatorRetries};
@@ -186,13 +189,8 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<SoakReport> {
         env
     };
     let workers = [0, 1].map(|i| Supervised::new(&format!("worker-{i}"), crate::binary("worker"), &[], env(&[]), &dir));
-    let webhook = Supervised::new(
-        "webhook",
-        crate::binary("starter"),
-        &["serve"],
-        env(&[("HTTP_ADDR", format!("127.0.0.1:{http_port}"))]),
-        &dir,
-    );
+    let webhook =
+        Supervised::new("webhook", crate::binary("starter"), &["serve"], env(&[("HTTP_ADDR", format!("127.0.0.1:{http_port}"))]), &dir);
     let stack = Arc::new(Stack {
         postgres,
         temporal: AsyncMutex::new(temporal),
@@ -282,7 +280,10 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<SoakReport> {
     let mut violations = Vec::new();
     if !settled.is_empty() {
         diagnose(&stack).await;
-        violations.push(checks::Violation::new("settled_in_time", format!("not settled after {:?}: {}", options.settle_timeout, settled.join(", "))));
+        violations.push(checks::Violation::new(
+            "settled_in_time",
+            format!("not settled after {:?}: {}", options.settle_timeout, settled.join(", ")),
+        ));
     }
     if undelivered > 0 {
         violations.push(checks::Violation::new("ipn_answered", format!("{undelivered} payments had an IPN never answered 200")));

@@ -55,25 +55,49 @@ impl FaultKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// SIGKILL worker `index` (0 or 1); it is restarted after `down`.
-    KillWorker { index: usize, down: Duration },
-    KillWebhook { down: Duration },
+    KillWorker {
+        index: usize,
+        down: Duration,
+    },
+    KillWebhook {
+        down: Duration,
+    },
     /// SIGKILL the dev server, start it again on its file after `down`.
-    RestartTemporal { down: Duration },
+    RestartTemporal {
+        down: Duration,
+    },
     /// `pg_ctl stop -m immediate` (every backend killed, crash recovery), start after `down`.
-    RestartPostgres { down: Duration },
+    RestartPostgres {
+        down: Duration,
+    },
     /// The next `requests` calls of each ChangeNow endpoint answer `status`.
-    ChangeNow5xx { requests: u32, status: u16 },
+    ChangeNow5xx {
+        requests: u32,
+        status: u16,
+    },
     /// Every ChangeNow answer waits `delay` for `window`.
-    ChangeNowSlow { delay: Duration, window: Duration },
+    ChangeNowSlow {
+        delay: Duration,
+        window: Duration,
+    },
     /// The next exchange of `target` created ends `failed` (never a conversion's: a conversion
     /// whose ETH ChangeNow kept is a loss only ChangeNow's support can settle).
-    FailNextExchange { target: ExchangeTarget },
+    FailNextExchange {
+        target: ExchangeTarget,
+    },
     /// The next exchange of `target` created is refunded on chain.
-    RefundNextExchange { target: ExchangeTarget },
+    RefundNextExchange {
+        target: ExchangeTarget,
+    },
     /// The next exchange of `target` created stays `exchanging` for `stall`, then finishes.
-    StallNextExchange { target: ExchangeTarget, stall: Duration },
+    StallNextExchange {
+        target: ExchangeTarget,
+        stall: Duration,
+    },
     /// Nothing is mined for `window`; transfers stuck meanwhile are replaced with higher fees.
-    AutomineOff { window: Duration },
+    AutomineOff {
+        window: Duration,
+    },
 }
 
 impl Fault {

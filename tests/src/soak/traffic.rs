@@ -4,7 +4,10 @@
 
 use super::rng::Rng;
 use crate::XMR_WALLET;
-use payout_starter::{cli::test_ipn::{self, TestIpn}, webhook::SIGNATURE_HEADER};
+use payout_starter::{
+    cli::test_ipn::{self, TestIpn},
+    webhook::SIGNATURE_HEADER,
+};
 use rust_decimal::Decimal;
 use std::{
     sync::{
@@ -80,10 +83,8 @@ pub fn payments(rng: &Rng, clients: &[SoakClient], count: usize) -> Vec<SoakPaym
             let price_usd = Decimal::new(cents as i64, 2);
             let outcome_eth = (price_usd / Decimal::from(ETH_USD)).round_dp(18);
             let statuses = if rng.chance(90) {
-                let mut before: Vec<&'static str> = ["waiting", "confirming", "confirmed", "sending"]
-                    .into_iter()
-                    .filter(|_| rng.chance(30))
-                    .collect();
+                let mut before: Vec<&'static str> =
+                    ["waiting", "confirming", "confirmed", "sending"].into_iter().filter(|_| rng.chance(30)).collect();
                 before.push("finished");
                 // Repeats of the final IPN, and a stale status arriving after it.
                 if rng.chance(20) {
@@ -142,7 +143,8 @@ pub async fn deliver(
     give_up: Duration,
 ) -> bool {
     let (url, secret) = (to.webhook_url, to.secret);
-    let final_status = if payment.statuses.contains(&"finished") { "finished" } else { payment.statuses.last().copied().unwrap_or("waiting") };
+    let final_status =
+        if payment.statuses.contains(&"finished") { "finished" } else { payment.statuses.last().copied().unwrap_or("waiting") };
     let record = TestIpn {
         payment_id: payment.payment_id,
         user_id: 6271402111,

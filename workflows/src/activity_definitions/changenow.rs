@@ -55,8 +55,7 @@ impl ExchangeSnapshot {
     /// Final, and, when finished, with the amount sent and the payout hash: ChangeNow may report
     /// `finished` a moment before it reports what it paid.
     pub fn is_settled(&self) -> bool {
-        let finished_without_amount =
-            self.status == ExchangeStatus::Finished && (self.amount_to.is_none() || self.payout_hash.is_none());
+        let finished_without_amount = self.status == ExchangeStatus::Finished && (self.amount_to.is_none() || self.payout_hash.is_none());
         self.status.is_final() && !finished_without_amount
     }
 }

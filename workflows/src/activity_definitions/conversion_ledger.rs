@@ -3,8 +3,8 @@
 //! step cannot leave.
 #![allow(unused_variables)]
 
-use rust_decimal::Decimal;
 use crate::domain::Stablecoin;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;

@@ -10,7 +10,8 @@ use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
 
 pub use self::ethereum::{
-    AwaitTransferSettled, CheckTransfer, FindIncomingTransfer, HotWalletAddress, MarkTransferUnconfirmed, ReadHotWalletBalances, SendTransfer, WatchOpenTransfers,
+    AwaitTransferSettled, CheckTransfer, FindIncomingTransfer, HotWalletAddress, MarkTransferUnconfirmed, ReadHotWalletBalances,
+    SendTransfer, WatchOpenTransfers,
 };
 
 /// A transfer out of the hot wallet, made exactly once per purpose key.
@@ -222,6 +223,9 @@ mod tests {
         assert_eq!(read, IncomingTransferMatch { tx_hash: "0xab".into(), asset: ChainAsset::Usdt, expected_sender: None, credit: None });
         assert_eq!(serde_json::to_string(&read).unwrap(), recorded, "payloads without a sender are unchanged");
         let query = IncomingTransferQuery { tx_hash: "0xab".into(), asset: ChainAsset::Usdt };
-        assert_eq!(query.from_sender("0x70997970C51812dc3A010C7d01b50e0d17dc79C8").expected_sender.as_deref(), Some("0x70997970C51812dc3A010C7d01b50e0d17dc79C8"));
+        assert_eq!(
+            query.from_sender("0x70997970C51812dc3A010C7d01b50e0d17dc79C8").expected_sender.as_deref(),
+            Some("0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
+        );
     }
 }

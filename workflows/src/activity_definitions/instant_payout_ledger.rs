@@ -3,10 +3,7 @@
 //! machine forbids.
 #![allow(unused_variables)]
 
-use crate::{
-    activity_definitions::ClientPayoutProfile,
-    domain::InstantPayoutStatus,
-};
+use crate::{activity_definitions::ClientPayoutProfile, domain::InstantPayoutStatus};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
@@ -26,16 +23,33 @@ pub struct InstantPayoutOpening {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "step")]
 pub enum InstantPayoutStep {
-    Held { reason: String },
-    ExchangeCreated { exchange_id: String },
-    Sent { payin_tx_hash: String },
-    Completed { amount_received: Decimal, payout_hash: Option<String> },
-    Failed { reason: String },
-    Refunded { reason: String, refund_hash: Option<String>, refund_amount: Option<Decimal> },
+    Held {
+        reason: String,
+    },
+    ExchangeCreated {
+        exchange_id: String,
+    },
+    Sent {
+        payin_tx_hash: String,
+    },
+    Completed {
+        amount_received: Decimal,
+        payout_hash: Option<String>,
+    },
+    Failed {
+        reason: String,
+    },
+    Refunded {
+        reason: String,
+        refund_hash: Option<String>,
+        refund_amount: Option<Decimal>,
+    },
     /// An operator approved the payout held for approval: back to `pending`, never held again.
     Approved,
     /// An operator rejected it (or its run was cancelled while it waited): nothing is sent.
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
 }
 
 impl InstantPayoutStep {

@@ -2,8 +2,8 @@
 //! as a payout batch, and recording how the batch ended. Retryable: the database away.
 #![allow(unused_variables)]
 
-use rust_decimal::Decimal;
 use crate::domain::Stablecoin;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;

@@ -61,9 +61,7 @@ pub fn to_base_units(amount: Decimal, asset: ChainAsset) -> Result<u128, BaseUni
 /// The reverse, exact.
 pub fn from_base_units(units: u128, asset: ChainAsset) -> Result<Decimal, BaseUnitError> {
     let mantissa = i128::try_from(units).map_err(|_| BaseUnitError::TooLarge(units))?;
-    Decimal::try_from_i128_with_scale(mantissa, asset.decimals())
-        .map(|d| d.normalize())
-        .map_err(|_| BaseUnitError::TooLarge(units))
+    Decimal::try_from_i128_with_scale(mantissa, asset.decimals()).map(|d| d.normalize()).map_err(|_| BaseUnitError::TooLarge(units))
 }
 
 #[cfg(test)]

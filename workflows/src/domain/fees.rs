@@ -97,10 +97,7 @@ impl PlatformFee {
         if gross_usd.is_sign_negative() {
             return Err(FeeError::NegativeAmount(gross_usd));
         }
-        let raw = gross_usd
-            .checked_mul(self.0)
-            .and_then(|v| v.checked_div(Decimal::ONE_HUNDRED))
-            .ok_or(FeeError::Overflow(gross_usd))?;
+        let raw = gross_usd.checked_mul(self.0).and_then(|v| v.checked_div(Decimal::ONE_HUNDRED)).ok_or(FeeError::Overflow(gross_usd))?;
         Ok(raw.round_dp_with_strategy(USD_DECIMALS, RoundingStrategy::MidpointAwayFromZero))
     }
 
@@ -108,9 +105,7 @@ impl PlatformFee {
     fn fee_wei(self, gross_wei: u128) -> Result<u128, FeeError> {
         let mantissa = u128::try_from(self.0.mantissa()).map_err(|_| FeeError::PercentOutOfRange(self.0))?;
         let denominator = 100u128 * 10u128.pow(self.0.scale());
-        let numerator = gross_wei
-            .checked_mul(mantissa)
-            .ok_or(FeeError::WeiOverflow(gross_wei))?;
+        let numerator = gross_wei.checked_mul(mantissa).ok_or(FeeError::WeiOverflow(gross_wei))?;
         Ok((numerator + denominator / 2) / denominator)
     }
 }
@@ -125,9 +120,7 @@ pub fn eth_to_wei(eth: Decimal) -> Result<u128, FeeError> {
         return Err(FeeError::SubWeiAmount(eth));
     }
     let mantissa = u128::try_from(eth_n.mantissa()).map_err(|_| FeeError::Overflow(eth))?;
-    mantissa
-        .checked_mul(10u128.pow(ETH_DECIMALS - eth_n.scale()))
-        .ok_or(FeeError::Overflow(eth))
+    mantissa.checked_mul(10u128.pow(ETH_DECIMALS - eth_n.scale())).ok_or(FeeError::Overflow(eth))
 }
 
 /// Wei back to ETH. Decimal holds 28 significant digits (about 7.9 * 10^10 ETH in wei), far
@@ -203,10 +196,7 @@ mod tests {
         assert_eq!(PlatformFee::new(dec!(-1)), Err(FeeError::PercentOutOfRange(dec!(-1))));
         assert!(matches!(PlatformFee::new(dec!(1.0000001)), Err(FeeError::PercentTooPrecise(_))));
         assert!(matches!(three_percent().split(dec!(-1), dec!(0)), Err(FeeError::NegativeAmount(_))));
-        assert!(matches!(
-            three_percent().split(dec!(1), dec!(0.0000000000000000001)),
-            Err(FeeError::SubWeiAmount(_))
-        ));
+        assert!(matches!(three_percent().split(dec!(1), dec!(0.0000000000000000001)), Err(FeeError::SubWeiAmount(_))));
     }
 
     #[test]

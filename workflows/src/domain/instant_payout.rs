@@ -159,14 +159,8 @@ mod tests {
     #[test]
     fn range_edges_are_inclusive() {
         assert_eq!(RangeVerdict::judge(dec!(0.01), dec!(0.01), None), RangeVerdict::Within);
-        assert_eq!(
-            RangeVerdict::judge(dec!(0.0099), dec!(0.01), None),
-            RangeVerdict::BelowMinimum { minimum: dec!(0.01) }
-        );
+        assert_eq!(RangeVerdict::judge(dec!(0.0099), dec!(0.01), None), RangeVerdict::BelowMinimum { minimum: dec!(0.01) });
         assert_eq!(RangeVerdict::judge(dec!(5), dec!(0.01), Some(dec!(5))), RangeVerdict::Within);
-        assert_eq!(
-            RangeVerdict::judge(dec!(5.1), dec!(0.01), Some(dec!(5))),
-            RangeVerdict::AboveMaximum { maximum: dec!(5) }
-        );
+        assert_eq!(RangeVerdict::judge(dec!(5.1), dec!(0.01), Some(dec!(5))), RangeVerdict::AboveMaximum { maximum: dec!(5) });
     }
 }

@@ -80,11 +80,7 @@ pub fn differences(ipn: &PaymentFacts, record: &PaymentFacts) -> Vec<Difference>
         ("outcome_amount", amount(ipn.outcome_amount), amount(record.outcome_amount)),
         ("outcome_currency", text(&ipn.outcome_currency), text(&record.outcome_currency)),
     ];
-    pairs
-        .into_iter()
-        .filter(|(_, a, b)| a != b)
-        .map(|(field, ipn, record)| Difference { field: field.to_owned(), ipn, record })
-        .collect()
+    pairs.into_iter().filter(|(_, a, b)| a != b).map(|(field, ipn, record)| Difference { field: field.to_owned(), ipn, record }).collect()
 }
 
 /// `PGP-{user_id}|{client_id}`: the Telegram user and the channel (client) paid for. The error

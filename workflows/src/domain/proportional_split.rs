@@ -104,8 +104,7 @@ mod tests {
         let total = dec!(79228162514.264337);
         let shares = split_proportionally(total, &weights, USDT).unwrap();
         assert_eq!(shares.iter().sum::<Decimal>(), total);
-        let huge = split_proportionally(dec!(1000000000000.000001), &[dec!(99999999999999.99999999), dec!(0.00000001)], USDT)
-            .unwrap();
+        let huge = split_proportionally(dec!(1000000000000.000001), &[dec!(99999999999999.99999999), dec!(0.00000001)], USDT).unwrap();
         assert_eq!(huge.iter().sum::<Decimal>(), dec!(1000000000000.000001));
     }
 

@@ -51,8 +51,7 @@ impl SigningForm {
 
 fn mac(secret: &str, text: &str) -> HmacSha512 {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <HmacSha512 as Mac>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut mac = <HmacSha512 as Mac>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(text.as_bytes());
     mac
 }

@@ -95,7 +95,8 @@ mod tests {
 
     #[test]
     fn keeps_numbers_exactly_as_sent() {
-        let body = parse(r#"{"price_amount": 170.10, "pay_amount": 0.000000000000000001, "big": 123456789012345678901234567890, "tiny": 1e-7}"#);
+        let body =
+            parse(r#"{"price_amount": 170.10, "pay_amount": 0.000000000000000001, "big": 123456789012345678901234567890, "tiny": 1e-7}"#);
         assert_eq!(
             recursive_sort(&body),
             r#"{"big":123456789012345678901234567890,"pay_amount":0.000000000000000001,"price_amount":170.10,"tiny":1e-7}"#
