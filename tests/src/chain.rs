@@ -23,6 +23,17 @@ pub const HOT_WALLET: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 pub const HOT_WALLET_USDT_UNITS: u128 = 100_000 * 1_000_000;
 pub const TREASURY_USDT_UNITS: u128 = 1_000_000 * 1_000_000;
 
+/// The outbox of a test's own wallet: one confirmation, stuck after 10 minutes (so nothing is
+/// replaced unless a test says so), at most 200 gwei per gas.
+pub fn test_outbox_settings() -> activities::ethereum::OutboxSettings {
+    activities::ethereum::OutboxSettings {
+        confirmations: 1,
+        stuck_after: Duration::from_secs(600),
+        max_fee_per_gas: 200_000_000_000,
+        abandon_unsent_after: activities::ethereum::OutboxSettings::ABANDON_UNSENT_AFTER,
+    }
+}
+
 pub struct Anvil {
     child: Child,
     pub url: String,

@@ -17,12 +17,7 @@ use sqlx::PgPool;
 use std::{process::Command, time::Duration};
 
 fn settings() -> OutboxSettings {
-    OutboxSettings {
-        confirmations: 1,
-        stuck_after: Duration::from_secs(600),
-        max_fee_per_gas: 200_000_000_000,
-        abandon_unsent_after: OutboxSettings::ABANDON_UNSENT_AFTER,
-    }
+    integration_tests::chain::test_outbox_settings()
 }
 
 async fn connect(pool: &PgPool, chain: &Anvil) -> Result<HotWallet, HotWalletError> {

@@ -2,7 +2,7 @@
 //! claims it in `credited_incoming_transfers` (transaction and log index unique), and a refund
 //! counts only from ChangeNow's senders (`CHANGENOW_SENDER_ADDRESSES`) for the exchange's amount.
 
-use activities::ethereum::{erc20_transfer_calldata, Asset, Credit, HotWallet, HotWalletError, IncomingState, OutboxSettings, Refund};
+use activities::ethereum::{erc20_transfer_calldata, Asset, Credit, HotWallet, HotWalletError, IncomingState, Refund};
 use alloy::primitives::{Address, U256};
 use changenow_simulator::chain_setup::{deploy_test_usdt, mint_test_usdt};
 use integration_tests::{
@@ -27,12 +27,7 @@ fn address(text: &str) -> Address {
 
 async fn wallet(chain: &Anvil) -> (HotWallet, PgPool) {
     let (pool, _) = fresh_database(&config()).await;
-    let settings = OutboxSettings {
-        confirmations: 1,
-        stuck_after: Duration::from_secs(600),
-        max_fee_per_gas: 200_000_000_000,
-        abandon_unsent_after: OutboxSettings::ABANDON_UNSENT_AFTER,
-    };
+    let settings = integration_tests::chain::test_outbox_settings();
     (HotWallet::connect(pool.clone(), &chain.url, HOT_WALLET_KEY, settings).await.unwrap(), pool)
 }
 

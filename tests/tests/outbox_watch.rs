@@ -22,12 +22,7 @@ use workflows::{activity_definitions::OutboxWatchReport, OutboxWatchInput, Outbo
 const ETH: u128 = 1_000_000_000_000_000_000;
 
 fn settings() -> OutboxSettings {
-    OutboxSettings {
-        confirmations: 1,
-        stuck_after: Duration::from_secs(600),
-        max_fee_per_gas: 200_000_000_000,
-        abandon_unsent_after: OutboxSettings::ABANDON_UNSENT_AFTER,
-    }
+    integration_tests::chain::test_outbox_settings()
 }
 
 async fn wallet(chain: &Anvil) -> (HotWallet, PgPool) {

@@ -84,11 +84,11 @@ pub enum HotWalletError {
 impl HotWalletError {
     /// Node and database hiccups are worth retrying, and so is a wallet short of funds (an
     /// operator can top it up while Temporal retries) or a node that is not this ledger's chain
-    /// (nothing was signed; the transfer goes on once ETH_RPC_URL is right again); the rest would
-    /// fail the same way again.
+    /// (nothing was signed; the transfer goes on once ETH_RPC_URL is right again); the rest, among
+    /// them `AlreadyCredited` and `RefundNotCounted` (answers about the chain), would fail the same
+    /// way again.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Rpc(_) | Self::Database(_) | Self::InsufficientFunds { .. } | Self::ForeignChain { .. })
-        // AlreadyCredited and RefundNotCounted are answers about the chain: asking again changes nothing.
     }
 }
 
