@@ -93,6 +93,8 @@ pub struct Config {
     /// `ALERT_WEBHOOK_URL`: where alerts are POSTed as JSON; unset: stored and listed only. A
     /// secret: receivers such as chat webhooks carry their token in the URL.
     pub alert_webhook_url: Option<Secret>,
+    /// `TELEGRAM_*`: the bot that proves who owns a channel.
+    pub telegram: crate::telegram::TelegramConfig,
 }
 
 /// How the worker and the starter prove themselves to Temporal. A dev server: nothing. A
@@ -262,6 +264,7 @@ impl Config {
             },
             payout_approval_above_usd: positive_usd(&get, "PAYOUT_APPROVAL_ABOVE_USD")?,
             client_daily_payout_limit_usd: positive_usd(&get, "CLIENT_DAILY_PAYOUT_LIMIT_USD")?,
+            telegram: crate::telegram::TelegramConfig::from_lookup(&get)?,
         })
     }
 

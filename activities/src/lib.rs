@@ -12,6 +12,7 @@ pub mod nowpayments;
 pub mod payout_starts;
 pub mod polling;
 pub mod reconciliation;
+pub mod telegram;
 
 pub use benchmark::BenchmarkActivitiesImpl;
 pub use changenow::ChangeNowActivities;

@@ -16,6 +16,12 @@ pub const LOCAL_NOWPAYMENTS_API_KEY: &str = "local-nowpayments-key";
 /// The IPN secret when `NOWPAYMENTS_IPN_SECRET` is not set (as in .env.example).
 pub const LOCAL_IPN_SECRET: &str = "local-ipn-secret";
 
+/// The sandbox's bot token when `TELEGRAM_BOT_TOKEN` is not set (as in .env.example; local only).
+pub const LOCAL_TELEGRAM_BOT_TOKEN: &str = "7000000001:sandbox-local-bot-token";
+
+/// The sandbox bot's username when `TELEGRAM_BOT_USERNAME` is not set.
+pub const LOCAL_TELEGRAM_BOT_USERNAME: &str = "payout_sandbox_bot";
+
 /// anvil's first dev account: the hot wallet of a local chain, where NOWPayments' outcomes go
 /// unless told otherwise.
 pub const ANVIL_HOT_WALLET: Address = alloy::primitives::address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
@@ -46,6 +52,10 @@ pub struct SimulatorConfig {
     /// `SIMULATOR_STATE_FILE`: where NOWPayments' records are kept across restarts (none: in
     /// memory only).
     pub state_file: Option<std::path::PathBuf>,
+    /// `TELEGRAM_BOT_TOKEN`: the token the Bot API answers to and signs logins with.
+    pub telegram_bot_token: String,
+    /// `TELEGRAM_BOT_USERNAME`: the bot's `getMe` username.
+    pub telegram_bot_username: String,
     /// Time between two statuses of an exchange.
     pub step_delay: Duration,
     pub market: Market,
@@ -76,6 +86,8 @@ impl SimulatorConfig {
             nowpayments_ipn_secret: LOCAL_IPN_SECRET.to_owned(),
             nowpayments_outcome_address: ANVIL_HOT_WALLET,
             state_file: None,
+            telegram_bot_token: LOCAL_TELEGRAM_BOT_TOKEN.to_owned(),
+            telegram_bot_username: LOCAL_TELEGRAM_BOT_USERNAME.to_owned(),
             step_delay: Duration::from_millis(200),
             market: Market::default(),
         }
@@ -145,6 +157,8 @@ impl SimulatorConfig {
             nowpayments_ipn_secret: get("NOWPAYMENTS_IPN_SECRET").unwrap_or_else(|| LOCAL_IPN_SECRET.to_owned()),
             nowpayments_outcome_address: outcome_address,
             state_file: get("SIMULATOR_STATE_FILE").map(|p| std::path::PathBuf::from(p.trim())),
+            telegram_bot_token: get("TELEGRAM_BOT_TOKEN").unwrap_or_else(|| LOCAL_TELEGRAM_BOT_TOKEN.to_owned()),
+            telegram_bot_username: get("TELEGRAM_BOT_USERNAME").unwrap_or_else(|| LOCAL_TELEGRAM_BOT_USERNAME.to_owned()),
             step_delay: Duration::from_millis(step_ms),
             market,
         };

@@ -41,6 +41,7 @@ pub fn router(simulator: Arc<Simulator>) -> Router {
         .route("/sim/prices", post(set_prices))
         .route("/", get(overview))
         .merge(crate::nowpayments_http::router())
+        .merge(crate::telegram_http::router())
         .with_state(simulator)
 }
 

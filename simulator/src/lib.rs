@@ -8,7 +8,8 @@
 //! It is part of the product for local development and demos (`make up` starts it), and the
 //! integration tests run it in-process. NOWPayments' payments made with `POST /v1/payment` are
 //! paid on the same chain ([`nowpayments_flow`]). Exchanges live in memory: restarting the simulator
-//! forgets them, as a fresh ChangeNow account would.
+//! forgets them, as a fresh ChangeNow account would. Telegram: the Bot API a bot sees and the Login
+//! Widget's signed logins ([`telegram`]), also in memory.
 
 pub mod chain;
 pub mod chain_setup;
@@ -22,7 +23,10 @@ pub mod nowpayments;
 pub mod nowpayments_flow;
 mod nowpayments_http;
 mod nowpayments_lifecycle;
+pub mod service_faults;
 pub mod state_file;
+pub mod telegram;
+mod telegram_http;
 pub mod treasury_fees;
 
 use alloy::primitives::Address;
@@ -54,6 +58,10 @@ pub struct Simulator {
     nowpayments: Mutex<nowpayments::NowPayments>,
     /// Delivers NOWPayments' IPNs of the payments created here.
     ipns: ipn::IpnSender,
+    /// The Telegram face: the bot's chats, updates and sent messages.
+    telegram: Mutex<telegram::Telegram>,
+    /// Wakes the long polls of `getUpdates` when an update arrives.
+    telegram_updates: tokio::sync::Notify,
 }
 
 impl Simulator {
@@ -65,6 +73,10 @@ impl Simulator {
 
     fn nowpayments_lock(&self) -> MutexGuard<'_, nowpayments::NowPayments> {
         self.nowpayments.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn telegram_lock(&self) -> MutexGuard<'_, telegram::Telegram> {
+        self.telegram.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn faults_lock(&self) -> MutexGuard<'_, Faults> {
@@ -147,6 +159,8 @@ pub async fn spawn(config: SimulatorConfig, listen: SocketAddr) -> anyhow::Resul
         market: Mutex::new(config.market.clone()),
         nowpayments: Mutex::new(nowpayments),
         ipns: ipn::IpnSender::new(&config.nowpayments_ipn_secret),
+        telegram: Mutex::new(telegram::Telegram::new(&config.telegram_bot_token, &config.telegram_bot_username)),
+        telegram_updates: tokio::sync::Notify::new(),
         config,
     });
     let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -243,8 +243,14 @@ enum PaymentCommand {
     /// Show a payment, its fee split and where its money is.
     Show { payment_id: i64 },
     /// Process a signed IPN that was kept as unroutable (its client did not exist), once the
-    /// client exists: store it as a payment and start its workflow, as the webhook would.
-    Route { payment_id: i64 },
+    /// client exists and its owner registered through Telegram: store it as a payment and start
+    /// its workflow, as the webhook would. The operator's name is recorded on the kept IPN.
+    Route {
+        payment_id: i64,
+        /// Who routes it (recorded).
+        #[arg(long, env = "PAYOUT_OPERATOR")]
+        operator: String,
+    },
     /// Ask NOWPayments again about a payment left unverified (it did not know the payment yet,
     /// its record was not finished in time, or it named a client registered since): a new run of
     /// its workflow verifies it from the start.
@@ -510,7 +516,7 @@ async fn run() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Payment(PaymentCommand::Route { payment_id }) => {
+        Command::Payment(PaymentCommand::Route { payment_id, operator }) => {
             use cli::route_payment::WorkflowStart;
             let pool = pool(&config).await?;
             let temporal = TemporalGateway::new(
@@ -520,7 +526,7 @@ async fn run() -> anyhow::Result<()> {
                 config.platform_fee,
             )
             .with_security(config.temporal_security.clone());
-            let routed = cli::route_payment::route(&pool, &temporal, payment_id).await?;
+            let routed = cli::route_payment::route(&pool, &temporal, payment_id, &operator).await?;
             let how = if routed.already_routed { "was already routed" } else { "routed" };
             println!("payment {payment_id} {how}; NOWPayments status {}", routed.payment_status);
             match routed.workflow {
@@ -574,7 +580,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         temporal,
         admin_token: config.admin_token.clone(),
         temporal_ui_url: config.temporal_ui_url.clone(),
+        telegram: config.telegram.clone(),
     };
+    if config.telegram.bot_token.is_none() {
+        tracing::warn!("TELEGRAM_BOT_TOKEN is not set: public registration is off (no one can prove a channel is theirs)");
+    }
     let server = webhook::spawn(config.http_addr, state, Duration::from_secs(5))
         .await
         .with_context(|| format!("cannot listen on HTTP_ADDR {}", config.http_addr))?;

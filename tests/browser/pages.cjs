@@ -1,12 +1,12 @@
 // The client and operator pages in a real browser (Debian's Chromium, driven by playwright-core):
-// registration with a refused field and what was typed kept, the threshold field hidden for
+// "Log in with Telegram" through the sandbox's login page, registration with a refused field and what was typed kept, the threshold field hidden for
 // instant, the private status page, and the admin console from login to a saved threshold.
-// Usage: node pages.cjs <base_url> <admin_token> <client_id> [retry|approve <batch_id>].
+// Usage: node pages.cjs <base_url> <admin_token> <client_id> <owner_telegram_id> [retry|approve <batch_id>].
 // With an action it also clicks that batch's Retry or Approve button in the console.
 // Exits non-zero at the first failure.
 const { chromium } = require(process.env.PLAYWRIGHT_CORE || 'playwright-core');
 
-const [base, adminToken, clientId, action, batchId] = process.argv.slice(2);
+const [base, adminToken, clientId, ownerId, action, batchId] = process.argv.slice(2);
 const XMR = '44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A';
 
 function check(condition, what) {
@@ -23,6 +23,13 @@ function check(condition, what) {
     const page = await (await browser.newContext()).newPage();
 
     await page.goto(`${base}/register`);
+    check(!(await page.isVisible('#client_id')), 'the form waits for a Telegram login');
+    await Promise.all([page.waitForNavigation(), page.click('#telegram_login')]);
+    await page.fill('input[name=user_id]', ownerId);
+    await page.fill('input[name=username]', 'owner' + ownerId);
+    await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+    check(page.url().startsWith(`${base}/register?`), 'the login comes back to /register');
+    check((await page.textContent('#logged_in')).includes('@owner' + ownerId), 'the form is bound to the Telegram user');
     await page.selectOption('#payout_strategy', 'instant');
     check(!(await page.isVisible('#payout_threshold_usd')), 'the threshold field hides for instant');
     await page.selectOption('#payout_strategy', 'threshold');

@@ -5,6 +5,7 @@
 
 pub mod chain;
 pub mod soak;
+pub mod telegram;
 
 use activities::{
     config::Secret,
@@ -142,6 +143,10 @@ impl TestApp {
         config.usdc_contract = Some(chain.usdc.to_checksum(None));
         config.host_wallet_private_key = Some(Secret::new(chain::HOT_WALLET_KEY));
         config.admin_token = Some(Secret::new(ADMIN_TOKEN));
+        // The sandbox's Telegram: registrations prove channel ownership through it.
+        config.telegram.bot_token = Some(Secret::new(changenow_simulator::config::LOCAL_TELEGRAM_BOT_TOKEN));
+        config.telegram.api_url = chain.changenow_url().parse().expect("the sandbox's URL");
+        config.telegram.bot_username = Some(changenow_simulator::config::LOCAL_TELEGRAM_BOT_USERNAME.to_owned());
         // Stuck transfers are replaced quickly in tests (automine off).
         config.transfer_stuck_after = Duration::from_secs(2);
         let (pool, database_url) = fresh_database(&config).await;
@@ -153,6 +158,7 @@ impl TestApp {
             temporal: gateway,
             admin_token: config.admin_token.clone(),
             temporal_ui_url: config.temporal_ui_url.clone(),
+            telegram: config.telegram.clone(),
         };
         let server =
             webhook::spawn("127.0.0.1:0".parse().unwrap(), state, Duration::from_millis(300)).await.expect("cannot start the webhook");

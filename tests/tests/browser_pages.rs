@@ -1,8 +1,8 @@
-//! The pages in a real browser: `tests/browser/pages.cjs` drives Debian's Chromium with
+//! The pages in a real browser (logging in with Telegram through the sandbox's login page): `tests/browser/pages.cjs` drives Debian's Chromium with
 //! playwright-core (both installed by `make test`) against a test app.
 
 use activities::db::payout_approval;
-use integration_tests::{accumulate, batch_in, run_conversion, TestApp, ADMIN_TOKEN, XMR_WALLET};
+use integration_tests::{accumulate, batch_in, run_conversion, telegram, TestApp, ADMIN_TOKEN, XMR_WALLET};
 use rust_decimal_macros::dec;
 use serde_json::json;
 use std::process::Command;
@@ -43,7 +43,8 @@ async fn in_chromium(app: &TestApp, client_id: &str, action: Option<(&str, Uuid)
     let tools =
         std::env::var("PAYOUT_TOOLS_DIR").unwrap_or_else(|_| format!("{}/.cache/payout-engine/tools", std::env::var("HOME").unwrap()));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/browser/pages.cjs");
-    let mut args = vec![script.to_owned(), format!("http://{}", app.addr), ADMIN_TOKEN.to_owned(), client_id.to_owned()];
+    let owner = telegram::channel_with_owner(app, client_id).await;
+    let mut args = vec![script.to_owned(), format!("http://{}", app.addr), ADMIN_TOKEN.to_owned(), client_id.to_owned(), owner.to_string()];
     if let Some((name, batch_id)) = action {
         args.extend([name.to_owned(), batch_id.to_string()]);
     }

@@ -2,7 +2,7 @@
 //! JSON errors, a client's status and changes behind its own key, the operator routes behind
 //! `ADMIN_TOKEN`, and the OpenAPI document generated from the code.
 
-use integration_tests::{accumulate, run_conversion, TestApp, ADMIN_TOKEN, XMR_WALLET};
+use integration_tests::{accumulate, run_conversion, telegram, TestApp, ADMIN_TOKEN, XMR_WALLET};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use serde_json::{json, Value};
@@ -41,8 +41,7 @@ fn decimal(value: &Value) -> Decimal {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registered_client_follows_its_payout_with_its_own_key() {
     let app = TestApp::spawn().await;
-    let (status, registered) =
-        call(&app, reqwest::Method::POST, "/api/v1/clients", None, Some(registration("-100730", "threshold", json!(100)))).await;
+    let (status, registered) = telegram::register_with_proof(&app, registration("-100730", "threshold", json!(100))).await;
     assert_eq!(status, 201, "{registered}");
     let key = registered["client_key"].as_str().unwrap().to_owned();
     assert_eq!(registered["status_url"], format!("/clients/-100730?key={key}"));
@@ -110,7 +109,11 @@ async fn a_registered_client_follows_its_payout_with_its_own_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_registrations_get_a_clear_error_naming_the_field_and_change_nothing() {
     let app = TestApp::spawn().await;
-    let post = |body: Value| call(&app, reqwest::Method::POST, "/api/v1/clients", None, Some(body));
+    let owner = telegram::owner_login(&app, "-100731").await;
+    let post = |mut body: Value| {
+        body["telegram_auth"] = owner.clone();
+        call(&app, reqwest::Method::POST, "/api/v1/clients", None, Some(body))
+    };
 
     let cases = [
         (registration("-100731", "threshold", json!("49.99")), "payout_threshold_usd"),
@@ -153,17 +156,16 @@ async fn bad_registrations_get_a_clear_error_naming_the_field_and_change_nothing
     assert_eq!((conflict, error["error"].as_str().map(|e| e.contains("already exists"))), (409, Some(true)));
 
     // Ten a minute from one address; the eleventh (this test's tenth and eleventh) is refused.
-    let (tenth, _) = post(registration("-100732", "instant", json!(0))).await;
+    let (tenth, _) = telegram::register_with_proof(&app, registration("-100732", "instant", json!(0))).await;
     assert_eq!(tenth, 201);
-    let (limited, error) = post(registration("-100733", "instant", json!(0))).await;
+    let (limited, error) = telegram::register_with_proof(&app, registration("-100733", "instant", json!(0))).await;
     assert_eq!(limited, 429, "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_changes_its_settings_and_a_new_wallet_with_unpaid_rows_alerts_operators() {
     let app = TestApp::spawn().await;
-    let (_, registered) =
-        call(&app, reqwest::Method::POST, "/api/v1/clients", None, Some(registration("-100734", "threshold", json!("100")))).await;
+    let (_, registered) = telegram::register_with_proof(&app, registration("-100734", "threshold", json!("100"))).await;
     let key = registered["client_key"].as_str().unwrap().to_owned();
     accumulate(&app, "-100734", &[dec!(30)]).await;
     let path = "/api/v1/clients/-100734";
@@ -316,6 +318,18 @@ async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> (u16, St
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
+/// Login data as the widget's redirect carries it.
+fn serde_urlencoded_query(login: &Value) -> String {
+    let pairs: Vec<(String, String)> =
+        login.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect();
+    reqwest::Url::parse_with_params("http://x/", &pairs).unwrap().query().unwrap().to_owned()
+}
+
+async fn get_page_at(_app: &TestApp, url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.expect("unreachable");
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
 async fn get_page(app: &TestApp, path: &str) -> (u16, String) {
     let response = app.http.get(format!("http://{}{path}", app.addr)).send().await.expect("server unreachable");
     (response.status().as_u16(), response.text().await.unwrap())
@@ -326,9 +340,23 @@ async fn the_register_and_status_pages_work_without_javascript() {
     let app = TestApp::spawn().await;
     let (ok, page) = get_page(&app, "/register").await;
     assert_eq!(ok, 200);
-    for field in ["client_id", "wallet_address", "payout_currency", "payout_network", "payout_strategy", "payout_threshold_usd"] {
+    assert!(page.contains("Log in with Telegram") && !page.contains("name=\"client_id\""), "login first: {page}");
+    // The sandbox's login page signs the test user's login and sends it back to /register.
+    let owner = telegram::channel_with_owner(&app, "-100736").await;
+    let anchor = "id=\"telegram_login\" class=\"button\" href=\"";
+    let start = page.find(anchor).expect("the login link") + anchor.len();
+    let login_link: String = page[start..].chars().take_while(|c| *c != '"').collect();
+    let (ok, page) = get_page_at(&app, &format!("{}&user_id={owner}&username=owner", login_link.replace("&amp;", "&"))).await;
+    assert_eq!(ok, 200, "{page}");
+    assert!(page.contains("Logged in with Telegram as <strong>@owner</strong>"), "{page}");
+    for field in
+        ["client_id", "wallet_address", "payout_currency", "payout_network", "payout_strategy", "payout_threshold_usd", "hash", "auth_date"]
+    {
         assert!(page.contains(&format!("name=\"{field}\"")), "the form lacks {field}");
     }
+    let login = telegram::login_at(&app.chain.changenow_url(), owner, 0).await;
+    let login: Vec<(String, String)> =
+        login.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect();
 
     let mut form = vec![
         ("client_id", "-100736"),
@@ -338,6 +366,9 @@ async fn the_register_and_status_pages_work_without_javascript() {
         ("payout_network", ""),
         ("wallet_address", "44notamoneroaddress"),
     ];
+    let (unproven, page) = post_form(&app, "/register", &form).await;
+    assert_eq!(unproven, 401, "no login, no registration: {page}");
+    form.extend(login.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let (refused, page) = post_form(&app, "/register", &form).await;
     assert_eq!(refused, 422);
     assert!(page.contains("not a valid xmr address"), "the error is shown: {page}");
@@ -402,8 +433,13 @@ async fn every_answer_forbids_framing_sniffing_and_inline_code() {
         assert_eq!(headers["x-frame-options"], "DENY", "{path}");
         assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
     }
-    // The pages' style and script are files of the server, so nothing inline needs allowing.
-    let (_, page) = get_page(&app, "/register").await;
+    // The pages' style and script are files of the server, so nothing inline needs allowing (the
+    // form and its script show once the user logged in with Telegram).
+    let owner = telegram::channel_with_owner(&app, "-100737").await;
+    let login = telegram::login_at(&app.chain.changenow_url(), owner, 0).await;
+    let query = serde_urlencoded_query(&login);
+    let (_, page) = get_page(&app, &format!("/register?{query}")).await;
+    assert!(page.contains("Logged in with Telegram"), "{page}");
     assert!(!page.contains("<script>") && !page.contains("<style"), "inline code left in the page");
     for (path, kind) in [("/static/register.js", "text/javascript"), ("/static/pages.css", "text/css")] {
         let answer = app.http.get(format!("http://{}{path}", app.addr)).send().await.unwrap();

@@ -213,7 +213,7 @@ async fn a_signed_ipn_for_an_unknown_client_gets_422_and_is_kept_as_unroutable_w
 }
 
 #[tokio::test]
-async fn an_unroutable_ipn_is_paid_by_payment_route_once_the_client_exists() {
+async fn an_unroutable_ipn_is_paid_by_payment_route_once_its_owner_registered() {
     let app = TestApp::spawn().await;
     let payment_id = fresh_payment_id();
     let (status, _) = app.send_ipn(&test_ipn(payment_id, "-100777", dec!(25.00), dec!(0.0125))).await;
@@ -221,12 +221,18 @@ async fn an_unroutable_ipn_is_paid_by_payment_route_once_the_client_exists() {
     let gateway = TemporalGateway::new(&app.temporal_address, &app.config.temporal_namespace, &app.task_queue, app.config.platform_fee);
 
     // Before the client exists, routing refuses and changes nothing.
-    let early = route_payment::route(&app.pool, &gateway, payment_id).await;
+    let early = route_payment::route(&app.pool, &gateway, payment_id, "ops-test").await;
     assert!(matches!(early, Err(RouteError::ClientStillUnknown { .. })), "{early:?}");
     assert_eq!(app.payment_rows(payment_id).await, 0);
 
-    app.add_client("-100777", PayoutStrategy::Threshold).await;
-    let routed = route_payment::route(&app.pool, &gateway, payment_id).await.expect("route");
+    let (registered, body) = integration_tests::telegram::register_with_proof(
+        &app,
+        serde_json::json!({"client_id": "-100777", "wallet_address": integration_tests::XMR_WALLET, "payout_currency": "xmr",
+                           "payout_strategy": "threshold", "payout_threshold_usd": 100}),
+    )
+    .await;
+    assert_eq!(registered, 201, "{body}");
+    let routed = route_payment::route(&app.pool, &gateway, payment_id, "ops-test").await.expect("route");
     assert_eq!(routed.workflow, WorkflowStart::Started, "{routed:?}");
     assert!(app.wait_for_status(payment_id, "accumulated", PROCESSED_WITHIN).await);
     assert_eq!(app.accumulation_rows(payment_id).await, 1);
@@ -234,13 +240,13 @@ async fn an_unroutable_ipn_is_paid_by_payment_route_once_the_client_exists() {
     assert_eq!(payment.net_amount_usd, Some(dec!(24.25)), "the same payment as through the webhook");
 
     // Routing again is harmless; the alert was closed by the first routing.
-    let again = route_payment::route(&app.pool, &gateway, payment_id).await.expect("route again");
+    let again = route_payment::route(&app.pool, &gateway, payment_id, "ops-test").await.expect("route again");
     assert!(again.already_routed, "{again:?}");
     assert_eq!(again.workflow, WorkflowStart::AlreadyStarted, "{again:?}");
     assert_eq!(app.accumulation_rows(payment_id).await, 1);
     let open = app.count("SELECT count(*) FROM alerts WHERE subject = $1::bigint::text AND acknowledged_at IS NULL", payment_id).await;
     assert_eq!(open, 0);
-    let unknown = route_payment::route(&app.pool, &gateway, fresh_payment_id()).await;
+    let unknown = route_payment::route(&app.pool, &gateway, fresh_payment_id(), "ops-test").await;
     assert!(matches!(unknown, Err(RouteError::NotUnroutable(_))), "{unknown:?}");
 }
 

@@ -66,10 +66,30 @@ pub async fn insert(pool: &PgPool, client: &ClientSettings) -> Result<ClientReco
 /// Inserts the client with the SHA-256 (hex) of its client key, in one statement: a client never
 /// exists without the key its registration returned.
 pub async fn insert_with_key(pool: &PgPool, client: &ClientSettings, key_hash: Option<&str>) -> Result<ClientRecord, ClientStoreError> {
+    insert_row(pool, client, key_hash, None).await
+}
+
+/// Inserts a client registered by its owner: the key's hash and the owner's Telegram user id,
+/// proven before this call, in the same statement.
+pub async fn insert_owned(
+    pool: &PgPool,
+    client: &ClientSettings,
+    key_hash: &str,
+    owner_telegram_id: i64,
+) -> Result<ClientRecord, ClientStoreError> {
+    insert_row(pool, client, Some(key_hash), Some(owner_telegram_id)).await
+}
+
+async fn insert_row(
+    pool: &PgPool,
+    client: &ClientSettings,
+    key_hash: Option<&str>,
+    owner_telegram_id: Option<i64>,
+) -> Result<ClientRecord, ClientStoreError> {
     let row = sqlx::query(&format!(
-        "INSERT INTO clients (client_id, wallet_address, payout_currency, payout_network,
-                              payout_strategy, payout_threshold_usd, payout_threshold_updated_at, client_key_hash)
-         VALUES ($1, $2, $3, $4, $5, $6, now(), $7)
+        "INSERT INTO clients (client_id, wallet_address, payout_currency, payout_network, payout_strategy,
+                              payout_threshold_usd, payout_threshold_updated_at, client_key_hash, owner_telegram_id)
+         VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8)
          ON CONFLICT (client_id) DO NOTHING
          RETURNING {COLUMNS}"
     ))
@@ -80,10 +100,19 @@ pub async fn insert_with_key(pool: &PgPool, client: &ClientSettings, key_hash: O
     .bind(client.payout_strategy.as_str())
     .bind(client.payout_threshold_usd)
     .bind(key_hash)
+    .bind(owner_telegram_id)
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| ClientStoreError::AlreadyExists(client.client_id.clone()))?;
     from_row(&row)
+}
+
+/// The Telegram user who proved they own the client's channel; `None` for a client added by an
+/// operator without that proof (or an unknown client).
+pub async fn owner_telegram_id(pool: &PgPool, client_id: &str) -> Result<Option<i64>, ClientStoreError> {
+    let owner: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT owner_telegram_id FROM clients WHERE client_id = $1").bind(client_id).fetch_optional(pool).await?;
+    Ok(owner.flatten())
 }
 
 pub async fn update(pool: &PgPool, client: &ClientSettings) -> Result<ClientRecord, ClientStoreError> {

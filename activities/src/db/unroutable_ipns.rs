@@ -48,8 +48,8 @@ pub async fn keep(pool: &PgPool, ipn: &IncomingIpn) -> Result<(), sqlx::Error> {
     .execute(&mut *tx)
     .await?;
     let message = format!(
-        "a signed IPN for payment {} names client '{}', which does not exist; add the client, then run \
-         `starter payment route {}`",
+        "a signed IPN for payment {} names client '{}', which does not exist; once the channel's owner has \
+         registered it through Telegram, check the payment is theirs and run `starter payment route {} --operator <you>`",
         ipn.payment_id, ipn.client_id, ipn.payment_id
     );
     let alert = NewAlert {
@@ -71,10 +71,13 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, payment_id: i64) -> Result
 }
 
 /// Records that the IPN is in `payments` now, and settles its alert; in the routing's transaction.
-pub async fn mark_routed(tx: &mut Transaction<'_, Postgres>, payment_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE unroutable_ipns SET routed_at = now(), updated_at = now() WHERE payment_id = $1 AND routed_at IS NULL")
-        .bind(payment_id)
-        .execute(&mut **tx)
-        .await?;
+pub async fn mark_routed(tx: &mut Transaction<'_, Postgres>, payment_id: i64, routed_by: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE unroutable_ipns SET routed_at = now(), routed_by = $2, updated_at = now() WHERE payment_id = $1 AND routed_at IS NULL",
+    )
+    .bind(payment_id)
+    .bind(routed_by)
+    .execute(&mut **tx)
+    .await?;
     alerts::settle(tx, &alert_key(payment_id)).await
 }

@@ -1,12 +1,13 @@
 //! The client's routes: public registration, then its own status and changes behind its key.
 
-use super::{auth, decimal_text, read_json, ApiError, ApiPath, ApiState};
+use super::{auth, channel_proof, decimal_text, read_json, ApiError, ApiPath, ApiState};
 use crate::cli::clients::{self as rules, ClientInput};
 use activities::db::{
     alerts::{self, AlertKind, NewAlert},
     client_status::{self, PastPayout, RecentPayment},
     clients::{self, ClientRecord, ClientStoreError},
 };
+use activities::telegram::login::TelegramUser;
 use axum::{
     body::Bytes,
     extract::{ConnectInfo, State},
@@ -41,6 +42,12 @@ pub struct Registration {
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "100")]
     pub payout_threshold_usd: Option<Value>,
+    /// What Telegram's Login Widget handed back (`id`, `first_name`, `username`, ..., `auth_date`,
+    /// `hash`), unchanged. Required: it proves who registers, and Telegram must say that user owns
+    /// the channel.
+    #[serde(default)]
+    #[schema(value_type = Object, example = json!({"id": 42, "first_name": "Ann", "username": "ann", "auth_date": 1700000000, "hash": "bf62..."}))]
+    pub telegram_auth: Option<Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -175,9 +182,12 @@ fn store_error(e: ClientStoreError) -> ApiError {
     responses(
         (status = 201, description = "Registered; the client key is shown this once", body = Registered),
         (status = 400, description = "Not JSON", body = super::ErrorBody),
+        (status = 401, description = "`telegram_auth` missing, forged or stale; nothing stored", body = super::ErrorBody),
+        (status = 403, description = "Telegram says this user does not own the channel; nothing stored", body = super::ErrorBody),
         (status = 409, description = "The client exists", body = super::ErrorBody),
         (status = 422, description = "A field is invalid", body = super::ErrorBody),
-        (status = 429, description = "Too many registrations from this address", body = super::ErrorBody)))]
+        (status = 429, description = "Too many registrations from this address", body = super::ErrorBody),
+        (status = 503, description = "Telegram cannot be asked now, or registration is off; nothing stored", body = super::ErrorBody)))]
 pub async fn register(
     State(state): State<ApiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -187,12 +197,16 @@ pub async fn register(
         return Err(ApiError::too_many_requests("too many registrations from this address; try again in a minute"));
     }
     let form: Registration = read_json(&body)?;
-    let registered = register_client(&state, form).await?;
+    let owner = channel_proof::verified_user(&state, form.telegram_auth.as_ref())?;
+    let registered = register_client(&state, form, &owner).await?;
     Ok((StatusCode::CREATED, Json(registered)))
 }
 
-/// Registration, shared by the API and the `/register` page.
-pub async fn register_client(state: &ApiState, form: Registration) -> Result<Registered, ApiError> {
+/// Registration, shared by the API and the `/register` page, for a user whose Telegram login was
+/// verified: the fields are checked (422), then Telegram is asked whether the user owns the
+/// channel (403), and only then is anything stored (409 if the channel is taken). Checking
+/// ownership before the conflict keeps strangers from learning which channels are registered.
+pub async fn register_client(state: &ApiState, form: Registration, owner: &TelegramUser) -> Result<Registered, ApiError> {
     let input = ClientInput {
         client_id: form.client_id,
         wallet_address: Some(form.wallet_address),
@@ -202,9 +216,10 @@ pub async fn register_client(state: &ApiState, form: Registration) -> Result<Reg
         payout_threshold_usd: decimal_text("payout_threshold_usd", form.payout_threshold_usd)?,
     };
     let settings = validated(state, &input, None).await?;
+    channel_proof::require_owner(state, owner, &settings.client_id).await?;
     let client_key = auth::new_client_key();
-    let client = clients::insert_with_key(&state.pool, &settings, Some(&auth::key_hash(&client_key))).await.map_err(store_error)?;
-    tracing::info!(client_id = %client.client_id, strategy = %client.payout_strategy, "client registered");
+    let client = clients::insert_owned(&state.pool, &settings, &auth::key_hash(&client_key), owner.id).await.map_err(store_error)?;
+    tracing::info!(client_id = %client.client_id, strategy = %client.payout_strategy, owner_telegram_id = owner.id, "client registered");
     let status_url = format!("/clients/{}?key={client_key}", client.client_id);
     Ok(Registered { client_id: client.client_id, client_key, status_url })
 }

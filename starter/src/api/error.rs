@@ -1,5 +1,5 @@
 //! Every API error is JSON `{"error": ..., "field": ...}` with the status that says who must act:
-//! 400 unreadable request, 401 no credentials, 403 wrong credentials, 404 unknown thing (or the
+//! 400 unreadable request, 401 no (or forged) credentials, 403 credentials that do not allow it, 404 unknown thing (or the
 //! admin surface off), 409 conflicts with what exists, 422 a field that fails validation.
 
 use crate::cli::clients::ClientInputError;
@@ -48,6 +48,21 @@ impl ApiError {
 
     pub fn forbidden(error: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, error, None)
+    }
+
+    /// Credentials in a request field that are missing, forged or stale.
+    pub fn unauthorized_in(field: &str, error: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, error, Some(field))
+    }
+
+    /// Credentials in a request field that are valid but do not allow this.
+    pub fn forbidden_in(field: &str, error: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, error, Some(field))
+    }
+
+    /// Something the request needs is down or switched off; nothing was changed.
+    pub fn unavailable(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, error, None)
     }
 
     pub fn not_found(error: impl Into<String>) -> Self {

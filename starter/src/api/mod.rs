@@ -5,6 +5,7 @@
 //! the CLI's own code path.
 
 mod auth;
+pub mod channel_proof;
 pub mod clients;
 mod error;
 mod extract;
@@ -18,7 +19,7 @@ pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiPath, ApiQuery};
 
 use crate::{pages::AdminSessions, temporal_gateway::TemporalGateway};
-use activities::config::Secret;
+use activities::{config::Secret, telegram::TelegramConfig};
 use axum::{
     routing::{get, patch, post},
     Router,
@@ -45,10 +46,18 @@ pub struct ApiState {
     /// `TEMPORAL_UI_URL`, for links into the Temporal UI, and the namespace they point into.
     pub temporal_ui_url: String,
     pub temporal_namespace: String,
+    /// The platform's bot: who registers a channel proves through it that they own it.
+    pub telegram: Arc<TelegramConfig>,
 }
 
 impl ApiState {
-    pub fn new(pool: PgPool, temporal: Arc<TemporalGateway>, admin_token: Option<Secret>, temporal_ui_url: &str) -> Self {
+    pub fn new(
+        pool: PgPool,
+        temporal: Arc<TemporalGateway>,
+        admin_token: Option<Secret>,
+        temporal_ui_url: &str,
+        telegram: TelegramConfig,
+    ) -> Self {
         let registrations = Arc::new(RateLimiter::new(REGISTRATIONS_PER_MINUTE, Duration::from_secs(60)));
         let temporal_namespace = temporal.namespace().to_owned();
         Self {
@@ -60,6 +69,7 @@ impl ApiState {
             admin_sessions: Arc::default(),
             temporal_ui_url: temporal_ui_url.trim_end_matches('/').to_owned(),
             temporal_namespace,
+            telegram: Arc::new(telegram),
         }
     }
 

@@ -41,7 +41,10 @@ pub fn describe(p: &PaymentView) -> String {
 pub fn describe_unroutable(kept: &UnroutableIpn) -> String {
     let state = match kept.routed_at {
         Some(at) => format!("routed at {at}"),
-        None => format!("waiting: add client {}, then `starter payment route {}`", kept.client_id, kept.payment_id),
+        None => format!(
+            "waiting: once the owner of {} registers it through Telegram, `starter payment route {} --operator <you>`",
+            kept.client_id, kept.payment_id
+        ),
     };
     format!(
         "payment {id} (unroutable)\n  client:       {client} (did not exist when the IPN came)\n  \

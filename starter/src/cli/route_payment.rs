@@ -1,6 +1,11 @@
 //! `starter payment route <payment_id>`: an IPN kept as unroutable (its client did not exist) is
 //! processed once the client exists: stored in `payments` and its workflow started, exactly as
 //! the webhook would have. Routing twice changes nothing.
+//!
+//! An IPN names its channel in a field the subscriber's side fills in, and channel ids are public:
+//! whoever registers a channel first would receive every payment kept for it. So a kept IPN goes
+//! only to a client whose owner proved through Telegram that the channel is theirs, and only when
+//! an operator routes it; who did is recorded on the row.
 
 use crate::{
     ipn::{self, IpnError},
@@ -8,6 +13,7 @@ use crate::{
     workflow_launcher::start_and_record,
 };
 use activities::db::{
+    clients::{self, ClientStoreError},
     payments::{self, StoreIpnError, StoredIpn},
     unroutable_ipns,
 };
@@ -20,6 +26,13 @@ pub enum RouteError {
     NotUnroutable(i64),
     #[error("client '{client_id}' of payment {payment_id} still does not exist; add it first (`starter client add`)")]
     ClientStillUnknown { payment_id: i64, client_id: String },
+    #[error(
+        "client '{client_id}' of payment {payment_id} was added without Telegram proof of owning the channel; \
+         an IPN kept as unroutable goes only to a channel whose owner registered through Telegram"
+    )]
+    OwnerNotProven { payment_id: i64, client_id: String },
+    #[error("say who routes the payment (--operator)")]
+    NoOperator,
     #[error("the kept IPN of payment {payment_id} cannot be read: {source}")]
     Unreadable { payment_id: i64, source: IpnError },
     #[error("payment {0} is marked routed but is not in payments")]
@@ -47,7 +60,11 @@ pub struct Routed {
     pub workflow: WorkflowStart,
 }
 
-pub async fn route(pool: &PgPool, gateway: &TemporalGateway, payment_id: i64) -> Result<Routed, RouteError> {
+pub async fn route(pool: &PgPool, gateway: &TemporalGateway, payment_id: i64, operator: &str) -> Result<Routed, RouteError> {
+    let operator = operator.trim();
+    if operator.is_empty() || operator.len() > 200 {
+        return Err(RouteError::NoOperator);
+    }
     let mut tx = pool.begin().await?;
     let kept = unroutable_ipns::lock(&mut tx, payment_id).await?.ok_or(RouteError::NotUnroutable(payment_id))?;
     let already_routed = kept.routed_at.is_some();
@@ -56,6 +73,13 @@ pub async fn route(pool: &PgPool, gateway: &TemporalGateway, payment_id: i64) ->
         let payment = payments::find(pool, payment_id).await?.ok_or(RouteError::RoutedButMissing(payment_id))?;
         StoredIpn { is_new: false, payment_status: payment.payment_status, workflow_started: payment.workflow_started_at.is_some() }
     } else {
+        match clients::find(pool, &kept.client_id).await.map_err(client_error)? {
+            None => return Err(RouteError::ClientStillUnknown { payment_id, client_id: kept.client_id }),
+            Some(_) if clients::owner_telegram_id(pool, &kept.client_id).await.map_err(client_error)?.is_none() => {
+                return Err(RouteError::OwnerNotProven { payment_id, client_id: kept.client_id })
+            }
+            Some(_) => {}
+        }
         let unreadable = |source| RouteError::Unreadable { payment_id, source };
         let body = ipn::parse_json(kept.raw_ipn.as_bytes()).map_err(unreadable)?;
         let incoming = ipn::parse_ipn(&body, &kept.raw_ipn).map_err(unreadable)?;
@@ -63,9 +87,9 @@ pub async fn route(pool: &PgPool, gateway: &TemporalGateway, payment_id: i64) ->
             StoreIpnError::UnknownClient(client_id) => RouteError::ClientStillUnknown { payment_id, client_id },
             StoreIpnError::Database(e) => RouteError::Database(e),
         })?;
-        unroutable_ipns::mark_routed(&mut tx, payment_id).await?;
+        unroutable_ipns::mark_routed(&mut tx, payment_id, operator).await?;
         tx.commit().await?;
-        info!(payment_id, client_id = %kept.client_id, status = %stored.payment_status, "unroutable IPN routed");
+        info!(payment_id, client_id = %kept.client_id, status = %stored.payment_status, routed_by = operator, "unroutable IPN routed");
         stored
     };
 
@@ -81,4 +105,11 @@ pub async fn route(pool: &PgPool, gateway: &TemporalGateway, payment_id: i64) ->
         }
     };
     Ok(Routed { payment_status: stored.payment_status, already_routed, workflow })
+}
+
+fn client_error(e: ClientStoreError) -> RouteError {
+    match e {
+        ClientStoreError::Database(e) => RouteError::Database(e),
+        other => RouteError::Database(sqlx::Error::Protocol(other.to_string())),
+    }
 }

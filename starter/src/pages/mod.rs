@@ -5,18 +5,21 @@
 mod admin;
 mod admin_session;
 mod status_text;
+mod telegram_login;
 
 pub use admin_session::AdminSessions;
 
 pub use status_text::{progress_bar, status_text};
+use telegram_login::{LoggedIn, TelegramLogin};
 
 use crate::api::{
+    channel_proof,
     clients::{change_client, client_status_of, register_client, ClientChange, ClientStatus, Registration},
     ApiError, ApiState,
 };
 use askama::Template;
 use axum::{
-    extract::{ConnectInfo, Form, Path, Query, State},
+    extract::{ConnectInfo, Form, Path, Query, RawForm, RawQuery, State},
     http::{header, HeaderMap, StatusCode},
     response::{Html, IntoResponse, Response},
     routing::get,
@@ -84,6 +87,9 @@ struct RegisterPage {
     form: ClientForm,
     error: Option<FieldError>,
     form_error: Option<String>,
+    /// The Telegram user the form is bound to; `None`: the page offers to log in first.
+    login: Option<LoggedIn>,
+    telegram_login: TelegramLogin,
 }
 
 #[derive(Template)]
@@ -175,17 +181,51 @@ fn non_empty(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
-async fn register_form() -> Response {
+/// Without login data, "Log in with Telegram"; with the widget's (or the sandbox's) signed data
+/// in the query, the form bound to that user.
+async fn register_form(State(state): State<ApiState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
     let form = ClientForm { payout_strategy: "threshold".into(), payout_threshold_usd: "100".into(), ..Default::default() };
-    render(StatusCode::OK, RegisterPage { form, error: None, form_error: None })
+    let page = |status, login, form_error| {
+        render_register(
+            status,
+            RegisterPage { form: form.clone(), error: None, form_error, login, telegram_login: telegram_login::choice(&state, &headers) },
+        )
+    };
+    match telegram_login::login_data(&pairs).map(|data| telegram_login::verify(&state, &data)) {
+        None => page(StatusCode::OK, None, None),
+        Some(Ok((login, _))) => page(StatusCode::OK, Some(login), None),
+        Some(Err(e)) => page(e.status, None, Some(e.body.error)),
+    }
 }
 
 /// 422 with the error next to its field and what was typed kept; on success the private status
-/// link, this once.
-async fn register(State(state): State<ApiState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Form(form): Form<ClientForm>) -> Response {
+/// link, this once. The login data rides in hidden fields and is verified again here.
+async fn register(
+    State(state): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Response {
     if !state.allow_registration(peer.ip(), Instant::now()) {
         return error_page(ApiError::too_many_requests("too many registrations from this address; try again in a minute"));
     }
+    let (Ok(form), Ok(pairs)) =
+        (serde_urlencoded::from_bytes::<ClientForm>(&body), serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body))
+    else {
+        return error_page(ApiError::bad_request("the form could not be read"));
+    };
+    let page = |status, form: ClientForm, error: Option<FieldError>, login| {
+        let form_error = form_error(&error, FORM_FIELDS);
+        render_register(status, RegisterPage { form, error, form_error, login, telegram_login: telegram_login::choice(&state, &headers) })
+    };
+    let verified = telegram_login::login_data(&pairs)
+        .ok_or_else(|| ApiError::unauthorized_in(channel_proof::FIELD, "log in with Telegram first"))
+        .and_then(|data| telegram_login::verify(&state, &data));
+    let (login, user) = match verified {
+        Ok(verified) => verified,
+        Err(e) => return page(e.status, form, Some(FieldError::from(e)), None),
+    };
     let registration = Registration {
         client_id: form.client_id.clone(),
         wallet_address: form.wallet_address.clone(),
@@ -193,17 +233,28 @@ async fn register(State(state): State<ApiState>, ConnectInfo(peer): ConnectInfo<
         payout_network: non_empty(&form.payout_network),
         payout_strategy: form.payout_strategy.clone(),
         payout_threshold_usd: if form.payout_strategy == "instant" { None } else { threshold_value(&form.payout_threshold_usd) },
+        telegram_auth: None,
     };
-    match register_client(&state, registration).await {
+    match register_client(&state, registration, &user).await {
         Ok(done) => render(StatusCode::CREATED, RegisteredPage { client_id: done.client_id, status_url: done.status_url }),
         Err(e) if e.status.is_server_error() => error_page(e),
         Err(e) => {
             let status = e.status;
-            let error = Some(FieldError::from(e));
-            let form_error = form_error(&error, FORM_FIELDS);
-            render(status, RegisterPage { form, error, form_error })
+            page(status, form, Some(FieldError::from(e)), Some(login))
         }
     }
+}
+
+/// The register page, with the widget's origins allowed when it shows the widget.
+fn render_register(status: StatusCode, page: RegisterPage) -> Response {
+    let widget = matches!(page.telegram_login, TelegramLogin::Widget { .. }) && page.login.is_none();
+    let mut response = render(status, page);
+    if widget {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(telegram_login::WIDGET_CONTENT_SECURITY_POLICY));
+    }
+    response
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -39,6 +39,8 @@ pub struct AppState {
     pub admin_token: Option<Secret>,
     /// `TEMPORAL_UI_URL`: the admin console links every workflow it names there.
     pub temporal_ui_url: String,
+    /// `TELEGRAM_*`: registration proves channel ownership through the platform's bot.
+    pub telegram: activities::telegram::TelegramConfig,
 }
 
 #[derive(Clone)]
@@ -132,7 +134,7 @@ pub async fn spawn(addr: SocketAddr, state: AppState, redrive_every: Duration) -
     let addr = listener.local_addr()?;
     let redriver = tokio::spawn(redriver::run(state.pool.clone(), state.temporal.clone(), redrive_every));
     let launcher = WorkflowLauncher::spawn(state.pool.clone(), state.temporal.clone(), PARALLEL_STARTS);
-    let api = ApiState::new(state.pool.clone(), state.temporal.clone(), state.admin_token, &state.temporal_ui_url);
+    let api = ApiState::new(state.pool.clone(), state.temporal.clone(), state.admin_token, &state.temporal_ui_url, state.telegram);
     let handler_state = HandlerState { pool: state.pool, ipn_secret: state.ipn_secret, launcher, metrics: HttpMetrics::default() };
     let app = router(handler_state, api);
     let redriver_handle = redriver.abort_handle();

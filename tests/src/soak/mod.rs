@@ -119,6 +119,39 @@ pub struct Stack {
     pub pool: sqlx::PgPool,
 }
 
+/// Each client registers as a channel owner would: its owner logs in with Telegram (the
+/// sandbox's), and `POST /api/v1/clients` carries the signed login. Owners register from
+/// addresses of their own (127.0.1.x), as owners do, so the per-address limit holds.
+async fn register_clients(stack: &Stack, clients: &[traffic::SoakClient]) -> anyhow::Result<()> {
+    let sandbox = stack.chain.changenow_url();
+    for (i, client) in clients.iter().enumerate() {
+        let owner = 500_000_000 + i as u64;
+        crate::telegram::channel_at(&sandbox, &client.client_id, &[(owner, "creator")]).await;
+        let login = crate::telegram::login_at(&sandbox, owner, 0).await;
+        let settings = traffic::client_settings(client);
+        let mut body = serde_json::json!({
+            "client_id": settings.client_id, "wallet_address": settings.wallet_address, "payout_currency": settings.payout_currency,
+            "payout_network": settings.payout_network, "payout_strategy": settings.payout_strategy.as_str(),
+            "payout_threshold_usd": settings.payout_threshold_usd.to_string(), "telegram_auth": login,
+        });
+        if settings.payout_strategy == workflows::domain::PayoutStrategy::Instant {
+            body["payout_threshold_usd"] = serde_json::Value::Null;
+        }
+        let from = std::net::IpAddr::from([127, 0, 1, ((i / 5) % 250) as u8 + 1]);
+        let http = reqwest::Client::builder().local_address(from).build()?;
+        let response = http.post(format!("{}/clients", stack.api_url)).json(&body).send().await.context("register a client")?;
+        let status = response.status();
+        anyhow::ensure!(
+            status == reqwest::StatusCode::CREATED,
+            "registering {} answered {status}: {}",
+            client.client_id,
+            response.text().await?
+        );
+    }
+    println!("soak: {} clients registered with Telegram proof", clients.len());
+    Ok(())
+}
+
 pub async fn run(options: SoakOptions) -> anyhow::Result<SoakReport> {
     let started = Instant::now();
     let rng = Rng::new(options.seed);
@@ -140,9 +173,6 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<SoakReport> {
     db::MIGRATOR.run(&pool).await.context("migrations")?;
     // Smaller conversions, more of them: more exchanges for the faults to hit.
     payout_starter::cli::threshold::set(&pool, rust_decimal::Decimal::from(10)).await.context("micro-batch threshold")?;
-    for client in &clients {
-        db::clients::insert(&pool, &traffic::client_settings(client)).await.context("add client")?;
-    }
 
     // Temporal of its own, on a file.
     let mut temporal = OwnTemporal::new(&dir, free_port(), free_port(), free_port());
@@ -183,6 +213,8 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<SoakReport> {
             ("ETH_CONFIRMATIONS".into(), "1".into()),
             ("TRANSFER_STUCK_AFTER_SECS".into(), options.transfer_stuck_after_secs.to_string()),
             ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+            ("TELEGRAM_API_URL".into(), changenow_url.clone()),
+            ("TELEGRAM_BOT_TOKEN".into(), changenow_simulator::config::LOCAL_TELEGRAM_BOT_TOKEN.into()),
             ("RUST_LOG".into(), "warn".into()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
@@ -218,6 +250,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<SoakReport> {
         })
     };
     wait_for_webhook(&stack).await?;
+    register_clients(&stack, &clients).await?;
     println!("soak: parts up after {:.1}s; traffic for {:?}", started.elapsed().as_secs_f64(), options.traffic);
 
     // Traffic, faults, the exchange faults and the operator's retries, side by side.
